@@ -1,0 +1,118 @@
+//! switchyard-config owns the config file: reading it, checking every rule of
+//! SPEC §2, and reporting each problem as `FILE:LINE:COL: message`.
+//!
+//! It walks toml's spanned document tree itself instead of using serde's
+//! `deny_unknown_fields`, because serde stops at the first problem and users need
+//! all of them at once (like `nginx -t`). It must not depend on any other switchyard
+//! crate; everything else depends on it.
+
+mod error;
+mod model;
+mod reader;
+mod sections;
+mod service;
+mod weight;
+
+pub use error::{ConfigError, Problem};
+pub use model::*;
+pub use reader::parse_duration;
+pub use weight::{Weight, from_f64 as weight_from_f64};
+
+use error::{Problems, locate};
+use reader::Table;
+use std::collections::HashMap;
+use std::path::Path;
+use toml::de::DeTable;
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config text; `path` names it in messages and anchors relative paths.
+pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let doc = DeTable::parse(src).map_err(|e| ConfigError::Syntax {
+        file: file.clone(),
+        problem: locate(
+            src,
+            e.span().map_or(0, |s| s.start),
+            e.message().trim().to_owned(),
+        ),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut p = Problems::new(src);
+    let mut root = Table::new("the top level", 0, doc.get_ref());
+    let runtime = sections::runtime(root.take("runtime"), &mut p);
+    let listener = sections::listener(root.take("listener"), &mut p, base);
+    let admin = sections::admin(root.take("admin"), &mut p, base);
+    let state = sections::state(root.take("state"), &mut p, base);
+    let cluster = sections::cluster(root.take("cluster"), &mut p);
+    let mut services = Vec::new();
+    let mut spans = Vec::new();
+    match root.take("service") {
+        None => p.at(0, "no [[service]] defined"),
+        Some(f) => {
+            for item in f.array(&mut p).unwrap_or_default() {
+                if let Some(t) = item.table(&mut p, "[[service]]") {
+                    let (s, sp) = service::service(t, &mut p);
+                    services.push(s);
+                    spans.push(sp);
+                }
+            }
+        }
+    }
+    root.finish(&mut p);
+    across_services(&services, &spans, &mut p);
+    if !p.is_empty() {
+        return Err(ConfigError::Invalid {
+            file,
+            problems: p.into_problems(),
+        });
+    }
+    Ok(Config {
+        source: path.to_owned(),
+        runtime,
+        listener,
+        admin,
+        state,
+        services,
+        cluster,
+    })
+}
+
+/// Names, catch-alls and hosts must each belong to one service.
+fn across_services(services: &[Service], spans: &[service::Spans], p: &mut Problems) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut hosts: HashMap<&str, &str> = HashMap::new();
+    let mut catch_all: Option<&str> = None;
+    for (s, sp) in services.iter().zip(spans) {
+        if names.insert(&s.name, sp.name_at).is_some() {
+            p.at(sp.name_at, format!("duplicate service name \"{}\"", s.name));
+        }
+        if s.is_catch_all() {
+            match catch_all {
+                Some(first) => p.at(
+                    sp.hosts_at.first().copied().unwrap_or(sp.name_at),
+                    format!("service \"{}\" is a second catch-all (\"{first}\" already matches every host)", s.name),
+                ),
+                None => catch_all = Some(&s.name),
+            }
+        }
+        for (h, at) in s.hosts.iter().zip(&sp.hosts_at) {
+            if let Some(owner) = hosts.insert(h, &s.name).filter(|o| *o != s.name) {
+                p.at(
+                    *at,
+                    format!("host \"{h}\" is already claimed by service \"{owner}\""),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! A walker over the spanned TOML tree: typed getters that record a located problem
+//! instead of failing, so one pass finds every problem in the file.
+
+use crate::error::Problems;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A table whose keys are taken one by one; what is left over is unknown.
+pub(crate) struct Table<'t, 'i> {
+    name: String,
+    start: usize,
+    entries: Vec<(Field<'t, 'i>, bool)>,
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    /// `name` is how messages refer to the table, e.g. `[listener]`.
+    pub(crate) fn new(name: impl Into<String>, start: usize, table: &'t DeTable<'i>) -> Self {
+        let entries = table
+            .iter()
+            .map(|(k, v)| {
+                (
+                    Field {
+                        key: k.get_ref(),
+                        key_at: k.span().start,
+                        value: v,
+                    },
+                    false,
+                )
+            })
+            .collect();
+        Self {
+            name: name.into(),
+            start,
+            entries,
+        }
+    }
+
+    /// Byte offset of the table itself, for "missing key" problems.
+    pub(crate) fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Takes a key; `None` when absent.
+    pub(crate) fn take(&mut self, key: &str) -> Option<Field<'t, 'i>> {
+        let (field, taken) = self.entries.iter_mut().find(|(f, _)| f.key == key)?;
+        *taken = true;
+        Some(*field)
+    }
+
+    /// Takes a key that must be there.
+    pub(crate) fn require(&mut self, key: &str, p: &mut Problems) -> Option<Field<'t, 'i>> {
+        let field = self.take(key);
+        if field.is_none() {
+            p.at(self.start, format!("missing key `{key}` in {}", self.name));
+        }
+        field
+    }
+
+    /// Every entry, in file order (for tables whose keys are names, like pools).
+    pub(crate) fn take_all(&mut self) -> Vec<Field<'t, 'i>> {
+        self.entries
+            .iter_mut()
+            .map(|(f, taken)| {
+                *taken = true;
+                *f
+            })
+            .collect()
+    }
+
+    /// Reports every key nobody took.
+    pub(crate) fn finish(self, p: &mut Problems) {
+        for (field, taken) in self.entries {
+            if !taken {
+                p.at(
+                    field.key_at,
+                    format!("unknown key `{}` in {}", field.key, self.name),
+                );
+            }
+        }
+    }
+}
+
+/// One key and its value.
+#[derive(Clone, Copy)]
+pub(crate) struct Field<'t, 'i> {
+    pub(crate) key: &'t str,
+    pub(crate) key_at: usize,
+    value: &'t Value<'i>,
+}
+
+impl<'t, 'i> Field<'t, 'i> {
+    /// Byte offset of the value.
+    pub(crate) fn at(&self) -> usize {
+        self.value.span().start
+    }
+
+    fn wrong_type(&self, p: &mut Problems, want: &str) {
+        let found = self.value.get_ref().type_str();
+        p.at(
+            self.at(),
+            format!("`{}` must be {want}, found {found}", self.key),
+        );
+    }
+
+    /// The raw value, for callers that accept several types.
+    pub(crate) fn value(&self) -> &'t DeValue<'i> {
+        self.value.get_ref()
+    }
+
+    pub(crate) fn str(&self, p: &mut Problems) -> Option<&'t str> {
+        let s = self.value.get_ref().as_str();
+        if s.is_none() {
+            self.wrong_type(p, "a string");
+        }
+        s
+    }
+
+    pub(crate) fn int(&self, p: &mut Problems) -> Option<i64> {
+        let Some(i) = self.value.get_ref().as_integer() else {
+            self.wrong_type(p, "an integer");
+            return None;
+        };
+        let digits = i.as_str().replace('_', "");
+        match i64::from_str_radix(&digits, i.radix()) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                p.at(self.at(), format!("`{}` is out of range", self.key));
+                None
+            }
+        }
+    }
+
+    /// An integer of at least `min`.
+    pub(crate) fn count(&self, p: &mut Problems, min: i64) -> Option<u32> {
+        let v = self.int(p)?;
+        match u32::try_from(v) {
+            Ok(n) if v >= min => Some(n),
+            _ => {
+                p.at(
+                    self.at(),
+                    format!("`{}` must be at least {min}, found {v}", self.key),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn array(&self, p: &mut Problems) -> Option<Vec<Field<'t, 'i>>> {
+        let Some(items) = self.value.get_ref().as_array() else {
+            self.wrong_type(p, "an array");
+            return None;
+        };
+        Some(
+            items
+                .iter()
+                .map(|v| Field {
+                    key: self.key,
+                    key_at: self.key_at,
+                    value: v,
+                })
+                .collect(),
+        )
+    }
+
+    /// A table, named `name` in messages.
+    pub(crate) fn table(&self, p: &mut Problems, name: impl Into<String>) -> Option<Table<'t, 'i>> {
+        let Some(t) = self.value.get_ref().as_table() else {
+            self.wrong_type(p, "a table");
+            return None;
+        };
+        Some(Table::new(name, self.at(), t))
+    }
+
+    pub(crate) fn strings(&self, p: &mut Problems) -> Option<Vec<(&'t str, usize)>> {
+        let items = self.array(p)?;
+        let out: Vec<_> = items
+            .iter()
+            .filter_map(|f| f.str(p).map(|s| (s, f.at())))
+            .collect();
+        (out.len() == items.len()).then_some(out)
+    }
+
+    pub(crate) fn duration(&self, p: &mut Problems) -> Option<Duration> {
+        let s = self.str(p)?;
+        match parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.at(self.at(), format!("`{}`: {e}", self.key));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn socket_addr(&self, p: &mut Problems) -> Option<SocketAddr> {
+        let s = self.str(p)?;
+        match s.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                p.at(
+                    self.at(),
+                    format!("`{}`: invalid address \"{s}\" (expected IP:PORT)", self.key),
+                );
+                None
+            }
+        }
+    }
+
+    /// A path resolved against the config's folder, checked to be a readable file.
+    pub(crate) fn readable_file(&self, p: &mut Problems, base: &Path) -> Option<PathBuf> {
+        let path = self.path(p, base)?;
+        if let Err(e) = std::fs::read(&path) {
+            p.at(
+                self.at(),
+                format!("`{}`: cannot read {}: {e}", self.key, path.display()),
+            );
+        }
+        Some(path)
+    }
+
+    /// A path resolved against the config's folder.
+    pub(crate) fn path(&self, p: &mut Problems, base: &Path) -> Option<PathBuf> {
+        let s = self.str(p)?;
+        if s.is_empty() {
+            p.at(self.at(), format!("`{}` must not be empty", self.key));
+            return None;
+        }
+        Some(base.join(s))
+    }
+}
+
+/// Parses `"250ms"`, `"2s"`, `"1m"`, `"30d"` (humantime's grammar).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration \"{s}\" ({e}; e.g. \"250ms\", \"2s\", \"1m\")"))
+}
