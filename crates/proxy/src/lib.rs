@@ -1,1 +1,24 @@
-//! placeholder
+//! switchyard-proxy owns the data plane: the routing snapshot (`RoutingTable` in one
+//! `ArcSwap`, read by `Router`, written only through `RoutesPublisher`), the
+//! routing decision, and forwarding requests to backends with hyper.
+//!
+//! It depends on switchyard-config only; never on control, admin, notify or toml.
+
+mod backend;
+mod body;
+mod client;
+mod error;
+mod forward;
+mod headers;
+mod pick;
+mod routes;
+mod server;
+mod table;
+
+pub use backend::{Backend, Inflight, PoolStats};
+pub use body::{RequestBody, ResponseBody};
+pub use error::ProxyError;
+pub use forward::{Proxy, Route};
+pub use routes::{Router, RoutesPublisher, channel};
+pub use server::{ServerOptions, serve};
+pub use table::{PoolRoute, RoutingTable, ServiceRoute};

@@ -1,0 +1,30 @@
+//! The upstream client: hyper-util's pooled client, one per pool (see `table`).
+
+use crate::body::RequestBody;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use switchyard_config::{Protocol, Timeouts};
+
+/// A pooled keep-alive client to a pool's backends.
+pub type UpstreamClient = Client<HttpConnector, RequestBody>;
+
+/// Builds a client with the service's connect and idle timeouts.
+pub(crate) fn new_client(timeouts: &Timeouts, protocol: Protocol) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(timeouts.connect));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(timeouts.pool_idle)
+        // We retry connect failures ourselves, on another backend.
+        .retry_canceled_requests(true)
+        .set_host(false);
+    if protocol == Protocol::H2c {
+        builder.http2_only(true);
+    }
+    builder.build(connector)
+}

@@ -1,0 +1,160 @@
+//! The allocation-free pieces of the routing decision: host normalisation, a fast
+//! hasher for the host map, a thread-local random source, and power-of-two choices.
+
+use crate::backend::Backend;
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+/// Longest host name we look up (DNS allows 253).
+const MAX_HOST: usize = 255;
+
+/// Calls `f` with `host` lower-cased and without its port, using a stack buffer.
+pub(crate) fn with_host_key<R>(host: &str, f: impl FnOnce(&str) -> Option<R>) -> Option<R> {
+    let host = strip_port(host);
+    if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return f(host);
+    }
+    if host.len() > MAX_HOST {
+        return None;
+    }
+    let mut buf = [0u8; MAX_HOST];
+    let lower = &mut buf[..host.len()];
+    lower.copy_from_slice(host.as_bytes());
+    lower.make_ascii_lowercase();
+    // Lower-casing ASCII bytes keeps UTF-8 valid.
+    std::str::from_utf8(lower).ok().and_then(f)
+}
+
+fn strip_port(host: &str) -> &str {
+    let host = host.trim_end_matches('.');
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => host[..i].trim_end_matches('.'),
+        _ => host,
+    }
+}
+
+/// FxHash: a few instructions per word. The map is never written from the network,
+/// so a keyed hash buys nothing there.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FxBuild;
+
+pub(crate) struct Fx(u64);
+
+impl BuildHasher for FxBuild {
+    type Hasher = Fx;
+    fn build_hasher(&self) -> Fx {
+        Fx(0)
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    // RandomState is seeded per thread from the OS; one hash of nothing gives 64 random bits.
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        | 1
+}
+
+/// A uniform draw in `0..n` (xorshift64*, multiply-shift reduction).
+pub(crate) fn below(n: u32) -> u32 {
+    RNG.with(|s| {
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32;
+        // r < 2^32, so r * n >> 32 < n fits u32.
+        ((r * u64::from(n)) >> 32) as u32
+    })
+}
+
+/// Power of two choices over healthy backends, skipping `not` (the one that just failed).
+pub(crate) fn backend<'a>(
+    backends: &'a [Arc<Backend>],
+    not: Option<&Arc<Backend>>,
+) -> Option<&'a Arc<Backend>> {
+    let usable = |b: &&Arc<Backend>| b.is_healthy() && not.is_none_or(|n| !Arc::ptr_eq(n, b));
+    let n = backends.len();
+    if n == 0 {
+        return None;
+    }
+    if n == 1 {
+        return backends.first().filter(usable);
+    }
+    // usize fits u32 for any real pool.
+    let len = u32::try_from(n).unwrap_or(u32::MAX);
+    let a = below(len) as usize;
+    let b = (a + 1 + below(len - 1) as usize) % n;
+    match (
+        backends.get(a).filter(usable),
+        backends.get(b).filter(usable),
+    ) {
+        (Some(x), Some(y)) => Some(if y.inflight() < x.inflight() { y } else { x }),
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        // Both draws unusable: take the first usable one, if any.
+        (None, None) => backends.iter().find(usable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_lose_case_port_and_trailing_dot() {
+        let key = |h: &str| with_host_key(h, |k| Some(k.to_owned())).unwrap();
+        assert_eq!(key("Shop.Example.COM:8080"), "shop.example.com");
+        assert_eq!(key("shop.example.com."), "shop.example.com");
+        assert_eq!(key("[::1]:80"), "[::1]");
+        assert_eq!(key("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let mut seen = [false; 10];
+        for _ in 0..10_000 {
+            let v = below(10) as usize;
+            seen[v] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn backend_skips_unhealthy_and_excluded() {
+        let bs: Vec<_> = ["a:1", "b:1", "c:1"]
+            .iter()
+            .map(|a| Arc::new(Backend::new(a)))
+            .collect();
+        bs[0].set_healthy(false);
+        for _ in 0..200 {
+            let b = backend(&bs, Some(&bs[1])).unwrap();
+            assert_eq!(b.address(), "c:1");
+        }
+        bs[2].set_healthy(false);
+        assert!(backend(&bs, Some(&bs[1])).is_none());
+    }
+}

@@ -1,0 +1,199 @@
+//! The routing snapshot: everything a request needs, built in one piece from a
+//! `Config` and swapped in atomically. Backends and pool counters are shared with
+//! the previous table, so in-flight counts and health carry across switches.
+
+use crate::backend::{Backend, PoolStats};
+use crate::client::{UpstreamClient, new_client};
+use crate::pick;
+use http::HeaderName;
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchyard_config::{Config, Protocol, Service, Sticky, Timeouts, Weight};
+
+/// An immutable routing snapshot.
+pub struct RoutingTable {
+    services: Vec<Arc<ServiceRoute>>,
+    by_host: HashMap<Box<str>, usize, pick::FxBuild>,
+    catch_all: Option<usize>,
+    generation: u64,
+}
+
+/// One service as the hot path sees it.
+pub struct ServiceRoute {
+    /// Service name.
+    pub name: Box<str>,
+    /// Pools in config order.
+    pub pools: Box<[PoolRoute]>,
+    /// Cumulative weights in hundredths (`cumulative[i]` = sum of weights 0..=i).
+    cumulative: Box<[u32]>,
+    /// Upstream timeouts.
+    pub timeouts: Timeouts,
+    /// Stickiness, used by the sticky canary.
+    pub sticky: Option<Sticky>,
+    /// Trusted header that names a pool per request.
+    pub override_header: Option<HeaderName>,
+}
+
+/// One pool of a service.
+pub struct PoolRoute {
+    /// Pool name.
+    pub name: Box<str>,
+    /// Its share of traffic.
+    pub weight: Weight,
+    /// Its backends, healthy or not.
+    pub backends: Box<[Arc<Backend>]>,
+    /// Counters that outlive table swaps.
+    pub stats: Arc<PoolStats>,
+    /// The pool's own connection pool; replaced when the pool loses all traffic so
+    /// its idle upstream connections close (draining).
+    pub(crate) client: UpstreamClient,
+    protocol: Protocol,
+}
+
+impl RoutingTable {
+    /// Compiles a config. `previous` lends its backends, counters and connection
+    /// pools so that state survives the swap; `generation` is the config generation.
+    pub fn build(
+        config: &Config,
+        previous: Option<&RoutingTable>,
+        generation: u64,
+    ) -> RoutingTable {
+        let mut by_host = HashMap::with_hasher(pick::FxBuild);
+        let mut catch_all = None;
+        let mut services = Vec::with_capacity(config.services.len());
+        for (i, svc) in config.services.iter().enumerate() {
+            let prev = previous.and_then(|t| t.service(&svc.name));
+            services.push(Arc::new(ServiceRoute::build(svc, prev)));
+            if svc.is_catch_all() {
+                catch_all.get_or_insert(i);
+            }
+            for h in &svc.hosts {
+                by_host.entry(h.as_str().into()).or_insert(i);
+            }
+        }
+        RoutingTable {
+            services,
+            by_host,
+            catch_all,
+            generation,
+        }
+    }
+
+    /// A table that routes nothing (every request gets 404).
+    pub fn empty() -> RoutingTable {
+        RoutingTable {
+            services: Vec::new(),
+            by_host: HashMap::with_hasher(pick::FxBuild),
+            catch_all: None,
+            generation: 0,
+        }
+    }
+
+    /// The service for a `Host` value (case-insensitive, port ignored), else the catch-all.
+    pub fn route(&self, host: &str) -> Option<&Arc<ServiceRoute>> {
+        let idx = pick::with_host_key(host, |key| self.by_host.get(key).copied());
+        idx.or(self.catch_all).map(|i| &self.services[i])
+    }
+
+    /// The service of that name.
+    pub fn service(&self, name: &str) -> Option<&Arc<ServiceRoute>> {
+        self.services.iter().find(|s| &*s.name == name)
+    }
+
+    /// All services, in config order.
+    pub fn services(&self) -> &[Arc<ServiceRoute>] {
+        &self.services
+    }
+
+    /// The config generation this table was built from.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl ServiceRoute {
+    fn build(svc: &Service, prev: Option<&Arc<ServiceRoute>>) -> ServiceRoute {
+        let pools: Box<[PoolRoute]> = svc
+            .pools
+            .iter()
+            .map(|p| {
+                let weight = svc.traffic.weight(&p.name);
+                let old = prev.and_then(|s| s.pool(&p.name));
+                let backends = p
+                    .backends
+                    .iter()
+                    .map(|addr| {
+                        old.and_then(|o| o.backends.iter().find(|b| b.address() == addr.as_str()))
+                            .cloned()
+                            .unwrap_or_else(|| Arc::new(Backend::new(addr)))
+                    })
+                    .collect();
+                // Keep the connection pool while the pool keeps traffic and its settings;
+                // a pool that loses all weight gets a fresh one, dropping idle connections.
+                let reuse = old.filter(|o| {
+                    o.protocol == p.protocol
+                        && prev.is_some_and(|s| s.timeouts == svc.timeouts)
+                        && !(o.weight > Weight::ZERO && weight == Weight::ZERO)
+                });
+                let client = match reuse {
+                    Some(o) => o.client.clone(),
+                    None => new_client(&svc.timeouts, p.protocol),
+                };
+                PoolRoute {
+                    name: p.name.as_str().into(),
+                    weight,
+                    backends,
+                    stats: old.map_or_else(Default::default, |o| o.stats.clone()),
+                    client,
+                    protocol: p.protocol,
+                }
+            })
+            .collect();
+        let mut sum = 0;
+        let cumulative = pools
+            .iter()
+            .map(|p| {
+                sum += p.weight.0;
+                sum
+            })
+            .collect();
+        ServiceRoute {
+            name: svc.name.as_str().into(),
+            pools,
+            cumulative,
+            timeouts: svc.timeouts.clone(),
+            sticky: svc.sticky.clone(),
+            override_header: svc
+                .override_header
+                .as_deref()
+                .and_then(|h| HeaderName::try_from(h).ok()),
+        }
+    }
+
+    /// The pool of that name.
+    pub fn pool(&self, name: &str) -> Option<&PoolRoute> {
+        self.pools.iter().find(|p| &*p.name == name)
+    }
+
+    /// Draws a pool by weight: index of the first pool whose cumulative range holds `point`.
+    pub fn pool_at(&self, point: u32) -> usize {
+        self.cumulative.iter().position(|&c| point < c).unwrap_or(0)
+    }
+
+    /// Draws a pool independently for this request.
+    pub fn draw_pool(&self) -> usize {
+        self.pool_at(pick::below(Weight::FULL.0))
+    }
+}
+
+impl PoolRoute {
+    /// Picks a backend: power of two choices on in-flight count, healthy ones only.
+    pub fn pick(&self, not: Option<&Arc<Backend>>) -> Option<&Arc<Backend>> {
+        pick::backend(&self.backends, not)
+    }
+
+    /// How many of its backends are healthy now.
+    pub fn healthy_count(&self) -> usize {
+        self.backends.iter().filter(|b| b.is_healthy()).count()
+    }
+}
