@@ -1,1 +1,20 @@
-//! placeholder
+//! switchyard-control owns the one write path. Every traffic change — admin switch,
+//! weights, rollback, SIGHUP, file watch, admin reload, and later rollout steps and
+//! replicas' changes — is a `Command` applied by one control thread:
+//! validate → build the new table → persist the state file → publish → reply.
+//! On any error the old table and state stay.
+//!
+//! It depends on config and proxy; never on admin or the binary.
+
+mod command;
+mod controller;
+mod handle;
+mod merge;
+pub mod state;
+mod view;
+
+pub use command::{ChangeMeta, Command, ControlError, ReloadSource, Reply};
+pub use controller::Controller;
+pub use handle::{ControlHandle, spawn};
+pub use state::{Event, Kind, StateError};
+pub use view::{BackendView, PoolView, ReloadOutcome, ServiceView, ServicesView};

@@ -1,0 +1,336 @@
+//! The control task's logic: every change is validated, built into a new table,
+//! persisted, published, then answered — in that order, or not at all.
+
+use crate::command::{ChangeMeta, Command, ControlError, ReloadSource, Reply};
+use crate::merge::{effective, merge};
+use crate::state::{self, Event, Kind, ServiceState, State, StateError};
+use crate::view::{ReloadOutcome, ServiceView, ServicesView};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+use switchyard_config::{Config, Traffic, Weight};
+use switchyard_proxy::{Router, RoutesPublisher, RoutingTable};
+
+/// Owns the traffic state and the snapshot's write side.
+pub struct Controller {
+    config: Config,
+    state: State,
+    publisher: RoutesPublisher,
+    generation: u64,
+    last_reload: Option<ReloadOutcome>,
+}
+
+/// Now, as RFC 3339 (UTC, seconds).
+pub(crate) fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl Controller {
+    /// Loads the state file (or starts fresh with `reset_state`), reconciles it with
+    /// the config, persists the result and publishes the first table.
+    pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StateError> {
+        let saved = if reset_state {
+            State::default()
+        } else {
+            state::load(&config.state.file)?
+        };
+        let state = merge(&config, &saved);
+        state::save(&config.state.file, &state)?;
+        let table = RoutingTable::build(&effective(&config, &state), None, 1);
+        let (publisher, router) = switchyard_proxy::channel(table);
+        Ok((
+            Controller {
+                config,
+                state,
+                publisher,
+                generation: 1,
+                last_reload: None,
+            },
+            router,
+        ))
+    }
+
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: Command) -> Result<Reply, ControlError> {
+        match cmd {
+            Command::Switch {
+                service,
+                pool,
+                meta,
+            } => {
+                let svc = self.service_config(&service)?;
+                if svc.pool(&pool).is_none() {
+                    return Err(unknown_pool(&self.config, &service, &pool));
+                }
+                let target = Traffic::all_to(&pool, svc.pools.iter().map(|p| p.name.as_str()));
+                self.change(&service, Kind::Switch, target, meta)
+            }
+            Command::SetWeights {
+                service,
+                weights,
+                meta,
+            } => {
+                let target = self.weights_target(&service, weights)?;
+                self.change(&service, Kind::Weights, target, meta)
+            }
+            Command::Rollback { service, meta } => self.rollback(&service, meta),
+            Command::Reload { source } => self.reload(source),
+            Command::Services => Ok(Reply::Services(self.services_view())),
+            Command::Service(name) => self.view(&name).map(Reply::Service),
+            Command::History(name) => {
+                self.service_config(&name)?;
+                let st = self.service_state(&name)?;
+                Ok(Reply::History(st.history.iter().rev().cloned().collect()))
+            }
+        }
+    }
+
+    fn service_config(&self, name: &str) -> Result<&switchyard_config::Service, ControlError> {
+        self.config
+            .service(name)
+            .ok_or_else(|| ControlError::UnknownService(name.into()))
+    }
+
+    fn service_state(&self, name: &str) -> Result<&ServiceState, ControlError> {
+        self.state
+            .services
+            .get(name)
+            .ok_or_else(|| ControlError::UnknownService(name.into()))
+    }
+
+    fn weights_target(
+        &self,
+        service: &str,
+        weights: BTreeMap<String, Weight>,
+    ) -> Result<Traffic, ControlError> {
+        let svc = self.service_config(service)?;
+        if let Some(bad) = weights.keys().find(|p| svc.pool(p).is_none()) {
+            return Err(unknown_pool(&self.config, service, bad));
+        }
+        let sum: u32 = weights.values().map(|w| w.0).sum();
+        if sum != Weight::FULL.0 {
+            return Err(ControlError::BadRequest(format!(
+                "weights add up to {}, not 100",
+                Weight(sum)
+            )));
+        }
+        Ok(Traffic(
+            svc.pools
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        weights.get(&p.name).copied().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// The health gate: a pool may only gain traffic with `min_healthy` healthy backends.
+    fn gate(
+        &self,
+        service: &str,
+        from: &Traffic,
+        to: &Traffic,
+        force: bool,
+    ) -> Result<(), ControlError> {
+        if force {
+            return Ok(());
+        }
+        let min = self.service_config(service)?.min_healthy;
+        let table = self.publisher.current();
+        let Some(route) = table.service(service) else {
+            return Ok(());
+        };
+        for pool in route.pools.iter() {
+            let (before, after) = (from.weight(&pool.name), to.weight(&pool.name));
+            let healthy = pool.healthy_count();
+            if after > before && healthy < min as usize {
+                return Err(ControlError::Gate {
+                    service: service.into(),
+                    pool: pool.name.to_string(),
+                    healthy,
+                    min,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_version(&self, service: &str, meta: &ChangeMeta) -> Result<(), ControlError> {
+        let actual = self.service_state(service)?.version;
+        match meta.if_match {
+            Some(expected) if expected != actual => Err(ControlError::VersionMismatch {
+                service: service.into(),
+                expected,
+                actual,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn change(
+        &mut self,
+        service: &str,
+        kind: Kind,
+        target: Traffic,
+        meta: ChangeMeta,
+    ) -> Result<Reply, ControlError> {
+        self.check_version(service, &meta)?;
+        let current = self.service_state(service)?.traffic.clone();
+        if current == target {
+            return self.view(service).map(Reply::Service);
+        }
+        self.gate(service, &current, &target, meta.force)?;
+        let mut next = self.state.clone();
+        let st = next
+            .services
+            .get_mut(service)
+            .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        st.undo.push(current.clone());
+        record(st, kind, current, target, meta);
+        self.commit(self.config.clone(), next, self.generation)?;
+        self.view(service).map(Reply::Service)
+    }
+
+    fn rollback(&mut self, service: &str, meta: ChangeMeta) -> Result<Reply, ControlError> {
+        self.check_version(service, &meta)?;
+        let mut next = self.state.clone();
+        let st = next
+            .services
+            .get_mut(service)
+            .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let current = st.traffic.clone();
+        // Entries equal to what is live would be no-ops; walk past them.
+        let target = loop {
+            match st.undo.pop() {
+                Some(t) if t == current => continue,
+                Some(t) => break t,
+                None => return Err(ControlError::NothingToRollBack(service.into())),
+            }
+        };
+        self.gate(service, &current, &target, meta.force)?;
+        record(st, Kind::Rollback, current, target, meta);
+        self.commit(self.config.clone(), next, self.generation)?;
+        self.view(service).map(Reply::Service)
+    }
+
+    fn reload(&mut self, source: ReloadSource) -> Result<Reply, ControlError> {
+        let outcome = |ok, problems| ReloadOutcome {
+            at: now(),
+            source: source.as_str(),
+            ok,
+            problems,
+        };
+        let config = match switchyard_config::load(&self.config.source) {
+            Ok(c) => c,
+            Err(e) => {
+                let problems = e.lines();
+                for p in &problems {
+                    tracing::error!(
+                        source = source.as_str(),
+                        "reload refused, old config kept: {p}"
+                    );
+                }
+                self.last_reload = Some(outcome(false, problems.clone()));
+                return Err(ControlError::InvalidConfig(problems));
+            }
+        };
+        if config.listener != self.config.listener
+            || config.admin.address != self.config.admin.address
+        {
+            tracing::warn!("listener and admin changes take effect at the next restart");
+        }
+        let next = merge(&config, &self.state);
+        if let Err(e) = self.commit(config, next, self.generation + 1) {
+            self.last_reload = Some(outcome(false, vec![e.to_string()]));
+            return Err(e);
+        }
+        self.last_reload = Some(outcome(true, Vec::new()));
+        tracing::info!(
+            generation = self.generation,
+            source = source.as_str(),
+            "config reloaded"
+        );
+        Ok(Reply::Reloaded(self.generation))
+    }
+
+    /// Build → persist → publish. Any failure leaves everything as it was.
+    fn commit(&mut self, config: Config, next: State, generation: u64) -> Result<(), ControlError> {
+        let current = self.publisher.current();
+        let table = RoutingTable::build(&effective(&config, &next), Some(&current), generation);
+        state::save(&config.state.file, &next).map_err(|e| ControlError::Persist(e.to_string()))?;
+        self.publisher.publish(table);
+        self.config = config;
+        self.state = next;
+        self.generation = generation;
+        Ok(())
+    }
+
+    fn view(&self, service: &str) -> Result<ServiceView, ControlError> {
+        let st = self.service_state(service)?;
+        let table = self.publisher.current();
+        let route = table
+            .service(service)
+            .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        Ok(ServiceView::new(st, route))
+    }
+
+    fn services_view(&self) -> ServicesView {
+        let services = self
+            .config
+            .services
+            .iter()
+            .filter_map(|s| self.view(&s.name).ok())
+            .collect();
+        ServicesView {
+            generation: self.generation,
+            last_reload: self.last_reload.clone(),
+            services,
+        }
+    }
+
+    /// The config in force (as the file said at the last successful apply).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Appends an event for a change from `from` to `to`, bumping the version.
+pub(crate) fn record(
+    st: &mut ServiceState,
+    kind: Kind,
+    from: Traffic,
+    to: Traffic,
+    meta: ChangeMeta,
+) {
+    st.version += 1;
+    st.traffic = to.clone();
+    let event = Event {
+        version: st.version,
+        at: now(),
+        kind,
+        from,
+        to,
+        actor: meta.actor,
+        reason: meta.reason,
+        forced: meta.force,
+    };
+    tracing::info!(kind = kind.as_str(), version = st.version, actor = %event.actor, to = ?event.to, "traffic changed");
+    st.record(event);
+}
+
+fn unknown_pool(config: &Config, service: &str, pool: &str) -> ControlError {
+    let known = config.service(service).map(|s| {
+        s.pools
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    ControlError::UnknownPool {
+        service: service.into(),
+        pool: pool.into(),
+        known: known.unwrap_or_default(),
+    }
+}

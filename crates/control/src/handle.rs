@@ -1,0 +1,124 @@
+//! The control task's mailbox: a cloneable handle, and the one thread that applies
+//! commands in order. A plain thread, because each change fsyncs the state file and
+//! that must not stall the proxy's async workers.
+
+use crate::command::{ChangeMeta, Command, ControlError, Envelope, ReloadSource, Reply};
+use crate::controller::Controller;
+use crate::state::Event;
+use crate::view::{ServiceView, ServicesView};
+use std::collections::BTreeMap;
+use switchyard_config::Weight;
+use tokio::sync::{mpsc, oneshot};
+
+/// Sends commands to the control task. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlHandle {
+    tx: mpsc::Sender<Envelope>,
+}
+
+/// Starts the control task; it runs until every handle is dropped.
+pub fn spawn(mut controller: Controller) -> ControlHandle {
+    let (tx, mut rx) = mpsc::channel::<Envelope>(256);
+    let spawned = std::thread::Builder::new()
+        .name("switchyard-control".into())
+        .spawn(move || {
+            while let Some((cmd, reply)) = rx.blocking_recv() {
+                let _ = reply.send(controller.apply(cmd));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the control thread");
+    }
+    ControlHandle { tx }
+}
+
+impl ControlHandle {
+    /// Sends a command and waits for its answer (given after the change is live).
+    pub async fn call(&self, cmd: Command) -> Result<Reply, ControlError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((cmd, tx))
+            .await
+            .map_err(|_| ControlError::Unavailable)?;
+        rx.await.map_err(|_| ControlError::Unavailable)?
+    }
+
+    async fn service_reply(&self, cmd: Command) -> Result<ServiceView, ControlError> {
+        match self.call(cmd).await? {
+            Reply::Service(v) => Ok(v),
+            _ => Err(ControlError::Unavailable),
+        }
+    }
+
+    /// All traffic of `service` to `pool`.
+    pub async fn switch(
+        &self,
+        service: &str,
+        pool: &str,
+        meta: ChangeMeta,
+    ) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::Switch {
+            service: service.into(),
+            pool: pool.into(),
+            meta,
+        })
+        .await
+    }
+
+    /// A weighted split.
+    pub async fn set_weights(
+        &self,
+        service: &str,
+        weights: BTreeMap<String, Weight>,
+        meta: ChangeMeta,
+    ) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::SetWeights {
+            service: service.into(),
+            weights,
+            meta,
+        })
+        .await
+    }
+
+    /// Undo the latest change not yet undone.
+    pub async fn rollback(
+        &self,
+        service: &str,
+        meta: ChangeMeta,
+    ) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::Rollback {
+            service: service.into(),
+            meta,
+        })
+        .await
+    }
+
+    /// Re-read the config file; the new generation, or every problem.
+    pub async fn reload(&self, source: ReloadSource) -> Result<u64, ControlError> {
+        match self.call(Command::Reload { source }).await? {
+            Reply::Reloaded(g) => Ok(g),
+            _ => Err(ControlError::Unavailable),
+        }
+    }
+
+    /// Every service's status.
+    pub async fn services(&self) -> Result<ServicesView, ControlError> {
+        match self.call(Command::Services).await? {
+            Reply::Services(v) => Ok(v),
+            _ => Err(ControlError::Unavailable),
+        }
+    }
+
+    /// One service's status.
+    pub async fn service(&self, name: &str) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::Service(name.into())).await
+    }
+
+    /// One service's history, newest first.
+    pub async fn history(&self, name: &str) -> Result<Vec<Event>, ControlError> {
+        match self.call(Command::History(name.into())).await? {
+            Reply::History(v) => Ok(v),
+            _ => Err(ControlError::Unavailable),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The state file: per service its current traffic, version, undo stack, history
+//! and what the config file said at the last apply. Written atomically.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use switchyard_config::Traffic;
+
+/// Events kept per service (newest last).
+pub const HISTORY_LIMIT: usize = 200;
+
+/// Format version of the file, so a future layout can migrate it.
+const FORMAT: u32 = 1;
+
+/// Everything the state file holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// File format version.
+    #[serde(default = "format")]
+    pub format: u32,
+    /// Per service, by name.
+    pub services: BTreeMap<String, ServiceState>,
+}
+
+fn format() -> u32 {
+    FORMAT
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            format: FORMAT,
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+/// One service's runtime traffic state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceState {
+    /// Incremented by exactly one on every traffic change.
+    pub version: u64,
+    /// The traffic in force.
+    pub traffic: Traffic,
+    /// `[service.traffic]` as the file said at the last apply.
+    pub config_traffic: Traffic,
+    /// Traffic before each change not yet rolled back (latest last).
+    #[serde(default)]
+    pub undo: Vec<Traffic>,
+    /// Traffic changes, oldest first, at most `HISTORY_LIMIT`.
+    #[serde(default)]
+    pub history: Vec<Event>,
+}
+
+impl ServiceState {
+    /// Appends an event, dropping the oldest beyond the limits.
+    pub(crate) fn record(&mut self, event: Event) {
+        self.history.push(event);
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+        if self.undo.len() > HISTORY_LIMIT {
+            let excess = self.undo.len() - HISTORY_LIMIT;
+            self.undo.drain(..excess);
+        }
+    }
+}
+
+/// What kind of change an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// 100 % to one pool.
+    Switch,
+    /// A weighted split.
+    Weights,
+    /// Back to the traffic before the latest change.
+    Rollback,
+    /// The config file's `[traffic]` changed and won.
+    Config,
+    /// A progressive rollout moved a step.
+    RolloutStep,
+    /// A rollout breached its analysis and rolled back.
+    AutoRollback,
+}
+
+impl Kind {
+    /// The label used in metrics and history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Switch => "switch",
+            Kind::Weights => "weights",
+            Kind::Rollback => "rollback",
+            Kind::Config => "config",
+            Kind::RolloutStep => "rollout_step",
+            Kind::AutoRollback => "auto_rollback",
+        }
+    }
+}
+
+/// One traffic change, as the history API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The service version this change produced.
+    pub version: u64,
+    /// RFC 3339 time.
+    pub at: String,
+    /// What kind of change.
+    pub kind: Kind,
+    /// Traffic before.
+    pub from: Traffic,
+    /// Traffic after.
+    pub to: Traffic,
+    /// Token name, `api`, `config` or `rollout`.
+    pub actor: String,
+    /// Free text from the operator.
+    pub reason: String,
+    /// Whether a health gate was overridden.
+    pub forced: bool,
+}
+
+/// Why the state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// It exists but cannot be read.
+    #[error("state file {path}: cannot read: {message}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+    /// It is not a state file of this format.
+    #[error(
+        "state file {path} is corrupt: {message} (fix or remove it, or start with --reset-state)"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// It could not be written.
+    #[error("state file {path}: cannot write: {message}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+}
+
+/// Reads the state file; a missing file is an empty state.
+pub fn load(path: &Path) -> Result<State, StateError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) => {
+            return Err(StateError::Unreadable {
+                path: path.into(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    if state.format != FORMAT {
+        return Err(StateError::Corrupt {
+            path: path.into(),
+            message: format!("unknown format {}", state.format),
+        });
+    }
+    Ok(state)
+}
+
+/// Writes the state: temp file, fsync, rename over the old one, fsync the folder.
+/// A crash at any point leaves either the old file or the new one, whole.
+pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
+    let err = |e: std::io::Error| StateError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(&json)
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips_and_missing_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        assert_eq!(load(&path).unwrap(), State::default());
+        let mut s = State::default();
+        let t = Traffic::all_to("blue", ["blue", "green"]);
+        s.services.insert(
+            "shop".into(),
+            ServiceState {
+                version: 3,
+                traffic: t.clone(),
+                config_traffic: t,
+                undo: vec![],
+                history: vec![],
+            },
+        );
+        save(&path, &s).unwrap();
+        assert_eq!(load(&path).unwrap(), s);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("corrupt"),
+            "{e}"
+        );
+    }
+}
