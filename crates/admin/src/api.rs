@@ -1,0 +1,191 @@
+//! The routes of the admin API (SPEC §4): parse, authorize, call the control
+//! handle, answer. No traffic logic lives here.
+
+use crate::auth::{Caller, Tokens};
+use crate::respond::{self, Resp};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use switchyard_config::{Role, Weight};
+use switchyard_control::{ChangeMeta, ControlHandle, ReloadSource};
+
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What every admin request can reach.
+pub struct AdminState {
+    /// The one write path.
+    pub control: ControlHandle,
+    /// Who may do what.
+    pub tokens: Tokens,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwitchBody {
+    pool: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightsBody {
+    weights: BTreeMap<String, Weight>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    force: bool,
+}
+
+/// Answers one admin request.
+pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let method = req.method().clone();
+    match (method.clone(), segments.as_slice()) {
+        (Method::GET, ["healthz"]) => return respond::text(StatusCode::OK, "ok\n"),
+        (_, ["v1", ..]) => {}
+        _ => return respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
+    }
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let Some(caller) = state.tokens.check(auth) else {
+        return respond::error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
+    };
+    if method != Method::GET && caller.role != Role::Operator {
+        return respond::error(
+            StatusCode::FORBIDDEN,
+            format!("token \"{}\" is read-only", caller.name),
+        );
+    }
+    let c = &state.control;
+    match (method, &segments[1..]) {
+        (Method::GET, ["services"]) => match c.services().await {
+            Ok(v) => respond::json(StatusCode::OK, &v),
+            Err(e) => respond::refused(&e),
+        },
+        (Method::GET, ["services", svc]) => answer(c.service(svc).await),
+        (Method::GET, ["services", svc, "history"]) => match c.history(svc).await {
+            Ok(events) => respond::json(StatusCode::OK, &serde_json::json!({ "events": events })),
+            Err(e) => respond::refused(&e),
+        },
+        (Method::POST, ["services", svc, action]) => {
+            let svc = (*svc).to_owned();
+            let action = (*action).to_owned();
+            mutate(c, &caller, &svc, &action, req).await
+        }
+        (Method::POST, ["reload"]) => match c.reload(ReloadSource::Admin).await {
+            Ok(generation) => respond::json(
+                StatusCode::OK,
+                &serde_json::json!({ "generation": generation }),
+            ),
+            Err(e) => respond::refused(&e),
+        },
+        (
+            _,
+            ["services"]
+            | ["services", _]
+            | ["services", _, "history"]
+            | ["services", _, _]
+            | ["reload"],
+        ) => respond::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on {path}", req.method()),
+        ),
+        _ => respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
+    }
+}
+
+fn answer(r: Result<switchyard_control::ServiceView, switchyard_control::ControlError>) -> Resp {
+    match r {
+        Ok(v) => respond::service(&v),
+        Err(e) => respond::refused(&e),
+    }
+}
+
+async fn mutate(
+    c: &ControlHandle,
+    caller: &Caller,
+    svc: &str,
+    action: &str,
+    req: Request<Incoming>,
+) -> Resp {
+    let if_match = match if_match(&req) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let meta = |reason: String, force: bool| ChangeMeta {
+        actor: caller.name.clone(),
+        reason,
+        force,
+        if_match,
+    };
+    match action {
+        "switch" => match body::<SwitchBody>(req, None).await {
+            Ok(b) => answer(c.switch(svc, &b.pool, meta(b.reason, b.force)).await),
+            Err(resp) => resp,
+        },
+        "weights" => match body::<WeightsBody>(req, None).await {
+            Ok(b) => answer(c.set_weights(svc, b.weights, meta(b.reason, b.force)).await),
+            Err(resp) => resp,
+        },
+        "rollback" => match body(req, Some(RollbackBody::default())).await {
+            Ok(b) => answer(c.rollback(svc, meta(b.reason, b.force)).await),
+            Err(resp) => resp,
+        },
+        other => respond::error(StatusCode::NOT_FOUND, format!("no such action \"{other}\"")),
+    }
+}
+
+/// `If-Match: "7"` (quotes optional) → `Some(7)`.
+fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, Resp> {
+    let Some(v) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse().map(Some).map_err(|_| {
+        respond::error(
+            StatusCode::BAD_REQUEST,
+            format!("If-Match must be a service version like \"3\", got {v:?}"),
+        )
+    })
+}
+
+/// Reads and parses a JSON body; an empty body means `if_empty` when given.
+async fn body<T: DeserializeOwned>(req: Request<Incoming>, if_empty: Option<T>) -> Result<T, Resp> {
+    let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(respond::error(
+                StatusCode::BAD_REQUEST,
+                format!("body unreadable or over {MAX_BODY} bytes"),
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        if let Some(v) = if_empty {
+            return Ok(v);
+        }
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| respond::error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
