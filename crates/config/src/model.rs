@@ -209,6 +209,16 @@ impl Traffic {
     }
 }
 
+impl std::fmt::Display for Traffic {
+    /// `blue=90 green=10`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (pool, w)) in self.0.iter().enumerate() {
+            write!(f, "{}{pool}={w}", if i > 0 { " " } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
 /// `[service.pools.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {

@@ -316,7 +316,7 @@ pub(crate) fn record(
         reason: meta.reason,
         forced: meta.force,
     };
-    tracing::info!(kind = kind.as_str(), version = st.version, actor = %event.actor, to = ?event.to, "traffic changed");
+    tracing::info!(kind = kind.as_str(), version = st.version, actor = %event.actor, from = %event.from, to = %event.to, "traffic changed");
     st.record(event);
 }
 

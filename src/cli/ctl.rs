@@ -1,0 +1,149 @@
+//! `switchyard ctl`: the admin API from the command line. Exit 1 on any refusal
+//! (the server's `error` printed), 3 when the admin API cannot be reached.
+
+use super::ctl_print;
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+/// `ctl` options; the global ones may stand anywhere on the line.
+#[derive(clap::Args)]
+pub struct CtlArgs {
+    /// Admin API base URL.
+    #[arg(long, global = true, env = "SWITCHYARD_ADMIN", default_value = "http://127.0.0.1:9901")]
+    admin: String,
+    /// Bearer token.
+    #[arg(long, global = true, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the admin API's own JSON answer.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum CtlCommand {
+    /// Traffic, versions and pool health of one service or all.
+    Status { service: Option<String> },
+    /// Send 100 % of a service's traffic to one pool.
+    Switch {
+        service: String,
+        pool: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Override the health gate.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Split traffic by weight: `weights shop blue=90 green=10`.
+    Weights {
+        service: String,
+        #[arg(required = true, value_parser = parse_weight)]
+        weights: Vec<(String, f64)>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Undo the latest traffic change not yet undone.
+    Rollback {
+        service: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Traffic changes, newest first.
+    History { service: String },
+    /// Re-read the config file (same as SIGHUP).
+    Reload,
+}
+
+fn parse_weight(s: &str) -> Result<(String, f64), String> {
+    let (pool, w) = s.split_once('=').ok_or_else(|| format!("expected POOL=WEIGHT, got \"{s}\""))?;
+    let w: f64 = w.parse().map_err(|_| format!("weight of \"{pool}\" is not a number: \"{w}\""))?;
+    Ok((pool.to_owned(), w))
+}
+
+/// Runs one ctl command.
+pub fn run(args: CtlArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::from(super::IO_FAILURE);
+        }
+    };
+    rt.block_on(ctl(args))
+}
+
+async fn ctl(args: CtlArgs) -> ExitCode {
+    let (method, path, body) = match &args.command {
+        CtlCommand::Status { service: None } => (Method::GET, "/v1/services".to_owned(), None),
+        CtlCommand::Status { service: Some(s) } => (Method::GET, format!("/v1/services/{s}"), None),
+        CtlCommand::Switch { service, pool, reason, force } => {
+            (Method::POST, format!("/v1/services/{service}/switch"), Some(json!({"pool": pool, "reason": reason, "force": force})))
+        }
+        CtlCommand::Weights { service, weights, reason, force } => {
+            let w: serde_json::Map<String, Value> = weights.iter().map(|(p, w)| (p.clone(), json!(w))).collect();
+            (Method::POST, format!("/v1/services/{service}/weights"), Some(json!({"weights": w, "reason": reason, "force": force})))
+        }
+        CtlCommand::Rollback { service, reason, force } => {
+            (Method::POST, format!("/v1/services/{service}/rollback"), Some(json!({"reason": reason, "force": force})))
+        }
+        CtlCommand::History { service } => (Method::GET, format!("/v1/services/{service}/history"), None),
+        CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), Some(json!({}))),
+    };
+    let base = args.admin.trim_end_matches('/');
+    let (status, value) = match call(base, &args.token, method, &path, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot reach the admin API at {base}: {e}");
+            return ExitCode::from(super::IO_FAILURE);
+        }
+    };
+    if !status.is_success() {
+        if args.json {
+            println!("{value}");
+        }
+        eprintln!("error ({}): {}", status.as_u16(), value["error"].as_str().unwrap_or("(no message)"));
+        for p in value["problems"].as_array().into_iter().flatten() {
+            eprintln!("  {}", p.as_str().unwrap_or_default());
+        }
+        return ExitCode::from(super::INVALID);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    match &args.command {
+        CtlCommand::Status { service: None } => ctl_print::services(&value),
+        CtlCommand::History { .. } => ctl_print::history(&value),
+        CtlCommand::Reload => println!("reloaded: generation {}", value["generation"]),
+        _ => ctl_print::service(&value),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn call(base: &str, token: &Option<String>, method: Method, path: &str, body: Option<Value>) -> Result<(http::StatusCode, Value), String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    let req = req.header("content-type", "application/json").body(Full::new(body)).map_err(|e| format!("bad admin URL: {e}"))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| "timed out after 30s".to_owned())?
+        .map_err(|e| format!("{e}"))?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&bytes)}));
+    Ok((status, value))
+}

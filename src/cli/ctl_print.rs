@@ -1,0 +1,69 @@
+//! Human tables for `ctl` output.
+
+use serde_json::Value;
+
+fn traffic(v: &Value) -> String {
+    v.as_object()
+        .map(|m| m.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn health(v: &Value) -> String {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(p, pool)| {
+                    let total = pool["backends"].as_array().map_or(0, Vec::len);
+                    format!("{p} {}/{total} healthy, {} in flight", pool["healthy"], pool["inflight"])
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+fn row(v: &Value) -> String {
+    let active = v["active"].as_str().unwrap_or("(split)");
+    format!("{:<16} {:>7}  {:<10} {:<24} {}", v["name"].as_str().unwrap_or("?"), v["version"], active, traffic(&v["traffic"]), health(&v["pools"]))
+}
+
+const HEADER: &str = "SERVICE          VERSION  ACTIVE     TRAFFIC                  POOLS";
+
+/// One service after a change or `status SERVICE`.
+pub fn service(v: &Value) {
+    println!("{HEADER}\n{}", row(v));
+}
+
+/// `status` of every service.
+pub fn services(v: &Value) {
+    println!("generation {}", v["generation"]);
+    if let Some(r) = v.get("last_reload").filter(|r| !r.is_null()) {
+        let ok = if r["ok"].as_bool() == Some(true) { "ok" } else { "FAILED" };
+        println!("last reload: {ok} at {} ({})", r["at"].as_str().unwrap_or("?"), r["source"].as_str().unwrap_or("?"));
+        for p in r["problems"].as_array().into_iter().flatten() {
+            println!("  {}", p.as_str().unwrap_or_default());
+        }
+    }
+    println!("{HEADER}");
+    for s in v["services"].as_array().into_iter().flatten() {
+        println!("{}", row(s));
+    }
+}
+
+/// `history SERVICE`.
+pub fn history(v: &Value) {
+    println!("{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} REASON", "VERSION", "AT", "KIND", "FROM", "TO", "ACTOR");
+    for e in v["events"].as_array().into_iter().flatten() {
+        let forced = if e["forced"].as_bool() == Some(true) { " [forced]" } else { "" };
+        println!(
+            "{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} {}{forced}",
+            e["version"],
+            e["at"].as_str().unwrap_or("?"),
+            e["kind"].as_str().unwrap_or("?"),
+            traffic(&e["from"]),
+            traffic(&e["to"]),
+            e["actor"].as_str().unwrap_or("?"),
+            e["reason"].as_str().unwrap_or("")
+        );
+    }
+}

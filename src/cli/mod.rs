@@ -1,0 +1,74 @@
+//! The subcommands (SPEC §1).
+
+mod app;
+mod check;
+mod ctl;
+mod ctl_print;
+mod demo;
+mod serve;
+mod signals;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Layer-7 reverse proxy for blue/green and canary releases.
+#[derive(Parser)]
+#[command(name = "switchyard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve(serve::ServeArgs),
+    /// Validate a config file, like `nginx -t`.
+    Check {
+        /// The config file.
+        #[arg(short, long, default_value = "config/switchyard.toml")]
+        config: PathBuf,
+    },
+    /// Zero-setup demo: a blue and a green fleet behind the proxy.
+    Demo(demo::DemoArgs),
+    /// A small HTTP app that answers with its name (the demo's fleets).
+    App(app::AppArgs),
+    /// Client for the admin API.
+    Ctl(ctl::CtlArgs),
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Check { config } => check::run(&config),
+        Command::Demo(args) => demo::run(args),
+        Command::App(args) => app::run(args),
+        Command::Ctl(args) => ctl::run(args),
+    }
+}
+
+/// Exit code 1: invalid config or refused operation.
+pub(crate) const INVALID: u8 = 1;
+/// Exit code 3: cannot bind, or an I/O failure at start.
+pub(crate) const IO_FAILURE: u8 = 3;
+
+/// Logs to stderr; `RUST_LOG` overrides the level.
+pub(crate) fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// A multi-threaded tokio runtime with `workers` threads (default: one per core).
+pub(crate) fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.build()
+}

@@ -1,0 +1,135 @@
+//! `switchyard serve`: wire config, control, admin and proxy together and run
+//! until SIGTERM/SIGINT.
+
+use super::{INVALID, IO_FAILURE, signals};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_admin::{AdminState, Tokens};
+use switchyard_config::Config;
+use switchyard_control::Controller;
+use switchyard_proxy::ServerOptions;
+use tokio::net::TcpListener;
+
+/// `serve` options.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "config/switchyard.toml")]
+    pub config: PathBuf,
+    /// Also reload when the config file changes.
+    #[arg(long)]
+    pub watch: bool,
+    /// Start with empty runtime state, ignoring (and replacing) the state file.
+    #[arg(long)]
+    pub reset_state: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validates and runs.
+pub fn run(args: ServeArgs) -> ExitCode {
+    super::init_tracing(matches!(args.log_format, LogFormat::Json));
+    let config = match switchyard_config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            return ExitCode::from(INVALID);
+        }
+    };
+    let rt = match super::runtime(config.runtime.worker_threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
+    rt.block_on(serve(config, args.watch, args.reset_state, |_| {}))
+}
+
+/// Addresses actually bound, for callers that print them (the demo).
+pub struct Bound {
+    /// The proxy listener.
+    pub proxy: std::net::SocketAddr,
+    /// The admin listener.
+    pub admin: std::net::SocketAddr,
+}
+
+/// Runs a validated config until SIGTERM/SIGINT; `on_ready` sees the bound addresses.
+pub async fn serve(config: Config, watch: bool, reset_state: bool, on_ready: impl FnOnce(&Bound)) -> ExitCode {
+    let tokens = match Tokens::load(&config.admin, std::env::var("SWITCHYARD_ADMIN_TOKEN").ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(INVALID);
+        }
+    };
+    let (controller, router) = match Controller::start(config.clone(), reset_state) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(INVALID);
+        }
+    };
+    let (proxy_listener, admin_listener) = match bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
+    let bound = Bound {
+        proxy: proxy_listener.local_addr().unwrap_or(config.listener.address),
+        admin: admin_listener.local_addr().unwrap_or(config.admin.address),
+    };
+    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, config = %config.source.display(), "switchyard listening");
+    on_ready(&bound);
+
+    let control = switchyard_control::spawn(controller);
+    let admin = Arc::new(AdminState { control: control.clone(), tokens });
+    let stop = signals::Stop::new();
+    signals::spawn_reload_on_sighup(control.clone());
+    if watch {
+        signals::spawn_watch(&config.source, control.clone());
+    }
+    let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, stop.wait()));
+    let opts = ServerOptions::from_listener(&config.listener);
+    let proxy = tokio::spawn(switchyard_proxy::serve(proxy_listener, router, opts, stop.wait()));
+    signals::wait_for_terminate().await;
+    tracing::info!(timeout = ?config.runtime.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
+    stop.trigger();
+    finish(proxy, config.runtime.shutdown_timeout).await;
+    admin_task.abort();
+    ExitCode::SUCCESS
+}
+
+async fn finish(proxy: tokio::task::JoinHandle<()>, timeout: Duration) {
+    match tokio::time::timeout(timeout, proxy).await {
+        Ok(_) => tracing::info!("all in-flight requests finished"),
+        Err(_) => tracing::warn!(?timeout, "shutdown_timeout passed with requests still in flight; closing them"),
+    }
+}
+
+async fn bind(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let proxy = TcpListener::bind(config.listener.address)
+        .await
+        .with_context(|| format!("cannot bind the proxy listener on {}", config.listener.address))?;
+    let admin = TcpListener::bind(config.admin.address)
+        .await
+        .with_context(|| format!("cannot bind the admin API on {}", config.admin.address))?;
+    Ok((proxy, admin))
+}
