@@ -52,7 +52,9 @@ pub fn run(args: AppArgs) -> ExitCode {
 pub async fn serve(listener: TcpListener, name: String) {
     let body = Bytes::from(format!("{name}\n"));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let body = body.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -66,7 +68,9 @@ pub async fn serve(listener: TcpListener, name: String) {
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }

@@ -14,10 +14,20 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct CtlArgs {
     /// Admin API base URL.
-    #[arg(long, global = true, env = "SWITCHYARD_ADMIN", default_value = "http://127.0.0.1:9901")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_ADMIN",
+        default_value = "http://127.0.0.1:9901"
+    )]
     admin: String,
     /// Bearer token.
-    #[arg(long, global = true, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Print the admin API's own JSON answer.
     #[arg(long, global = true)]
@@ -65,14 +75,21 @@ enum CtlCommand {
 }
 
 fn parse_weight(s: &str) -> Result<(String, f64), String> {
-    let (pool, w) = s.split_once('=').ok_or_else(|| format!("expected POOL=WEIGHT, got \"{s}\""))?;
-    let w: f64 = w.parse().map_err(|_| format!("weight of \"{pool}\" is not a number: \"{w}\""))?;
+    let (pool, w) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected POOL=WEIGHT, got \"{s}\""))?;
+    let w: f64 = w
+        .parse()
+        .map_err(|_| format!("weight of \"{pool}\" is not a number: \"{w}\""))?;
     Ok((pool.to_owned(), w))
 }
 
 /// Runs one ctl command.
 pub fn run(args: CtlArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start: {e}");
@@ -86,17 +103,42 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     let (method, path, body) = match &args.command {
         CtlCommand::Status { service: None } => (Method::GET, "/v1/services".to_owned(), None),
         CtlCommand::Status { service: Some(s) } => (Method::GET, format!("/v1/services/{s}"), None),
-        CtlCommand::Switch { service, pool, reason, force } => {
-            (Method::POST, format!("/v1/services/{service}/switch"), Some(json!({"pool": pool, "reason": reason, "force": force})))
+        CtlCommand::Switch {
+            service,
+            pool,
+            reason,
+            force,
+        } => (
+            Method::POST,
+            format!("/v1/services/{service}/switch"),
+            Some(json!({"pool": pool, "reason": reason, "force": force})),
+        ),
+        CtlCommand::Weights {
+            service,
+            weights,
+            reason,
+            force,
+        } => {
+            let w: serde_json::Map<String, Value> =
+                weights.iter().map(|(p, w)| (p.clone(), json!(w))).collect();
+            (
+                Method::POST,
+                format!("/v1/services/{service}/weights"),
+                Some(json!({"weights": w, "reason": reason, "force": force})),
+            )
         }
-        CtlCommand::Weights { service, weights, reason, force } => {
-            let w: serde_json::Map<String, Value> = weights.iter().map(|(p, w)| (p.clone(), json!(w))).collect();
-            (Method::POST, format!("/v1/services/{service}/weights"), Some(json!({"weights": w, "reason": reason, "force": force})))
+        CtlCommand::Rollback {
+            service,
+            reason,
+            force,
+        } => (
+            Method::POST,
+            format!("/v1/services/{service}/rollback"),
+            Some(json!({"reason": reason, "force": force})),
+        ),
+        CtlCommand::History { service } => {
+            (Method::GET, format!("/v1/services/{service}/history"), None)
         }
-        CtlCommand::Rollback { service, reason, force } => {
-            (Method::POST, format!("/v1/services/{service}/rollback"), Some(json!({"reason": reason, "force": force})))
-        }
-        CtlCommand::History { service } => (Method::GET, format!("/v1/services/{service}/history"), None),
         CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), Some(json!({}))),
     };
     let base = args.admin.trim_end_matches('/');
@@ -111,14 +153,21 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         if args.json {
             println!("{value}");
         }
-        eprintln!("error ({}): {}", status.as_u16(), value["error"].as_str().unwrap_or("(no message)"));
+        eprintln!(
+            "error ({}): {}",
+            status.as_u16(),
+            value["error"].as_str().unwrap_or("(no message)")
+        );
         for p in value["problems"].as_array().into_iter().flatten() {
             eprintln!("  {}", p.as_str().unwrap_or_default());
         }
         return ExitCode::from(super::INVALID);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     match &args.command {
@@ -130,20 +179,37 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn call(base: &str, token: &Option<String>, method: Method, path: &str, body: Option<Value>) -> Result<(http::StatusCode, Value), String> {
+async fn call(
+    base: &str,
+    token: &Option<String>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(http::StatusCode, Value), String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let req = req.header("content-type", "application/json").body(Full::new(body)).map_err(|e| format!("bad admin URL: {e}"))?;
+    let req = req
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .map_err(|e| format!("bad admin URL: {e}"))?;
     let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
         .await
         .map_err(|_| "timed out after 30s".to_owned())?
         .map_err(|e| format!("{e}"))?;
     let status = resp.status();
-    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&bytes)}));
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&bytes)}));
     Ok((status, value))
 }

@@ -70,7 +70,12 @@ pub struct Bound {
 }
 
 /// Runs a validated config until SIGTERM/SIGINT; `on_ready` sees the bound addresses.
-pub async fn serve(config: Config, watch: bool, reset_state: bool, on_ready: impl FnOnce(&Bound)) -> ExitCode {
+pub async fn serve(
+    config: Config,
+    watch: bool,
+    reset_state: bool,
+    on_ready: impl FnOnce(&Bound),
+) -> ExitCode {
     let tokens = match Tokens::load(&config.admin, std::env::var("SWITCHYARD_ADMIN_TOKEN").ok()) {
         Ok(t) => t,
         Err(e) => {
@@ -93,14 +98,16 @@ pub async fn serve(config: Config, watch: bool, reset_state: bool, on_ready: imp
         }
     };
     let bound = Bound {
-        proxy: proxy_listener.local_addr().unwrap_or(config.listener.address),
+        proxy: proxy_listener
+            .local_addr()
+            .unwrap_or(config.listener.address),
         admin: admin_listener.local_addr().unwrap_or(config.admin.address),
     };
-    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, config = %config.source.display(), "switchyard listening");
-    on_ready(&bound);
-
     let control = switchyard_control::spawn(controller);
-    let admin = Arc::new(AdminState { control: control.clone(), tokens });
+    let admin = Arc::new(AdminState {
+        control: control.clone(),
+        tokens,
+    });
     let stop = signals::Stop::new();
     signals::spawn_reload_on_sighup(control.clone());
     if watch {
@@ -108,7 +115,15 @@ pub async fn serve(config: Config, watch: bool, reset_state: bool, on_ready: imp
     }
     let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, stop.wait()));
     let opts = ServerOptions::from_listener(&config.listener);
-    let proxy = tokio::spawn(switchyard_proxy::serve(proxy_listener, router, opts, stop.wait()));
+    let proxy = tokio::spawn(switchyard_proxy::serve(
+        proxy_listener,
+        router,
+        opts,
+        stop.wait(),
+    ));
+    // Announced only once signal handlers and the watcher are in place.
+    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, config = %config.source.display(), "switchyard listening");
+    on_ready(&bound);
     signals::wait_for_terminate().await;
     tracing::info!(timeout = ?config.runtime.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
     stop.trigger();
@@ -120,14 +135,22 @@ pub async fn serve(config: Config, watch: bool, reset_state: bool, on_ready: imp
 async fn finish(proxy: tokio::task::JoinHandle<()>, timeout: Duration) {
     match tokio::time::timeout(timeout, proxy).await {
         Ok(_) => tracing::info!("all in-flight requests finished"),
-        Err(_) => tracing::warn!(?timeout, "shutdown_timeout passed with requests still in flight; closing them"),
+        Err(_) => tracing::warn!(
+            ?timeout,
+            "shutdown_timeout passed with requests still in flight; closing them"
+        ),
     }
 }
 
 async fn bind(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
     let proxy = TcpListener::bind(config.listener.address)
         .await
-        .with_context(|| format!("cannot bind the proxy listener on {}", config.listener.address))?;
+        .with_context(|| {
+            format!(
+                "cannot bind the proxy listener on {}",
+                config.listener.address
+            )
+        })?;
     let admin = TcpListener::bind(config.admin.address)
         .await
         .with_context(|| format!("cannot bind the admin API on {}", config.admin.address))?;

@@ -128,64 +128,67 @@ async fn mutate(
     action: &str,
     req: Request<Incoming>,
 ) -> Resp {
-    let if_match = match if_match(&req) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+    match mutation(c, caller, svc, action, req).await {
+        Ok(resp) => resp,
+        Err(message) => respond::error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// A change request; `Err` is a 400 message.
+async fn mutation(
+    c: &ControlHandle,
+    caller: &Caller,
+    svc: &str,
+    action: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, String> {
+    let if_match = if_match(&req)?;
     let meta = |reason: String, force: bool| ChangeMeta {
         actor: caller.name.clone(),
         reason,
         force,
         if_match,
     };
-    match action {
-        "switch" => match body::<SwitchBody>(req, None).await {
-            Ok(b) => answer(c.switch(svc, &b.pool, meta(b.reason, b.force)).await),
-            Err(resp) => resp,
-        },
-        "weights" => match body::<WeightsBody>(req, None).await {
-            Ok(b) => answer(c.set_weights(svc, b.weights, meta(b.reason, b.force)).await),
-            Err(resp) => resp,
-        },
-        "rollback" => match body(req, Some(RollbackBody::default())).await {
-            Ok(b) => answer(c.rollback(svc, meta(b.reason, b.force)).await),
-            Err(resp) => resp,
-        },
+    Ok(match action {
+        "switch" => {
+            let b: SwitchBody = body(req, None).await?;
+            answer(c.switch(svc, &b.pool, meta(b.reason, b.force)).await)
+        }
+        "weights" => {
+            let b: WeightsBody = body(req, None).await?;
+            answer(c.set_weights(svc, b.weights, meta(b.reason, b.force)).await)
+        }
+        "rollback" => {
+            let b = body(req, Some(RollbackBody::default())).await?;
+            answer(c.rollback(svc, meta(b.reason, b.force)).await)
+        }
         other => respond::error(StatusCode::NOT_FOUND, format!("no such action \"{other}\"")),
-    }
+    })
 }
 
 /// `If-Match: "7"` (quotes optional) → `Some(7)`.
-fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, Resp> {
+fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, String> {
     let Some(v) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = v.to_str().unwrap_or("").trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse().map(Some).map_err(|_| {
-        respond::error(
-            StatusCode::BAD_REQUEST,
-            format!("If-Match must be a service version like \"3\", got {v:?}"),
-        )
-    })
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("If-Match must be a service version like \"3\", got {v:?}"))
 }
 
 /// Reads and parses a JSON body; an empty body means `if_empty` when given.
-async fn body<T: DeserializeOwned>(req: Request<Incoming>, if_empty: Option<T>) -> Result<T, Resp> {
+async fn body<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    if_empty: Option<T>,
+) -> Result<T, String> {
     let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Err(respond::error(
-                StatusCode::BAD_REQUEST,
-                format!("body unreadable or over {MAX_BODY} bytes"),
-            ));
-        }
+        Err(_) => return Err(format!("body unreadable or over {MAX_BODY} bytes")),
     };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        if let Some(v) = if_empty {
-            return Ok(v);
-        }
+    if let Some(v) = if_empty.filter(|_| bytes.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(v);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| respond::error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }

@@ -1,5 +1,7 @@
 //! The admin API over real HTTP: every call, its success and its error codes.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};

@@ -55,7 +55,7 @@ impl fmt::Display for Weight {
         let (int, frac) = (self.0 / 100, self.0 % 100);
         match frac {
             0 => write!(f, "{int}"),
-            f10 if f10 % 10 == 0 => write!(f, "{int}.{}", f10 / 10),
+            f10 if f10.is_multiple_of(10) => write!(f, "{int}.{}", f10 / 10),
             _ => write!(f, "{int}.{frac:02}"),
         }
     }
@@ -63,7 +63,7 @@ impl fmt::Display for Weight {
 
 impl Serialize for Weight {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0 % 100 == 0 {
+        if self.0.is_multiple_of(100) {
             s.serialize_u64(u64::from(self.0 / 100))
         } else {
             s.serialize_f64(self.as_percent())

@@ -1,6 +1,8 @@
 //! The control path end to end in process: commands through the handle, a real
 //! proxy reading the same snapshot, the state file on disk.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use switchyard_config::{Traffic, Weight};

@@ -36,7 +36,7 @@ impl RequestBody {
         let again = RequestBody::Shared {
             slot: slot.clone(),
             taken: None,
-            hint: hint.clone(),
+            hint,
         };
         (
             RequestBody::Shared {
@@ -87,7 +87,7 @@ impl Body for RequestBody {
             RequestBody::Direct(b) => b.size_hint(),
             RequestBody::Empty => SizeHint::with_exact(0),
             RequestBody::Shared { taken: Some(b), .. } => b.size_hint(),
-            RequestBody::Shared { hint, .. } => hint.clone(),
+            RequestBody::Shared { hint, .. } => *hint,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! In-process tests with real upstreams on 127.0.0.1:0: routing, switching,
 //! streaming and the answers the proxy makes itself.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};

@@ -1,6 +1,8 @@
 //! Broken and hostile HTTP on raw sockets: each gets 400/431 or a close, and the
 //! proxy keeps serving afterwards.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use http::StatusCode;
 use std::time::Duration;
 use switchyard_test_support::{Conn, TestProxy, Upstream, config_from, raw_exchange};
