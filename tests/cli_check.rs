@@ -67,3 +67,14 @@ fn usage_error_exits_2() {
     let out = Command::new(BIN).arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn shipped_example_configs_are_valid() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, out, err) = check(&path);
+            assert_eq!((code, out.as_str()), (0, "ok\n"), "{}: {err}", path.display());
+        }
+    }
+}
