@@ -74,7 +74,12 @@ fn shipped_example_configs_are_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let (code, out, err) = check(&path);
-            assert_eq!((code, out.as_str()), (0, "ok\n"), "{}: {err}", path.display());
+            assert_eq!(
+                (code, out.as_str()),
+                (0, "ok\n"),
+                "{}: {err}",
+                path.display()
+            );
         }
     }
 }
