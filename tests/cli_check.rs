@@ -7,12 +7,7 @@ use common::BIN;
 use std::process::Command;
 
 fn check(path: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("-c")
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("check").arg("-c").arg(path).output().unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -23,12 +18,8 @@ fn check(path: &std::path::Path) -> (i32, String, String) {
 #[test]
 fn valid_config_prints_ok_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let path = common::write_config(
-        dir.path(),
-        &["127.0.0.1:9001".into()],
-        &["127.0.0.1:9101".into()],
-        "active = \"blue\"",
-    );
+    let path =
+        common::write_config(dir.path(), &["127.0.0.1:9001".into()], &["127.0.0.1:9101".into()], "active = \"blue\"");
     assert_eq!(check(&path), (0, "ok\n".into(), String::new()));
 }
 
@@ -59,10 +50,7 @@ fn missing_file_exits_1_naming_it() {
 
 #[test]
 fn usage_error_exits_2() {
-    let out = Command::new(BIN)
-        .args(["check", "--bogus"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["check", "--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(BIN).arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -74,12 +62,7 @@ fn shipped_example_configs_are_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let (code, out, err) = check(&path);
-            assert_eq!(
-                (code, out.as_str()),
-                (0, "ok\n"),
-                "{}: {err}",
-                path.display()
-            );
+            assert_eq!((code, out.as_str()), (0, "ok\n"), "{}: {err}", path.display());
         }
     }
 }

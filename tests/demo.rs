@@ -21,12 +21,7 @@ async fn demo_serves_blue_switches_to_green_and_stops_on_sigterm() {
     let mut find = |prefix: &str| loop {
         let line = lines.next().expect("demo output ended").unwrap();
         if let Some(rest) = line.trim().strip_prefix(prefix) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_start_matches("http://")
-                .to_owned();
+            break rest.split_whitespace().next().unwrap().trim_start_matches("http://").to_owned();
         }
     };
     let proxy: std::net::SocketAddr = find("proxy:").parse().unwrap();
@@ -34,18 +29,11 @@ async fn demo_serves_blue_switches_to_green_and_stops_on_sigterm() {
     let mut c = Conn::open(proxy).await;
     let (_, body) = c.get("localhost", "/").await;
     assert!(body.starts_with("blue-"), "{body}");
-    let (code, out, err) =
-        tokio::task::block_in_place(|| ctl(&admin, &["switch", "demo", "green"]));
+    let (code, out, err) = tokio::task::block_in_place(|| ctl(&admin, &["switch", "demo", "green"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("green"), "{out}");
     assert!(c.get("localhost", "/").await.1.starts_with("green-"));
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(
-        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) },
-        0
-    );
-    assert_eq!(
-        tokio::task::block_in_place(|| child.wait()).unwrap().code(),
-        Some(0)
-    );
+    assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) }, 0);
+    assert_eq!(tokio::task::block_in_place(|| child.wait()).unwrap().code(), Some(0));
 }

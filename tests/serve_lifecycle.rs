@@ -9,15 +9,11 @@ use http::StatusCode;
 use switchyard_test_support::{Conn, Upstream};
 
 async fn fleets() -> (Upstream, Upstream) {
-    (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    )
+    (Upstream::spawn("blue").await, Upstream::spawn("green").await)
 }
 
 async fn status(sy: &Sy) -> serde_json::Value {
-    let (code, out, err) =
-        tokio::task::block_in_place(|| ctl(&sy.admin_url(), &["--json", "status"]));
+    let (code, out, err) = tokio::task::block_in_place(|| ctl(&sy.admin_url(), &["--json", "status"]));
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -26,12 +22,7 @@ async fn status(sy: &Sy) -> serde_json::Value {
 async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let (b, g) = fleets().await;
-    let cfg = write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
     let mut sy = Sy::start(&cfg, &[]);
     let mut c = Conn::open(sy.proxy).await;
     assert_eq!(c.get("x", "/").await.1, "blue");
@@ -41,10 +32,7 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
     sy.wait_log("shutting down");
     b.release(1);
     assert_eq!(pending.await.unwrap(), (StatusCode::OK, "blue".into()));
-    assert_eq!(
-        tokio::task::block_in_place(|| sy.wait_exit()).code(),
-        Some(0)
-    );
+    assert_eq!(tokio::task::block_in_place(|| sy.wait_exit()).code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,19 +40,9 @@ async fn sighup_applies_an_edited_file_and_keeps_the_old_one_when_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let (b, g) = fleets().await;
     let b2 = Upstream::spawn("blue-new").await;
-    let cfg = write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
     let sy = Sy::start(&cfg, &[]);
-    write_config(
-        dir.path(),
-        &[b2.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    write_config(dir.path(), &[b2.address()], &[g.address()], "active = \"blue\"");
     sy.signal(libc::SIGHUP);
     sy.wait_log("reload applied");
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue-new");
@@ -77,85 +55,44 @@ async fn sighup_applies_an_edited_file_and_keeps_the_old_one_when_invalid() {
     assert_eq!(s["generation"], 2);
     assert_eq!(s["last_reload"]["ok"], false);
     let problems = s["last_reload"]["problems"].as_array().unwrap();
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.as_str().unwrap().contains("`address` must be a string")),
-        "{s}"
-    );
+    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("`address` must be a string")), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_switch_stands_over_an_unchanged_file_and_a_changed_traffic_wins() {
     let dir = tempfile::tempdir().unwrap();
     let (b, g) = fleets().await;
-    let cfg = write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
     let sy = Sy::start(&cfg, &[]);
     let admin = sy.admin_url();
-    assert_eq!(
-        tokio::task::block_in_place(|| ctl(&admin, &["switch", "shop", "green"])).0,
-        0
-    );
+    assert_eq!(tokio::task::block_in_place(|| ctl(&admin, &["switch", "shop", "green"])).0, 0);
     sy.signal(libc::SIGHUP);
     sy.wait_log("reload applied");
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "green");
 
     // The file now says something new: it wins over the runtime switch.
-    write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "weights = { blue = 50, green = 50 }",
-    );
+    write_config(dir.path(), &[b.address()], &[g.address()], "weights = { blue = 50, green = 50 }");
     sy.signal(libc::SIGHUP);
     sy.wait_log("reload applied");
-    assert_eq!(
-        status(&sy).await["services"][0]["traffic"],
-        serde_json::json!({"blue": 50, "green": 50})
-    );
-    write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    assert_eq!(status(&sy).await["services"][0]["traffic"], serde_json::json!({"blue": 50, "green": 50}));
+    write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
     sy.signal(libc::SIGHUP);
     sy.wait_log("reload applied");
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
     let (_, out, _) = tokio::task::block_in_place(|| ctl(&admin, &["--json", "history", "shop"]));
     let h: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        (
-            h["events"][0]["kind"].as_str(),
-            h["events"][0]["actor"].as_str()
-        ),
-        (Some("config"), Some("config"))
-    );
+    assert_eq!((h["events"][0]["kind"].as_str(), h["events"][0]["actor"].as_str()), (Some("config"), Some("config")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_survives_kill_9_and_a_corrupt_state_file_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let (b, g) = fleets().await;
-    let cfg = write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
     let mut sy = Sy::start(&cfg, &[]);
     let admin = sy.admin_url();
-    let (code, _, err) = tokio::task::block_in_place(|| {
-        ctl(
-            &admin,
-            &["switch", "shop", "green", "--reason", "release 42"],
-        )
-    });
+    let (code, _, err) =
+        tokio::task::block_in_place(|| ctl(&admin, &["switch", "shop", "green", "--reason", "release 42"]));
     assert_eq!(code, 0, "{err}");
     sy.signal(libc::SIGKILL);
     tokio::task::block_in_place(|| sy.wait_exit());
@@ -163,22 +100,16 @@ async fn switch_survives_kill_9_and_a_corrupt_state_file_refuses_to_start() {
 
     let sy = Sy::start(&cfg, &[]);
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "green");
-    let (_, out, _) =
-        tokio::task::block_in_place(|| ctl(&sy.admin_url(), &["--json", "history", "shop"]));
+    let (_, out, _) = tokio::task::block_in_place(|| ctl(&sy.admin_url(), &["--json", "history", "shop"]));
     let h: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(h["events"][0]["reason"], "release 42");
     drop(sy);
 
     let state = dir.path().join("state/sy.json");
     std::fs::write(&state, "{\"services\": 12").unwrap();
-    let Err((status, log)) = Sy::try_start(&cfg, &[]) else {
-        panic!("started on a corrupt state file")
-    };
+    let Err((status, log)) = Sy::try_start(&cfg, &[]) else { panic!("started on a corrupt state file") };
     assert_eq!(status.code(), Some(1));
-    assert!(
-        log.contains(&state.display().to_string()) && log.contains("corrupt"),
-        "{log}"
-    );
+    assert!(log.contains(&state.display().to_string()) && log.contains("corrupt"), "{log}");
     let sy = Sy::start(&cfg, &["--reset-state"]);
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
 }
@@ -186,24 +117,11 @@ async fn switch_survives_kill_9_and_a_corrupt_state_file_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_to_start_exposed_admin_without_token_and_exits_3_when_port_is_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &["127.0.0.1:9".into()],
-        &["127.0.0.1:9".into()],
-        "active = \"blue\"",
-    );
+    let cfg = write_config(dir.path(), &["127.0.0.1:9".into()], &["127.0.0.1:9".into()], "active = \"blue\"");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace(
-            "[admin]\naddress = \"127.0.0.1:0\"",
-            "[admin]\naddress = \"0.0.0.0:0\"",
-        ),
-    )
-    .unwrap();
-    let Err((status, log)) = Sy::try_start(&cfg, &[]) else {
-        panic!("started exposed")
-    };
+    std::fs::write(&cfg, text.replace("[admin]\naddress = \"127.0.0.1:0\"", "[admin]\naddress = \"0.0.0.0:0\""))
+        .unwrap();
+    let Err((status, log)) = Sy::try_start(&cfg, &[]) else { panic!("started exposed") };
     assert_eq!(status.code(), Some(1));
     assert!(log.contains("without a token"), "{log}");
 
@@ -211,15 +129,10 @@ async fn refuses_to_start_exposed_admin_without_token_and_exits_3_when_port_is_t
     let port = taken.local_addr().unwrap();
     std::fs::write(
         &cfg,
-        text.replace(
-            "[listener]\naddress = \"127.0.0.1:0\"",
-            &format!("[listener]\naddress = \"{port}\""),
-        ),
+        text.replace("[listener]\naddress = \"127.0.0.1:0\"", &format!("[listener]\naddress = \"{port}\"")),
     )
     .unwrap();
-    let Err((status, log)) = Sy::try_start(&cfg, &[]) else {
-        panic!("started on a taken port")
-    };
+    let Err((status, log)) = Sy::try_start(&cfg, &[]) else { panic!("started on a taken port") };
     assert_eq!(status.code(), Some(3));
     assert!(log.contains("cannot bind the proxy listener"), "{log}");
 }
@@ -228,19 +141,9 @@ async fn refuses_to_start_exposed_admin_without_token_and_exits_3_when_port_is_t
 async fn watch_reloads_a_file_replaced_by_rename() {
     let dir = tempfile::tempdir().unwrap();
     let (b, g) = fleets().await;
-    let cfg = write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"blue\"",
-    );
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
     let sy = Sy::start(&cfg, &["--watch"]);
-    write_config(
-        dir.path(),
-        &[b.address()],
-        &[g.address()],
-        "active = \"green\"",
-    );
+    write_config(dir.path(), &[b.address()], &[g.address()], "active = \"green\"");
     sy.wait_log("reload applied");
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "green");
 }

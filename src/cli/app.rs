@@ -68,9 +68,7 @@ pub async fn serve(listener: TcpListener, name: String) {
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }

@@ -14,20 +14,10 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct CtlArgs {
     /// Admin API base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHYARD_ADMIN",
-        default_value = "http://127.0.0.1:9901"
-    )]
+    #[arg(long, global = true, env = "SWITCHYARD_ADMIN", default_value = "http://127.0.0.1:9901")]
     admin: String,
     /// Bearer token.
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHYARD_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print the admin API's own JSON answer.
     #[arg(long, global = true)]
@@ -49,6 +39,13 @@ enum CtlCommand {
         /// Override the health gate.
         #[arg(long)]
         force: bool,
+        /// After the switch, wait until the pools that lost their traffic have
+        /// nothing in flight.
+        #[arg(long)]
+        wait_drained: bool,
+        /// How long `--wait-drained` waits.
+        #[arg(long, default_value = "5m")]
+        drain_timeout: String,
     },
     /// Split traffic by weight: `weights shop blue=90 green=10`.
     Weights {
@@ -75,21 +72,14 @@ enum CtlCommand {
 }
 
 fn parse_weight(s: &str) -> Result<(String, f64), String> {
-    let (pool, w) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected POOL=WEIGHT, got \"{s}\""))?;
-    let w: f64 = w
-        .parse()
-        .map_err(|_| format!("weight of \"{pool}\" is not a number: \"{w}\""))?;
+    let (pool, w) = s.split_once('=').ok_or_else(|| format!("expected POOL=WEIGHT, got \"{s}\""))?;
+    let w: f64 = w.parse().map_err(|_| format!("weight of \"{pool}\" is not a number: \"{w}\""))?;
     Ok((pool.to_owned(), w))
 }
 
 /// Runs one ctl command.
 pub fn run(args: CtlArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start: {e}");
@@ -103,42 +93,23 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     let (method, path, body) = match &args.command {
         CtlCommand::Status { service: None } => (Method::GET, "/v1/services".to_owned(), None),
         CtlCommand::Status { service: Some(s) } => (Method::GET, format!("/v1/services/{s}"), None),
-        CtlCommand::Switch {
-            service,
-            pool,
-            reason,
-            force,
-        } => (
+        CtlCommand::Switch { service, pool, reason, force, .. } => (
             Method::POST,
             format!("/v1/services/{service}/switch"),
             Some(json!({"pool": pool, "reason": reason, "force": force})),
         ),
-        CtlCommand::Weights {
-            service,
-            weights,
-            reason,
-            force,
-        } => {
-            let w: serde_json::Map<String, Value> =
-                weights.iter().map(|(p, w)| (p.clone(), json!(w))).collect();
+        CtlCommand::Weights { service, weights, reason, force } => {
+            let w: serde_json::Map<String, Value> = weights.iter().map(|(p, w)| (p.clone(), json!(w))).collect();
             (
                 Method::POST,
                 format!("/v1/services/{service}/weights"),
                 Some(json!({"weights": w, "reason": reason, "force": force})),
             )
         }
-        CtlCommand::Rollback {
-            service,
-            reason,
-            force,
-        } => (
-            Method::POST,
-            format!("/v1/services/{service}/rollback"),
-            Some(json!({"reason": reason, "force": force})),
-        ),
-        CtlCommand::History { service } => {
-            (Method::GET, format!("/v1/services/{service}/history"), None)
+        CtlCommand::Rollback { service, reason, force } => {
+            (Method::POST, format!("/v1/services/{service}/rollback"), Some(json!({"reason": reason, "force": force})))
         }
+        CtlCommand::History { service } => (Method::GET, format!("/v1/services/{service}/history"), None),
         CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), Some(json!({}))),
     };
     let base = args.admin.trim_end_matches('/');
@@ -153,22 +124,21 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         if args.json {
             println!("{value}");
         }
-        eprintln!(
-            "error ({}): {}",
-            status.as_u16(),
-            value["error"].as_str().unwrap_or("(no message)")
-        );
+        eprintln!("error ({}): {}", status.as_u16(), value["error"].as_str().unwrap_or("(no message)"));
         for p in value["problems"].as_array().into_iter().flatten() {
             eprintln!("  {}", p.as_str().unwrap_or_default());
         }
         return ExitCode::from(super::INVALID);
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         return ExitCode::SUCCESS;
+    }
+    if let CtlCommand::Switch { service, wait_drained: true, drain_timeout, .. } = &args.command {
+        if !args.json {
+            ctl_print::service(&value);
+        }
+        return wait_drained(base, &args.token, service, &value, drain_timeout).await;
     }
     match &args.command {
         CtlCommand::Status { service: None } => ctl_print::services(&value),
@@ -179,6 +149,34 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Waits on the drain endpoint for every pool the switch left with weight 0.
+async fn wait_drained(base: &str, token: &Option<String>, service: &str, view: &Value, timeout: &str) -> ExitCode {
+    let idle: Vec<String> = view["traffic"]
+        .as_object()
+        .map(|m| m.iter().filter(|(_, w)| w.as_f64() == Some(0.0)).map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default();
+    let mut code = ExitCode::SUCCESS;
+    for pool in idle {
+        let path = format!("/v1/services/{service}/drain?pool={pool}&wait={timeout}");
+        match call(base, token, Method::GET, &path, None).await {
+            Ok((s, _)) if s.is_success() => println!("pool {pool} drained: nothing in flight"),
+            Ok((s, v)) if s == http::StatusCode::REQUEST_TIMEOUT => {
+                eprintln!("pool {pool} still has {} request(s) in flight after {timeout}", v["inflight"]);
+                code = ExitCode::from(super::INVALID);
+            }
+            Ok((s, v)) => {
+                eprintln!("error ({}): {}", s.as_u16(), v["error"].as_str().unwrap_or("(no message)"));
+                code = ExitCode::from(super::INVALID);
+            }
+            Err(e) => {
+                eprintln!("cannot reach the admin API at {base}: {e}");
+                return ExitCode::from(super::IO_FAILURE);
+            }
+        }
+    }
+    code
+}
+
 async fn call(
     base: &str,
     token: &Option<String>,
@@ -187,9 +185,7 @@ async fn call(
     body: Option<Value>,
 ) -> Result<(http::StatusCode, Value), String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"));
+    let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -203,13 +199,7 @@ async fn call(
         .map_err(|_| "timed out after 30s".to_owned())?
         .map_err(|e| format!("{e}"))?;
     let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&bytes)}));
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&bytes)}));
     Ok((status, value))
 }

@@ -3,14 +3,7 @@
 use serde_json::Value;
 
 fn traffic(v: &Value) -> String {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(p, w)| format!("{p}={w}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
+    v.as_object().map(|m| m.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 fn health(v: &Value) -> String {
@@ -19,10 +12,7 @@ fn health(v: &Value) -> String {
             m.iter()
                 .map(|(p, pool)| {
                     let total = pool["backends"].as_array().map_or(0, Vec::len);
-                    format!(
-                        "{p} {}/{total} healthy, {} in flight",
-                        pool["healthy"], pool["inflight"]
-                    )
+                    format!("{p} {}/{total} healthy, {} in flight", pool["healthy"], pool["inflight"])
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -53,16 +43,8 @@ pub fn service(v: &Value) {
 pub fn services(v: &Value) {
     println!("generation {}", v["generation"]);
     if let Some(r) = v.get("last_reload").filter(|r| !r.is_null()) {
-        let ok = if r["ok"].as_bool() == Some(true) {
-            "ok"
-        } else {
-            "FAILED"
-        };
-        println!(
-            "last reload: {ok} at {} ({})",
-            r["at"].as_str().unwrap_or("?"),
-            r["source"].as_str().unwrap_or("?")
-        );
+        let ok = if r["ok"].as_bool() == Some(true) { "ok" } else { "FAILED" };
+        println!("last reload: {ok} at {} ({})", r["at"].as_str().unwrap_or("?"), r["source"].as_str().unwrap_or("?"));
         for p in r["problems"].as_array().into_iter().flatten() {
             println!("  {}", p.as_str().unwrap_or_default());
         }
@@ -75,16 +57,9 @@ pub fn services(v: &Value) {
 
 /// `history SERVICE`.
 pub fn history(v: &Value) {
-    println!(
-        "{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} REASON",
-        "VERSION", "AT", "KIND", "FROM", "TO", "ACTOR"
-    );
+    println!("{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} REASON", "VERSION", "AT", "KIND", "FROM", "TO", "ACTOR");
     for e in v["events"].as_array().into_iter().flatten() {
-        let forced = if e["forced"].as_bool() == Some(true) {
-            " [forced]"
-        } else {
-            ""
-        };
+        let forced = if e["forced"].as_bool() == Some(true) { " [forced]" } else { "" };
         println!(
             "{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} {}{forced}",
             e["version"],

@@ -46,22 +46,12 @@ async fn demo(args: &DemoArgs, dir: &PathBuf) -> ExitCode {
                     return ExitCode::from(super::IO_FAILURE);
                 }
             };
-            addrs.push(
-                listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            );
+            addrs.push(listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
             tokio::spawn(super::app::serve(listener, format!("{color}-{i}")));
         }
         fleets.push((color.into(), addrs));
     }
-    let quoted = |v: &[String]| {
-        v.iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let quoted = |v: &[String]| v.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
     let text = format!(
         "# switchyard demo config (generated)\n[listener]\naddress = \"{}\"\n\n[admin]\naddress = \"{}\"\n\n[state]\nfile = \"state.json\"\n\n[[service]]\nname = \"demo\"\n\n[service.traffic]\nactive = \"blue\"\n\n[service.pools.blue]\nbackends = [{}]\n\n[service.pools.green]\nbackends = [{}]\n",
         args.listen,
@@ -81,8 +71,9 @@ async fn demo(args: &DemoArgs, dir: &PathBuf) -> ExitCode {
             return ExitCode::from(super::INVALID);
         }
     };
-    let code =
-        super::serve::serve(config, false, true, |b| print_help(b.proxy, b.admin, &path)).await;
+    let opts =
+        super::serve::Options { watch: false, reset_state: true, access_log: switchyard_proxy::AccessLog::off() };
+    let code = super::serve::serve(config, opts, |b| print_help(b.proxy, b.admin, &path)).await;
     if code == ExitCode::from(super::IO_FAILURE) {
         eprintln!("(pick other ports with --listen ADDR and --admin ADDR)");
     }

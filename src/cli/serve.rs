@@ -10,7 +10,7 @@ use std::time::Duration;
 use switchyard_admin::{AdminState, Tokens};
 use switchyard_config::Config;
 use switchyard_control::Controller;
-use switchyard_proxy::ServerOptions;
+use switchyard_proxy::{AccessLog, ServerOptions};
 use tokio::net::TcpListener;
 
 /// `serve` options.
@@ -25,9 +25,31 @@ pub struct ServeArgs {
     /// Start with empty runtime state, ignoring (and replacing) the state file.
     #[arg(long)]
     pub reset_state: bool,
-    /// Log format.
+    /// Log format, for logs (stderr) and the access log (stdout).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Access log: one line per request on stdout, or off.
+    #[arg(long, value_enum, default_value = "stdout")]
+    pub access_log: AccessLogTarget,
+}
+
+/// Where the access log goes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessLogTarget {
+    /// One line per request on stdout.
+    Stdout,
+    /// No access log.
+    Off,
+}
+
+/// What `serve` runs with beyond the config file.
+pub struct Options {
+    /// Reload on file change.
+    pub watch: bool,
+    /// Ignore the state file.
+    pub reset_state: bool,
+    /// Access log sink.
+    pub access_log: AccessLog,
 }
 
 /// How logs are written.
@@ -58,7 +80,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(IO_FAILURE);
         }
     };
-    rt.block_on(serve(config, args.watch, args.reset_state, |_| {}))
+    let access_log = match (args.access_log, args.log_format) {
+        (AccessLogTarget::Off, _) => AccessLog::off(),
+        (AccessLogTarget::Stdout, LogFormat::Text) => AccessLog::stdout(switchyard_proxy::LogFormat::Text),
+        (AccessLogTarget::Stdout, LogFormat::Json) => AccessLog::stdout(switchyard_proxy::LogFormat::Json),
+    };
+    let opts = Options { watch: args.watch, reset_state: args.reset_state, access_log };
+    rt.block_on(serve(config, opts, |_| {}))
 }
 
 /// Addresses actually bound, for callers that print them (the demo).
@@ -70,12 +98,15 @@ pub struct Bound {
 }
 
 /// Runs a validated config until SIGTERM/SIGINT; `on_ready` sees the bound addresses.
-pub async fn serve(
-    config: Config,
-    watch: bool,
-    reset_state: bool,
-    on_ready: impl FnOnce(&Bound),
-) -> ExitCode {
+pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound)) -> ExitCode {
+    // Before the first table is built, so the handles it resolves are live.
+    let metrics = match switchyard_metrics::install() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed; /metrics is off");
+            None
+        }
+    };
     let tokens = match Tokens::load(&config.admin, std::env::var("SWITCHYARD_ADMIN_TOKEN").ok()) {
         Ok(t) => t,
         Err(e) => {
@@ -83,7 +114,7 @@ pub async fn serve(
             return ExitCode::from(INVALID);
         }
     };
-    let (controller, router) = match Controller::start(config.clone(), reset_state) {
+    let (controller, router) = match Controller::start(config.clone(), opts.reset_state) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -98,29 +129,30 @@ pub async fn serve(
         }
     };
     let bound = Bound {
-        proxy: proxy_listener
-            .local_addr()
-            .unwrap_or(config.listener.address),
+        proxy: proxy_listener.local_addr().unwrap_or(config.listener.address),
         admin: admin_listener.local_addr().unwrap_or(config.admin.address),
     };
+
     let control = switchyard_control::spawn(controller);
-    let admin = Arc::new(AdminState {
-        control: control.clone(),
-        tokens,
-    });
+    if let Some(h) = metrics.clone() {
+        // Drains histogram buffers even when nobody scrapes.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                h.run_upkeep();
+            }
+        });
+    }
+    let admin = Arc::new(AdminState { control: control.clone(), tokens, router: router.clone(), metrics });
     let stop = signals::Stop::new();
     signals::spawn_reload_on_sighup(control.clone());
-    if watch {
+    if opts.watch {
         signals::spawn_watch(&config.source, control.clone());
     }
     let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, stop.wait()));
-    let opts = ServerOptions::from_listener(&config.listener);
-    let proxy = tokio::spawn(switchyard_proxy::serve(
-        proxy_listener,
-        router,
-        opts,
-        stop.wait(),
-    ));
+    let server_opts = ServerOptions { access_log: opts.access_log, ..ServerOptions::from_listener(&config.listener) };
+    let proxy = tokio::spawn(switchyard_proxy::serve(proxy_listener, router, server_opts, stop.wait()));
     // Announced only once signal handlers and the watcher are in place.
     tracing::info!(proxy = %bound.proxy, admin = %bound.admin, config = %config.source.display(), "switchyard listening");
     on_ready(&bound);
@@ -135,22 +167,14 @@ pub async fn serve(
 async fn finish(proxy: tokio::task::JoinHandle<()>, timeout: Duration) {
     match tokio::time::timeout(timeout, proxy).await {
         Ok(_) => tracing::info!("all in-flight requests finished"),
-        Err(_) => tracing::warn!(
-            ?timeout,
-            "shutdown_timeout passed with requests still in flight; closing them"
-        ),
+        Err(_) => tracing::warn!(?timeout, "shutdown_timeout passed with requests still in flight; closing them"),
     }
 }
 
 async fn bind(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
     let proxy = TcpListener::bind(config.listener.address)
         .await
-        .with_context(|| {
-            format!(
-                "cannot bind the proxy listener on {}",
-                config.listener.address
-            )
-        })?;
+        .with_context(|| format!("cannot bind the proxy listener on {}", config.listener.address))?;
     let admin = TcpListener::bind(config.admin.address)
         .await
         .with_context(|| format!("cannot bind the admin API on {}", config.admin.address))?;

@@ -15,9 +15,7 @@ pub struct Stop {
 
 impl Stop {
     pub fn new() -> Stop {
-        Stop {
-            tx: watch::channel(false).0,
-        }
+        Stop { tx: watch::channel(false).0 }
     }
 
     /// Resolves once `trigger` has been called.
@@ -35,10 +33,7 @@ impl Stop {
 
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn wait_for_terminate() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install SIGTERM/SIGINT handlers");
         return std::future::pending().await;
     };
@@ -75,19 +70,13 @@ pub fn spawn_reload_on_sighup(control: ControlHandle) {
 pub fn spawn_watch(config: &Path, control: ControlHandle) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let name = config.file_name().map(|n| n.to_owned());
-    let dir = config
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_owned();
+    let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
     let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         let Ok(ev) = ev else { return };
         // Reading the file for a reload is itself an event; only writes count.
         let writes = matches!(
             ev.kind,
-            notify::EventKind::Create(_)
-                | notify::EventKind::Modify(_)
-                | notify::EventKind::Remove(_)
+            notify::EventKind::Create(_) | notify::EventKind::Modify(_) | notify::EventKind::Remove(_)
         );
         if writes && ev.paths.iter().any(|p| p.file_name() == name.as_deref()) {
             let _ = tx.send(());
@@ -108,9 +97,7 @@ pub fn spawn_watch(config: &Path, control: ControlHandle) {
         let _keep = watcher;
         while rx.recv().await.is_some() {
             // Debounce: editors write, rename and chmod in bursts.
-            while let Ok(Some(())) =
-                tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
-            {}
+            while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {}
             tracing::info!("config file changed: reloading");
             reload(&control, ReloadSource::Watch).await;
         }

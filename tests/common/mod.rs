@@ -22,12 +22,7 @@ pub struct Sy {
 
 /// A config for one service `shop` with pools blue and green, in `dir`.
 pub fn write_config(dir: &Path, blue: &[String], green: &[String], traffic: &str) -> PathBuf {
-    let q = |v: &[String]| {
-        v.iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let q = |v: &[String]| v.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
     let text = format!(
         "[runtime]\nshutdown_timeout = \"10s\"\n[listener]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.1:0\"\n[state]\nfile = \"state/sy.json\"\n[[service]]\nname = \"shop\"\n[service.traffic]\n{traffic}\n[service.pools.blue]\nbackends = [{}]\n[service.pools.green]\nbackends = [{}]\n",
         q(blue),
@@ -81,12 +76,7 @@ impl Sy {
                     if line.contains("switchyard listening") {
                         let proxy = field(&line, "proxy=").parse().unwrap();
                         let admin = field(&line, "admin=").parse().unwrap();
-                        return Ok(Sy {
-                            child,
-                            proxy,
-                            admin,
-                            log: rx,
-                        });
+                        return Ok(Sy { child, proxy, admin, log: rx });
                     }
                 }
                 Err(_) => {

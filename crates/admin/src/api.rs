@@ -2,6 +2,7 @@
 //! handle, answer. No traffic logic lives here.
 
 use crate::auth::{Caller, Tokens};
+use crate::observe;
 use crate::respond::{self, Resp};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -12,6 +13,8 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use switchyard_config::{Role, Weight};
 use switchyard_control::{ChangeMeta, ControlHandle, ReloadSource};
+use switchyard_metrics::PrometheusHandle;
+use switchyard_proxy::Router;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -22,6 +25,10 @@ pub struct AdminState {
     pub control: ControlHandle,
     /// Who may do what.
     pub tokens: Tokens,
+    /// Read side of the live table (drain, metrics gauges).
+    pub router: Router,
+    /// The Prometheus recorder, when installed.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 #[derive(Deserialize)]
@@ -60,21 +67,16 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     match (method.clone(), segments.as_slice()) {
         (Method::GET, ["healthz"]) => return respond::text(StatusCode::OK, "ok\n"),
+        (Method::GET, ["metrics"]) => return observe::metrics(state.metrics.as_ref(), &state.router),
         (_, ["v1", ..]) => {}
         _ => return respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     }
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
+    let auth = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
     let Some(caller) = state.tokens.check(auth) else {
         return respond::error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
     };
     if method != Method::GET && caller.role != Role::Operator {
-        return respond::error(
-            StatusCode::FORBIDDEN,
-            format!("token \"{}\" is read-only", caller.name),
-        );
+        return respond::error(StatusCode::FORBIDDEN, format!("token \"{}\" is read-only", caller.name));
     }
     let c = &state.control;
     match (method, &segments[1..]) {
@@ -83,6 +85,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             Err(e) => respond::refused(&e),
         },
         (Method::GET, ["services", svc]) => answer(c.service(svc).await),
+        (Method::GET, ["services", svc, "drain"]) => observe::drain(&state.router, svc, req.uri().query()).await,
         (Method::GET, ["services", svc, "history"]) => match c.history(svc).await {
             Ok(events) => respond::json(StatusCode::OK, &serde_json::json!({ "events": events })),
             Err(e) => respond::refused(&e),
@@ -93,23 +96,12 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             mutate(c, &caller, &svc, &action, req).await
         }
         (Method::POST, ["reload"]) => match c.reload(ReloadSource::Admin).await {
-            Ok(generation) => respond::json(
-                StatusCode::OK,
-                &serde_json::json!({ "generation": generation }),
-            ),
+            Ok(generation) => respond::json(StatusCode::OK, &serde_json::json!({ "generation": generation })),
             Err(e) => respond::refused(&e),
         },
-        (
-            _,
-            ["services"]
-            | ["services", _]
-            | ["services", _, "history"]
-            | ["services", _, _]
-            | ["reload"],
-        ) => respond::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed on {path}", req.method()),
-        ),
+        (_, ["services"] | ["services", _] | ["services", _, "history"] | ["services", _, _] | ["reload"]) => {
+            respond::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", req.method()))
+        }
         _ => respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     }
 }
@@ -121,13 +113,7 @@ fn answer(r: Result<switchyard_control::ServiceView, switchyard_control::Control
     }
 }
 
-async fn mutate(
-    c: &ControlHandle,
-    caller: &Caller,
-    svc: &str,
-    action: &str,
-    req: Request<Incoming>,
-) -> Resp {
+async fn mutate(c: &ControlHandle, caller: &Caller, svc: &str, action: &str, req: Request<Incoming>) -> Resp {
     match mutation(c, caller, svc, action, req).await {
         Ok(resp) => resp,
         Err(message) => respond::error(StatusCode::BAD_REQUEST, message),
@@ -143,12 +129,7 @@ async fn mutation(
     req: Request<Incoming>,
 ) -> Result<Resp, String> {
     let if_match = if_match(&req)?;
-    let meta = |reason: String, force: bool| ChangeMeta {
-        actor: caller.name.clone(),
-        reason,
-        force,
-        if_match,
-    };
+    let meta = |reason: String, force: bool| ChangeMeta { actor: caller.name.clone(), reason, force, if_match };
     Ok(match action {
         "switch" => {
             let b: SwitchBody = body(req, None).await?;
@@ -173,16 +154,11 @@ fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, String> {
     };
     let text = v.to_str().unwrap_or("").trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse()
-        .map(Some)
-        .map_err(|_| format!("If-Match must be a service version like \"3\", got {v:?}"))
+    text.parse().map(Some).map_err(|_| format!("If-Match must be a service version like \"3\", got {v:?}"))
 }
 
 /// Reads and parses a JSON body; an empty body means `if_empty` when given.
-async fn body<T: DeserializeOwned>(
-    req: Request<Incoming>,
-    if_empty: Option<T>,
-) -> Result<T, String> {
+async fn body<T: DeserializeOwned>(req: Request<Incoming>, if_empty: Option<T>) -> Result<T, String> {
     let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(format!("body unreadable or over {MAX_BODY} bytes")),

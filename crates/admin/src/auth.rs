@@ -48,35 +48,19 @@ impl Tokens {
                 .map_err(|e| AuthError::File(path.display().to_string(), e.to_string()))?;
             let secret = text.trim();
             if secret.is_empty() {
-                return Err(AuthError::File(
-                    path.display().to_string(),
-                    "is empty".into(),
-                ));
+                return Err(AuthError::File(path.display().to_string(), "is empty".into()));
             }
             Ok(secret.as_bytes().to_vec())
         };
-        match (
-            &admin.token_file,
-            env_token.filter(|t| !t.trim().is_empty()),
-        ) {
-            (Some(path), _) => tokens.push(Token {
-                name: "api".into(),
-                secret: read(path)?,
-                role: Role::Operator,
-            }),
-            (None, Some(t)) => tokens.push(Token {
-                name: "api".into(),
-                secret: t.trim().as_bytes().to_vec(),
-                role: Role::Operator,
-            }),
+        match (&admin.token_file, env_token.filter(|t| !t.trim().is_empty())) {
+            (Some(path), _) => tokens.push(Token { name: "api".into(), secret: read(path)?, role: Role::Operator }),
+            (None, Some(t)) => {
+                tokens.push(Token { name: "api".into(), secret: t.trim().as_bytes().to_vec(), role: Role::Operator })
+            }
             (None, None) => {}
         }
         for t in &admin.tokens {
-            tokens.push(Token {
-                name: t.name.clone(),
-                secret: read(&t.file)?,
-                role: t.role,
-            });
+            tokens.push(Token { name: t.name.clone(), secret: read(&t.file)?, role: t.role });
         }
         let out = Tokens { tokens };
         if out.tokens.is_empty() && !admin.address.ip().is_loopback() {
@@ -94,19 +78,13 @@ impl Tokens {
     /// Every token is compared, each in constant time, so timing says nothing.
     pub fn check(&self, authorization: Option<&[u8]>) -> Option<Caller> {
         if self.tokens.is_empty() {
-            return Some(Caller {
-                name: "api".into(),
-                role: Role::Operator,
-            });
+            return Some(Caller { name: "api".into(), role: Role::Operator });
         }
         let presented = authorization?.strip_prefix(b"Bearer ")?;
         let mut found = None;
         for t in &self.tokens {
             if constant_time_eq(presented, &t.secret) && found.is_none() {
-                found = Some(Caller {
-                    name: t.name.clone(),
-                    role: t.role,
-                });
+                found = Some(Caller { name: t.name.clone(), role: t.role });
             }
         }
         found
@@ -131,33 +109,16 @@ mod tests {
             address: addr.parse().unwrap(),
             token_file: None,
             preview_key_file: None,
-            tokens: vec![NamedToken {
-                name: "dash".into(),
-                file: dir.join("viewer"),
-                role: Role::Viewer,
-            }],
+            tokens: vec![NamedToken { name: "dash".into(), file: dir.join("viewer"), role: Role::Viewer }],
         }
     }
 
     #[test]
     fn tokens_identify_callers_and_unknown_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Tokens::load(
-            &admin("127.0.0.1:9901", dir.path()),
-            Some("op-secret".into()),
-        )
-        .unwrap();
-        assert_eq!(
-            t.check(Some(b"Bearer op-secret")),
-            Some(Caller {
-                name: "api".into(),
-                role: Role::Operator
-            })
-        );
-        assert_eq!(
-            t.check(Some(b"Bearer view-secret")).unwrap().role,
-            Role::Viewer
-        );
+        let t = Tokens::load(&admin("127.0.0.1:9901", dir.path()), Some("op-secret".into())).unwrap();
+        assert_eq!(t.check(Some(b"Bearer op-secret")), Some(Caller { name: "api".into(), role: Role::Operator }));
+        assert_eq!(t.check(Some(b"Bearer view-secret")).unwrap().role, Role::Viewer);
         assert_eq!(t.check(Some(b"Bearer nope")), None);
         assert_eq!(t.check(Some(b"op-secret")), None);
         assert_eq!(t.check(None), None);

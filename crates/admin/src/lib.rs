@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod observe;
 mod respond;
 
 pub use api::AdminState;
@@ -20,11 +21,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Serves the admin API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AdminState>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -11,14 +11,10 @@ pub type Resp = Response<Full<Bytes>>;
 
 /// A JSON answer with `status`.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
-    let body = serde_json::to_vec(value)
-        .unwrap_or_else(|_| b"{\"error\":\"serialization failed\"}".to_vec());
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{\"error\":\"serialization failed\"}".to_vec());
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -59,9 +55,6 @@ pub fn refused(e: &ControlError) -> Resp {
 pub fn text(status: StatusCode, body: &'static str) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }

@@ -28,10 +28,7 @@ const CI: &str = "ci-secret";
 
 async fn start() -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     std::fs::write(dir.path().join("op"), OP).unwrap();
     std::fs::write(dir.path().join("view"), VIEW).unwrap();
     std::fs::write(dir.path().join("ci"), CI).unwrap();
@@ -44,24 +41,12 @@ async fn start() -> Api {
     std::fs::write(&path, text).unwrap();
     let config = switchyard_config::load(&path).unwrap();
     let tokens = Tokens::load(&config.admin, None).unwrap();
-    let (controller, _router) = Controller::start(config, false).unwrap();
-    let state = Arc::new(AdminState {
-        control: spawn(controller),
-        tokens,
-    });
+    let (controller, router) = Controller::start(config, false).unwrap();
+    let state = Arc::new(AdminState { control: spawn(controller), tokens, router, metrics: None });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchyard_admin::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    Api {
-        addr,
-        dir,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        _ups: (b, g),
-    }
+    tokio::spawn(switchyard_admin::serve(listener, state, std::future::pending()));
+    Api { addr, dir, client: Client::builder(TokioExecutor::new()).build_http(), _ups: (b, g) }
 }
 
 impl Api {
@@ -73,69 +58,44 @@ impl Api {
         body: &str,
         if_match: Option<&str>,
     ) -> (StatusCode, Value, Option<String>) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+        let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         if let Some(v) = if_match {
             req = req.header("if-match", v);
         }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
+        let resp = self.client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
         let status = resp.status();
-        let etag = resp
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, value, etag)
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value, Option<String>) {
-        self.call("POST", path, Some(OP), &body.to_string(), None)
-            .await
+        self.call("POST", path, Some(OP), &body.to_string(), None).await
     }
 }
 
 #[tokio::test]
 async fn reads_need_a_known_token_and_show_the_service() {
     let api = start().await;
-    assert_eq!(
-        api.call("GET", "/healthz", None, "", None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        api.call("GET", "/v1/services", None, "", None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        api.call("GET", "/v1/services", Some("wrong"), "", None)
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(api.call("GET", "/healthz", None, "", None).await.0, StatusCode::OK);
+    assert_eq!(api.call("GET", "/v1/services", None, "", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.call("GET", "/v1/services", Some("wrong"), "", None).await.0, StatusCode::UNAUTHORIZED);
     let (s, all, _) = api.call("GET", "/v1/services", Some(VIEW), "", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(all["generation"], 1);
-    let (s, svc, etag) = api
-        .call("GET", "/v1/services/shop", Some(VIEW), "", None)
-        .await;
+    let (s, svc, etag) = api.call("GET", "/v1/services/shop", Some(VIEW), "", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(etag.as_deref(), Some("\"1\""));
     assert_eq!(svc["active"], "blue");
     assert_eq!(svc["traffic"], json!({"blue": 100, "green": 0}));
     assert_eq!(svc["pools"]["blue"]["healthy"], 1);
     assert_eq!(svc["pools"]["blue"]["backends"][0]["healthy"], true);
-    let (s, e, _) = api
-        .call("GET", "/v1/services/nope", Some(VIEW), "", None)
-        .await;
+    let (s, e, _) = api.call("GET", "/v1/services/nope", Some(VIEW), "", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(e["error"], "unknown service \"nope\"");
 }
@@ -143,39 +103,17 @@ async fn reads_need_a_known_token_and_show_the_service() {
 #[tokio::test]
 async fn viewer_cannot_switch_and_operator_can() {
     let api = start().await;
-    let (s, e, _) = api
-        .call(
-            "POST",
-            "/v1/services/shop/switch",
-            Some(VIEW),
-            r#"{"pool":"green"}"#,
-            None,
-        )
-        .await;
+    let (s, e, _) = api.call("POST", "/v1/services/shop/switch", Some(VIEW), r#"{"pool":"green"}"#, None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(e["error"].as_str().unwrap().contains("read-only"));
-    let (s, svc, etag) = api
-        .post(
-            "/v1/services/shop/switch",
-            json!({"pool": "green", "reason": "cutover"}),
-        )
-        .await;
+    let (s, svc, etag) = api.post("/v1/services/shop/switch", json!({"pool": "green", "reason": "cutover"})).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        (svc["active"].as_str(), svc["version"].as_u64()),
-        (Some("green"), Some(2))
-    );
+    assert_eq!((svc["active"].as_str(), svc["version"].as_u64()), (Some("green"), Some(2)));
     assert_eq!(etag.as_deref(), Some("\"2\""));
-    let (_, h, _) = api
-        .call("GET", "/v1/services/shop/history", Some(VIEW), "", None)
-        .await;
+    let (_, h, _) = api.call("GET", "/v1/services/shop/history", Some(VIEW), "", None).await;
     let ev = &h["events"][0];
     assert_eq!(
-        (
-            ev["kind"].as_str(),
-            ev["actor"].as_str(),
-            ev["reason"].as_str()
-        ),
+        (ev["kind"].as_str(), ev["actor"].as_str(), ev["reason"].as_str()),
         (Some("switch"), Some("api"), Some("cutover"))
     );
     assert_eq!(ev["from"], json!({"blue": 100, "green": 0}));
@@ -186,22 +124,12 @@ async fn viewer_cannot_switch_and_operator_can() {
 async fn named_token_is_the_history_actor() {
     let api = start().await;
     let body = r#"{"weights": {"blue": 90, "green": 10}, "reason": "canary"}"#;
-    let (s, v, _) = api
-        .call("POST", "/v1/services/shop/weights", Some(CI), body, None)
-        .await;
+    let (s, v, _) = api.call("POST", "/v1/services/shop/weights", Some(CI), body, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["active"], Value::Null);
     assert_eq!(v["traffic"], json!({"blue": 90, "green": 10}));
-    let (_, h, _) = api
-        .call("GET", "/v1/services/shop/history", Some(OP), "", None)
-        .await;
-    assert_eq!(
-        (
-            h["events"][0]["actor"].as_str(),
-            h["events"][0]["kind"].as_str()
-        ),
-        (Some("ci"), Some("weights"))
-    );
+    let (_, h, _) = api.call("GET", "/v1/services/shop/history", Some(OP), "", None).await;
+    assert_eq!((h["events"][0]["actor"].as_str(), h["events"][0]["kind"].as_str()), (Some("ci"), Some("weights")));
 }
 
 #[tokio::test]
@@ -211,92 +139,34 @@ async fn bad_requests_get_400_with_a_message() {
         ("/v1/services/shop/switch", "{not json"),
         ("/v1/services/shop/switch", r#"{"reason":"no pool"}"#),
         ("/v1/services/shop/switch", r#"{"pool": 5}"#),
-        (
-            "/v1/services/shop/switch",
-            r#"{"pool":"green","colour":"x"}"#,
-        ),
-        (
-            "/v1/services/shop/weights",
-            r#"{"weights":{"blue":60,"green":30}}"#,
-        ),
-        (
-            "/v1/services/shop/weights",
-            r#"{"weights":{"blue":-10,"green":110}}"#,
-        ),
-        (
-            "/v1/services/shop/weights",
-            r#"{"weights":{"blue":33.333,"green":66.667}}"#,
-        ),
+        ("/v1/services/shop/switch", r#"{"pool":"green","colour":"x"}"#),
+        ("/v1/services/shop/weights", r#"{"weights":{"blue":60,"green":30}}"#),
+        ("/v1/services/shop/weights", r#"{"weights":{"blue":-10,"green":110}}"#),
+        ("/v1/services/shop/weights", r#"{"weights":{"blue":33.333,"green":66.667}}"#),
     ] {
         let (s, e, _) = api.call("POST", path, Some(OP), body, None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
         assert!(e["error"].is_string(), "{e}");
     }
-    let (s, _, _) = api
-        .call(
-            "POST",
-            "/v1/services/shop/switch",
-            Some(OP),
-            r#"{"pool":"green"}"#,
-            Some("abc"),
-        )
-        .await;
+    let (s, _, _) = api.call("POST", "/v1/services/shop/switch", Some(OP), r#"{"pool":"green"}"#, Some("abc")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, v, _) = api
-        .call("GET", "/v1/services/shop", Some(OP), "", None)
-        .await;
+    let (s, v, _) = api.call("GET", "/v1/services/shop", Some(OP), "", None).await;
     assert_eq!((s, v["version"].as_u64()), (StatusCode::OK, Some(1)));
 }
 
 #[tokio::test]
 async fn unknown_pool_404_nothing_to_roll_back_409_stale_if_match_412() {
     let api = start().await;
-    let (s, e, _) = api
-        .post("/v1/services/shop/switch", json!({"pool": "red"}))
-        .await;
+    let (s, e, _) = api.post("/v1/services/shop/switch", json!({"pool": "red"})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(e["error"].as_str().unwrap().contains("\"red\""));
-    assert_eq!(
-        api.post("/v1/services/nope/switch", json!({"pool": "green"}))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        api.call("POST", "/v1/services/shop/rollback", Some(OP), "", None)
-            .await
-            .0,
-        StatusCode::CONFLICT
-    );
-    let (s, _, _) = api
-        .call(
-            "POST",
-            "/v1/services/shop/switch",
-            Some(OP),
-            r#"{"pool":"green"}"#,
-            Some("\"7\""),
-        )
-        .await;
+    assert_eq!(api.post("/v1/services/nope/switch", json!({"pool": "green"})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(api.call("POST", "/v1/services/shop/rollback", Some(OP), "", None).await.0, StatusCode::CONFLICT);
+    let (s, _, _) = api.call("POST", "/v1/services/shop/switch", Some(OP), r#"{"pool":"green"}"#, Some("\"7\"")).await;
     assert_eq!(s, StatusCode::PRECONDITION_FAILED);
-    let (s, _, _) = api
-        .call(
-            "POST",
-            "/v1/services/shop/switch",
-            Some(OP),
-            r#"{"pool":"green"}"#,
-            Some("\"1\""),
-        )
-        .await;
+    let (s, _, _) = api.call("POST", "/v1/services/shop/switch", Some(OP), r#"{"pool":"green"}"#, Some("\"1\"")).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v, _) = api
-        .call(
-            "POST",
-            "/v1/services/shop/rollback",
-            Some(OP),
-            r#"{"reason":"bad deploy"}"#,
-            None,
-        )
-        .await;
+    let (s, v, _) = api.call("POST", "/v1/services/shop/rollback", Some(OP), r#"{"reason":"bad deploy"}"#, None).await;
     assert_eq!((s, v["active"].as_str()), (StatusCode::OK, Some("blue")));
 }
 
@@ -309,27 +179,15 @@ async fn reload_answers_generation_or_422_with_every_problem() {
     let good = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
-        good.replace("active = \"blue\"", "active = \"red\"")
-            .replace("[state]", "bogus = 1\n[state]"),
+        good.replace("active = \"blue\"", "active = \"red\"").replace("[state]", "bogus = 1\n[state]"),
     )
     .unwrap();
     let (s, v, _) = api.post("/v1/reload", json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let problems: Vec<&str> = v["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let problems: Vec<&str> = v["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(
-        problems.iter().any(|p| p.contains("unknown key `bogus`")),
-        "{problems:?}"
-    );
-    assert!(
-        problems.iter().any(|p| p.contains("unknown pool \"red\"")),
-        "{problems:?}"
-    );
+    assert!(problems.iter().any(|p| p.contains("unknown key `bogus`")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("unknown pool \"red\"")), "{problems:?}");
     let (_, all, _) = api.call("GET", "/v1/services", Some(OP), "", None).await;
     assert_eq!(all["generation"], 2);
     assert_eq!(all["last_reload"]["ok"], false);
@@ -338,18 +196,7 @@ async fn reload_answers_generation_or_422_with_every_problem() {
 #[tokio::test]
 async fn unknown_endpoints_and_methods() {
     let api = start().await;
-    assert_eq!(
-        api.call("GET", "/v2/x", Some(OP), "", None).await.0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        api.call("DELETE", "/v1/services/shop", Some(OP), "", None)
-            .await
-            .0,
-        StatusCode::METHOD_NOT_ALLOWED
-    );
-    assert_eq!(
-        api.post("/v1/services/shop/explode", json!({})).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(api.call("GET", "/v2/x", Some(OP), "", None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(api.call("DELETE", "/v1/services/shop", Some(OP), "", None).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(api.post("/v1/services/shop/explode", json!({})).await.0, StatusCode::NOT_FOUND);
 }

@@ -68,10 +68,7 @@ pub(crate) struct Problems<'s> {
 
 impl<'s> Problems<'s> {
     pub(crate) fn new(src: &'s str) -> Self {
-        Self {
-            src,
-            found: Vec::new(),
-        }
+        Self { src, found: Vec::new() }
     }
 
     /// Records a problem at byte `offset` of the source.
@@ -88,10 +85,7 @@ impl<'s> Problems<'s> {
         self.found.sort_by_key(|(offset, _)| *offset);
         self.found.dedup();
         let src = self.src;
-        self.found
-            .into_iter()
-            .map(|(offset, message)| locate(src, offset, message))
-            .collect()
+        self.found.into_iter().map(|(offset, message)| locate(src, offset, message)).collect()
     }
 }
 

@@ -26,10 +26,8 @@ use toml::de::DeTable;
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-        file: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Io { file: path.display().to_string(), message: e.to_string() })?;
     parse(&text, path)
 }
 
@@ -38,11 +36,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let doc = DeTable::parse(src).map_err(|e| ConfigError::Syntax {
         file: file.clone(),
-        problem: locate(
-            src,
-            e.span().map_or(0, |s| s.start),
-            e.message().trim().to_owned(),
-        ),
+        problem: locate(src, e.span().map_or(0, |s| s.start), e.message().trim().to_owned()),
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut p = Problems::new(src);
@@ -69,20 +63,9 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
     root.finish(&mut p);
     across_services(&services, &spans, &mut p);
     if !p.is_empty() {
-        return Err(ConfigError::Invalid {
-            file,
-            problems: p.into_problems(),
-        });
+        return Err(ConfigError::Invalid { file, problems: p.into_problems() });
     }
-    Ok(Config {
-        source: path.to_owned(),
-        runtime,
-        listener,
-        admin,
-        state,
-        services,
-        cluster,
-    })
+    Ok(Config { source: path.to_owned(), runtime, listener, admin, state, services, cluster })
 }
 
 /// Names, catch-alls and hosts must each belong to one service.
@@ -105,10 +88,7 @@ fn across_services(services: &[Service], spans: &[service::Spans], p: &mut Probl
         }
         for (h, at) in s.hosts.iter().zip(&sp.hosts_at) {
             if let Some(owner) = hosts.insert(h, &s.name).filter(|o| *o != s.name) {
-                p.at(
-                    *at,
-                    format!("host \"{h}\" is already claimed by service \"{owner}\""),
-                );
+                p.at(*at, format!("host \"{h}\" is already claimed by service \"{owner}\""));
             }
         }
     }

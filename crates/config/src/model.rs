@@ -179,28 +179,13 @@ impl Traffic {
     /// All traffic to one pool; the others of `pools` get 0.
     pub fn all_to<'a>(pool: &str, pools: impl IntoIterator<Item = &'a str>) -> Traffic {
         Traffic(
-            pools
-                .into_iter()
-                .map(|p| {
-                    (
-                        p.to_owned(),
-                        if p == pool {
-                            Weight::FULL
-                        } else {
-                            Weight::ZERO
-                        },
-                    )
-                })
-                .collect(),
+            pools.into_iter().map(|p| (p.to_owned(), if p == pool { Weight::FULL } else { Weight::ZERO })).collect(),
         )
     }
 
     /// The pool with 100 %, if one has it.
     pub fn active(&self) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(_, w)| **w == Weight::FULL)
-            .map(|(p, _)| p.as_str())
+        self.0.iter().find(|(_, w)| **w == Weight::FULL).map(|(p, _)| p.as_str())
     }
 
     /// The weight of a pool (0 when absent).
@@ -267,10 +252,6 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(1),
-            request: Duration::from_secs(30),
-            pool_idle: Duration::from_secs(90),
-        }
+        Self { connect: Duration::from_secs(1), request: Duration::from_secs(30), pool_idle: Duration::from_secs(90) }
     }
 }

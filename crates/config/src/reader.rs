@@ -20,24 +20,9 @@ pub(crate) struct Table<'t, 'i> {
 impl<'t, 'i> Table<'t, 'i> {
     /// `name` is how messages refer to the table, e.g. `[listener]`.
     pub(crate) fn new(name: impl Into<String>, start: usize, table: &'t DeTable<'i>) -> Self {
-        let entries = table
-            .iter()
-            .map(|(k, v)| {
-                (
-                    Field {
-                        key: k.get_ref(),
-                        key_at: k.span().start,
-                        value: v,
-                    },
-                    false,
-                )
-            })
-            .collect();
-        Self {
-            name: name.into(),
-            start,
-            entries,
-        }
+        let entries =
+            table.iter().map(|(k, v)| (Field { key: k.get_ref(), key_at: k.span().start, value: v }, false)).collect();
+        Self { name: name.into(), start, entries }
     }
 
     /// Byte offset of the table itself, for "missing key" problems.
@@ -76,10 +61,7 @@ impl<'t, 'i> Table<'t, 'i> {
     pub(crate) fn finish(self, p: &mut Problems) {
         for (field, taken) in self.entries {
             if !taken {
-                p.at(
-                    field.key_at,
-                    format!("unknown key `{}` in {}", field.key, self.name),
-                );
+                p.at(field.key_at, format!("unknown key `{}` in {}", field.key, self.name));
             }
         }
     }
@@ -101,10 +83,7 @@ impl<'t, 'i> Field<'t, 'i> {
 
     fn wrong_type(&self, p: &mut Problems, want: &str) {
         let found = self.value.get_ref().type_str();
-        p.at(
-            self.at(),
-            format!("`{}` must be {want}, found {found}", self.key),
-        );
+        p.at(self.at(), format!("`{}` must be {want}, found {found}", self.key));
     }
 
     /// The raw value, for callers that accept several types.
@@ -141,10 +120,7 @@ impl<'t, 'i> Field<'t, 'i> {
         match u32::try_from(v) {
             Ok(n) if v >= min => Some(n),
             _ => {
-                p.at(
-                    self.at(),
-                    format!("`{}` must be at least {min}, found {v}", self.key),
-                );
+                p.at(self.at(), format!("`{}` must be at least {min}, found {v}", self.key));
                 None
             }
         }
@@ -155,16 +131,7 @@ impl<'t, 'i> Field<'t, 'i> {
             self.wrong_type(p, "an array");
             return None;
         };
-        Some(
-            items
-                .iter()
-                .map(|v| Field {
-                    key: self.key,
-                    key_at: self.key_at,
-                    value: v,
-                })
-                .collect(),
-        )
+        Some(items.iter().map(|v| Field { key: self.key, key_at: self.key_at, value: v }).collect())
     }
 
     /// A table, named `name` in messages.
@@ -178,10 +145,7 @@ impl<'t, 'i> Field<'t, 'i> {
 
     pub(crate) fn strings(&self, p: &mut Problems) -> Option<Vec<(&'t str, usize)>> {
         let items = self.array(p)?;
-        let out: Vec<_> = items
-            .iter()
-            .filter_map(|f| f.str(p).map(|s| (s, f.at())))
-            .collect();
+        let out: Vec<_> = items.iter().filter_map(|f| f.str(p).map(|s| (s, f.at()))).collect();
         (out.len() == items.len()).then_some(out)
     }
 
@@ -201,10 +165,7 @@ impl<'t, 'i> Field<'t, 'i> {
         match s.parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                p.at(
-                    self.at(),
-                    format!("`{}`: invalid address \"{s}\" (expected IP:PORT)", self.key),
-                );
+                p.at(self.at(), format!("`{}`: invalid address \"{s}\" (expected IP:PORT)", self.key));
                 None
             }
         }
@@ -214,10 +175,7 @@ impl<'t, 'i> Field<'t, 'i> {
     pub(crate) fn readable_file(&self, p: &mut Problems, base: &Path) -> Option<PathBuf> {
         let path = self.path(p, base)?;
         if let Err(e) = std::fs::read(&path) {
-            p.at(
-                self.at(),
-                format!("`{}`: cannot read {}: {e}", self.key, path.display()),
-            );
+            p.at(self.at(), format!("`{}`: cannot read {}: {e}", self.key, path.display()));
         }
         Some(path)
     }

@@ -8,17 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Placeholder for a value that failed to parse; the config is discarded anyway.
-const NO_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+const NO_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// hyper's smallest read buffer; request heads are bounded by it.
 pub(crate) const MIN_HEADER_BYTES: i64 = 8192;
 
 pub(crate) fn runtime(field: Option<Field>, p: &mut Problems) -> Runtime {
-    let mut rt = Runtime {
-        worker_threads: None,
-        shutdown_timeout: Duration::from_secs(30),
-    };
+    let mut rt = Runtime { worker_threads: None, shutdown_timeout: Duration::from_secs(30) };
     let Some(mut t) = field.and_then(|f| f.table(p, "[runtime]")) else {
         return rt;
     };
@@ -56,33 +52,18 @@ pub(crate) fn listener(field: Option<Field>, p: &mut Problems, base: &Path) -> L
     if let Some(d) = t.take("idle_timeout").and_then(|f| f.duration(p)) {
         l.idle_timeout = d;
     }
-    if let Some(n) = t
-        .take("max_header_bytes")
-        .and_then(|f| f.count(p, MIN_HEADER_BYTES))
-    {
+    if let Some(n) = t.take("max_header_bytes").and_then(|f| f.count(p, MIN_HEADER_BYTES)) {
         l.max_header_bytes = n as usize;
     }
-    l.tls = t
-        .take("tls")
-        .and_then(|f| f.table(p, "[listener.tls]"))
-        .map(|t| tls(t, p, base));
+    l.tls = t.take("tls").and_then(|f| f.table(p, "[listener.tls]")).map(|t| tls(t, p, base));
     t.finish(p);
     l
 }
 
 fn tls(mut t: Table, p: &mut Problems, base: &Path) -> Tls {
-    let address = t
-        .require("address", p)
-        .and_then(|f| f.socket_addr(p))
-        .unwrap_or(NO_ADDR);
-    let cert = t
-        .require("cert", p)
-        .and_then(|f| f.readable_file(p, base))
-        .unwrap_or_default();
-    let key = t
-        .require("key", p)
-        .and_then(|f| f.readable_file(p, base))
-        .unwrap_or_default();
+    let address = t.require("address", p).and_then(|f| f.socket_addr(p)).unwrap_or(NO_ADDR);
+    let cert = t.require("cert", p).and_then(|f| f.readable_file(p, base)).unwrap_or_default();
+    let key = t.require("key", p).and_then(|f| f.readable_file(p, base)).unwrap_or_default();
     t.finish(p);
     Tls { address, cert, key }
 }
@@ -101,9 +82,7 @@ pub(crate) fn admin(field: Option<Field>, p: &mut Problems, base: &Path) -> Admi
         a.address = addr;
     }
     a.token_file = t.take("token_file").and_then(|f| f.readable_file(p, base));
-    a.preview_key_file = t
-        .take("preview_key_file")
-        .and_then(|f| f.readable_file(p, base));
+    a.preview_key_file = t.take("preview_key_file").and_then(|f| f.readable_file(p, base));
     if let Some(items) = t.take("tokens").and_then(|f| f.array(p)) {
         for item in items {
             if let Some(tt) = item.table(p, "[[admin.tokens]]") {
@@ -116,25 +95,15 @@ pub(crate) fn admin(field: Option<Field>, p: &mut Problems, base: &Path) -> Admi
 }
 
 fn named_token(mut t: Table, p: &mut Problems, base: &Path) -> NamedToken {
-    let name = t
-        .require("name", p)
-        .and_then(|f| f.str(p))
-        .unwrap_or_default()
-        .to_owned();
-    let file = t
-        .require("file", p)
-        .and_then(|f| f.readable_file(p, base))
-        .unwrap_or_default();
+    let name = t.require("name", p).and_then(|f| f.str(p)).unwrap_or_default().to_owned();
+    let file = t.require("file", p).and_then(|f| f.readable_file(p, base)).unwrap_or_default();
     let role = match t.take("role") {
         None => Role::Operator,
         Some(f) => match f.str(p) {
             Some("operator") | None => Role::Operator,
             Some("viewer") => Role::Viewer,
             Some(other) => {
-                p.at(
-                    f.at(),
-                    format!("`role` must be \"operator\" or \"viewer\", found \"{other}\""),
-                );
+                p.at(f.at(), format!("`role` must be \"operator\" or \"viewer\", found \"{other}\""));
                 Role::Operator
             }
         },
@@ -144,9 +113,7 @@ fn named_token(mut t: Table, p: &mut Problems, base: &Path) -> NamedToken {
 }
 
 pub(crate) fn state(field: Option<Field>, p: &mut Problems, base: &Path) -> State {
-    let default = State {
-        file: base.join("state/switchyard.json"),
-    };
+    let default = State { file: base.join("state/switchyard.json") };
     let Some(mut t) = field.and_then(|f| f.table(p, "[state]")) else {
         return default;
     };
@@ -157,21 +124,11 @@ pub(crate) fn state(field: Option<Field>, p: &mut Problems, base: &Path) -> Stat
 
 pub(crate) fn cluster(field: Option<Field>, p: &mut Problems) -> Option<Cluster> {
     let mut t = field?.table(p, "[cluster]")?;
-    let etcd = t
-        .require("etcd", p)
-        .and_then(|f| f.strings(p))
-        .unwrap_or_default();
-    let prefix = t
-        .take("prefix")
-        .and_then(|f| f.str(p))
-        .unwrap_or("/switchyard")
-        .to_owned();
+    let etcd = t.require("etcd", p).and_then(|f| f.strings(p)).unwrap_or_default();
+    let prefix = t.take("prefix").and_then(|f| f.str(p)).unwrap_or("/switchyard").to_owned();
     if etcd.is_empty() {
         p.at(t.start(), "[cluster] needs at least one `etcd` endpoint");
     }
     t.finish(p);
-    Some(Cluster {
-        etcd: etcd.into_iter().map(|(s, _)| s.to_owned()).collect(),
-        prefix,
-    })
+    Some(Cluster { etcd: etcd.into_iter().map(|(s, _)| s.to_owned()).collect(), prefix })
 }

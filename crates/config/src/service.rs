@@ -17,29 +17,17 @@ pub(crate) struct Spans {
 pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
     let start = t.start();
     let name_field = t.require("name", p);
-    let name = name_field
-        .and_then(|f| f.str(p))
-        .unwrap_or_default()
-        .to_owned();
+    let name = name_field.and_then(|f| f.str(p)).unwrap_or_default().to_owned();
     if let Some(f) = name_field.filter(|_| !valid_name(&name)) {
-        p.at(
-            f.at(),
-            format!("service name \"{name}\" must be non-empty letters, digits, `-`, `_` or `.`"),
-        );
+        p.at(f.at(), format!("service name \"{name}\" must be non-empty letters, digits, `-`, `_` or `.`"));
     }
     let label = format!("service \"{name}\"");
     let (hosts, hosts_at) = hosts(t.take("hosts"), p);
     let pools = pools(t.take("pools"), p, &label).unwrap_or_default();
     if pools.is_empty() && p.is_empty() {
-        p.at(
-            start,
-            format!("{label} has no pools (add [service.pools.NAME])"),
-        );
+        p.at(start, format!("{label} has no pools (add [service.pools.NAME])"));
     }
-    let traffic = match t
-        .require("traffic", p)
-        .and_then(|f| f.table(p, "[service.traffic]"))
-    {
+    let traffic = match t.require("traffic", p).and_then(|f| f.table(p, "[service.traffic]")) {
         Some(tt) => traffic(tt, &pools, p),
         None => Traffic::default(),
     };
@@ -50,19 +38,10 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
         tt.finish(p);
         h
     });
-    let min_healthy = t
-        .take("min_healthy")
-        .and_then(|f| f.count(p, 0))
-        .unwrap_or(1);
+    let min_healthy = t.take("min_healthy").and_then(|f| f.count(p, 0)).unwrap_or(1);
     let drain_timeout = t.take("drain_timeout").and_then(|f| f.duration(p));
-    let health = t
-        .take("health")
-        .and_then(|f| f.table(p, "[service.health]"))
-        .map(|tt| health(tt, p));
-    let timeouts = t
-        .take("timeouts")
-        .and_then(|f| f.table(p, "[service.timeouts]"))
-        .map(|tt| timeouts(tt, p));
+    let health = t.take("health").and_then(|f| f.table(p, "[service.health]")).map(|tt| health(tt, p));
+    let timeouts = t.take("timeouts").and_then(|f| f.table(p, "[service.timeouts]")).map(|tt| timeouts(tt, p));
     t.finish(p);
     let service = Service {
         name,
@@ -81,9 +60,7 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn hosts(field: Option<Field>, p: &mut Problems) -> (Vec<String>, Vec<usize>) {
@@ -94,10 +71,7 @@ fn hosts(field: Option<Field>, p: &mut Problems) -> (Vec<String>, Vec<usize>) {
         return (Vec::new(), Vec::new());
     };
     if items.is_empty() {
-        p.at(
-            f.at(),
-            "`hosts` is empty: omit it or use [\"*\"] for a catch-all service",
-        );
+        p.at(f.at(), "`hosts` is empty: omit it or use [\"*\"] for a catch-all service");
     }
     if items.iter().any(|(h, _)| *h == "*") {
         if items.len() > 1 {
@@ -107,14 +81,9 @@ fn hosts(field: Option<Field>, p: &mut Problems) -> (Vec<String>, Vec<usize>) {
     }
     let mut out = Vec::new();
     for (h, at) in items {
-        let valid = !h.is_empty()
-            && h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        let valid = !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
         if !valid {
-            p.at(
-                at,
-                format!("invalid host \"{h}\" (a DNS name without port or scheme)"),
-            );
+            p.at(at, format!("invalid host \"{h}\" (a DNS name without port or scheme)"));
         }
         out.push((h.to_ascii_lowercase(), at));
     }
@@ -126,13 +95,7 @@ fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool
     let mut out = Vec::new();
     for f in t.take_all() {
         if !valid_name(f.key) {
-            p.at(
-                f.key_at,
-                format!(
-                    "pool name \"{}\" must be letters, digits, `-`, `_` or `.`",
-                    f.key
-                ),
-            );
+            p.at(f.key_at, format!("pool name \"{}\" must be letters, digits, `-`, `_` or `.`", f.key));
         }
         let Some(mut pt) = f.table(p, format!("[service.pools.{}]", f.key)) else {
             continue;
@@ -141,10 +104,7 @@ fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool
         if let Some(bf) = pt.require("backends", p) {
             let list = bf.strings(p).unwrap_or_default();
             if list.is_empty() && bf.value().is_array() {
-                p.at(
-                    bf.at(),
-                    format!("pool \"{}\" has an empty backend list", f.key),
-                );
+                p.at(bf.at(), format!("pool \"{}\" has an empty backend list", f.key));
             }
             for (b, at) in list {
                 match check_backend(b) {
@@ -159,20 +119,13 @@ fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool
                 Some("http1") | None => Protocol::Http1,
                 Some("h2c") => Protocol::H2c,
                 Some(other) => {
-                    p.at(
-                        pf.at(),
-                        format!("`protocol` must be \"http1\" or \"h2c\", found \"{other}\""),
-                    );
+                    p.at(pf.at(), format!("`protocol` must be \"http1\" or \"h2c\", found \"{other}\""));
                     Protocol::Http1
                 }
             },
         };
         pt.finish(p);
-        out.push(Pool {
-            name: f.key.to_owned(),
-            backends,
-            protocol,
-        });
+        out.push(Pool { name: f.key.to_owned(), backends, protocol });
     }
     t.finish(p);
     Some(out)
@@ -182,10 +135,7 @@ fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool
 fn check_backend(b: &str) -> Result<(), String> {
     let bad = || format!("invalid backend address \"{b}\" (expected HOST:PORT)");
     let auth: http::uri::Authority = b.parse().map_err(|_| bad())?;
-    if auth.as_str().contains('@')
-        || auth.port_u16().is_none_or(|port| port == 0)
-        || auth.host().is_empty()
-    {
+    if auth.as_str().contains('@') || auth.port_u16().is_none_or(|port| port == 0) || auth.host().is_empty() {
         return Err(bad());
     }
     Ok(())
@@ -197,17 +147,11 @@ fn traffic(mut t: Table, pools: &[Pool], p: &mut Problems) -> Traffic {
     let weights = t.take("weights");
     let out = match (active, weights) {
         (Some(_), Some(w)) => {
-            p.at(
-                w.key_at,
-                "[service.traffic] sets both `active` and `weights`; choose one",
-            );
+            p.at(w.key_at, "[service.traffic] sets both `active` and `weights`; choose one");
             Traffic::default()
         }
         (None, None) => {
-            p.at(
-                t.start(),
-                "[service.traffic] needs `active = POOL` or `weights = { POOL = N, … }`",
-            );
+            p.at(t.start(), "[service.traffic] needs `active = POOL` or `weights = { POOL = N, … }`");
             Traffic::default()
         }
         (Some(a), None) => match a.str(p) {
@@ -228,10 +172,7 @@ fn weights_of(field: Field, names: &[&str], p: &mut Problems) -> Traffic {
     let Some(mut t) = field.table(p, "`weights`") else {
         return Traffic::default();
     };
-    let mut map: BTreeMap<String, Weight> = names
-        .iter()
-        .map(|n| ((*n).to_owned(), Weight::ZERO))
-        .collect();
+    let mut map: BTreeMap<String, Weight> = names.iter().map(|n| ((*n).to_owned(), Weight::ZERO)).collect();
     let mut sum = 0u32;
     let mut ok = true;
     for f in t.take_all() {
@@ -239,14 +180,7 @@ fn weights_of(field: Field, names: &[&str], p: &mut Problems) -> Traffic {
             DeValue::Integer(i) if i.radix() == 10 => i.as_str().to_owned(),
             DeValue::Float(x) => x.as_str().to_owned(),
             other => {
-                p.at(
-                    f.at(),
-                    format!(
-                        "weight of `{}` must be a number, found {}",
-                        f.key,
-                        other.type_str()
-                    ),
-                );
+                p.at(f.at(), format!("weight of `{}` must be a number, found {}", f.key, other.type_str()));
                 ok = false;
                 continue;
             }
@@ -268,10 +202,7 @@ fn weights_of(field: Field, names: &[&str], p: &mut Problems) -> Traffic {
         }
     }
     if ok && sum != Weight::FULL.0 {
-        p.at(
-            field.at(),
-            format!("weights add up to {}, not 100", Weight(sum)),
-        );
+        p.at(field.at(), format!("weights add up to {}, not 100", Weight(sum)));
     }
     Traffic(map)
 }
@@ -288,20 +219,11 @@ fn sticky(f: Field, p: &mut Problems) -> Option<Sticky> {
     let out = match (cookie, header) {
         (Some(c), None) => {
             let name = c.str(p)?;
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-            {
+            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
                 p.at(c.at(), format!("invalid cookie name \"{name}\""));
             }
-            let max_age = max_age
-                .and_then(|m| m.duration(p))
-                .unwrap_or(Duration::from_secs(30 * 86_400));
-            Some(Sticky::Cookie {
-                name: name.to_owned(),
-                max_age,
-            })
+            let max_age = max_age.and_then(|m| m.duration(p)).unwrap_or(Duration::from_secs(30 * 86_400));
+            Some(Sticky::Cookie { name: name.to_owned(), max_age })
         }
         (None, Some(h)) => {
             if let Some(m) = max_age {
@@ -310,10 +232,7 @@ fn sticky(f: Field, p: &mut Problems) -> Option<Sticky> {
             header_name(h, p).map(|name| Sticky::Header { name })
         }
         _ => {
-            p.at(
-                f.at(),
-                "`sticky` needs exactly one of `cookie = NAME` or `header = NAME`",
-            );
+            p.at(f.at(), "`sticky` needs exactly one of `cookie = NAME` or `header = NAME`");
             None
         }
     };
@@ -342,13 +261,8 @@ fn health(mut t: Table, p: &mut Problems) -> Health {
     };
     if let Some(f) = t.take("path") {
         match f.str(p) {
-            Some(s) if s.starts_with('/') && http::uri::PathAndQuery::try_from(s).is_ok() => {
-                h.path = s.into()
-            }
-            Some(s) => p.at(
-                f.at(),
-                format!("`path` must be an absolute request path, found \"{s}\""),
-            ),
+            Some(s) if s.starts_with('/') && http::uri::PathAndQuery::try_from(s).is_ok() => h.path = s.into(),
+            Some(s) => p.at(f.at(), format!("`path` must be an absolute request path, found \"{s}\"")),
             None => {}
         }
     }

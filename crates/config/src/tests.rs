@@ -75,13 +75,7 @@ fn full_valid_example_parses() {
     assert_eq!(shop.hosts, ["shop.example.com", "www.shop.example.com"]);
     assert_eq!(shop.traffic.weight("blue"), Weight(9000));
     assert_eq!(shop.traffic.weight("green"), Weight(1000));
-    assert_eq!(
-        shop.pools
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect::<Vec<_>>(),
-        ["blue", "green"]
-    );
+    assert_eq!(shop.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["blue", "green"]);
     assert_eq!(shop.pools[1].protocol, Protocol::H2c);
     assert_eq!(shop.override_header.as_deref(), Some("x-switchyard-pool"));
     assert_eq!(shop.min_healthy, 2);
@@ -98,10 +92,7 @@ const BLUE: &str = "[service.pools.blue]\nbackends = [\"127.0.0.1:1\"]";
 #[test]
 fn unknown_pool_in_active_is_located_at_the_value() {
     let src = with_service(&format!("[service.traffic]\nactive = \"red\"\n{BLUE}"));
-    assert_eq!(
-        problems(&src),
-        ["sy.toml:7:10: unknown pool \"red\" (pools: blue)"]
-    );
+    assert_eq!(problems(&src), ["sy.toml:7:10: unknown pool \"red\" (pools: blue)"]);
 }
 
 #[test]
@@ -121,13 +112,8 @@ fn unknown_keys_are_located_at_the_key_and_reported_with_the_rest() {
 
 #[test]
 fn both_or_neither_of_active_and_weights() {
-    let both = with_service(&format!(
-        "[service.traffic]\nactive = \"blue\"\nweights = {{ blue = 100 }}\n{BLUE}"
-    ));
-    assert_eq!(
-        problems(&both),
-        ["sy.toml:8:1: [service.traffic] sets both `active` and `weights`; choose one"]
-    );
+    let both = with_service(&format!("[service.traffic]\nactive = \"blue\"\nweights = {{ blue = 100 }}\n{BLUE}"));
+    assert_eq!(problems(&both), ["sy.toml:8:1: [service.traffic] sets both `active` and `weights`; choose one"]);
     let neither = with_service(&format!("[service.traffic]\n{BLUE}"));
     assert_eq!(
         problems(&neither),
@@ -154,20 +140,11 @@ fn bad_weights_and_backends_are_all_reported() {
 #[test]
 fn weights_must_add_up_to_exactly_100_and_omitted_pools_get_0() {
     let green = "[service.pools.green]\nbackends = [\"127.0.0.1:2\"]";
-    let short = with_service(&format!(
-        "[service.traffic]\nweights = {{ blue = 60, green = 30 }}\n{BLUE}\n{green}"
-    ));
-    assert_eq!(
-        problems(&short),
-        ["sy.toml:7:11: weights add up to 90, not 100"]
-    );
-    let ok = with_service(&format!(
-        "[service.traffic]\nweights = {{ blue = 66.67, green = 33.33 }}\n{BLUE}\n{green}"
-    ));
+    let short = with_service(&format!("[service.traffic]\nweights = {{ blue = 60, green = 30 }}\n{BLUE}\n{green}"));
+    assert_eq!(problems(&short), ["sy.toml:7:11: weights add up to 90, not 100"]);
+    let ok = with_service(&format!("[service.traffic]\nweights = {{ blue = 66.67, green = 33.33 }}\n{BLUE}\n{green}"));
     assert!(parse(&ok, Path::new("sy.toml")).is_ok());
-    let omitted = with_service(&format!(
-        "[service.traffic]\nweights = {{ blue = 100 }}\n{BLUE}\n{green}"
-    ));
+    let omitted = with_service(&format!("[service.traffic]\nweights = {{ blue = 100 }}\n{BLUE}\n{green}"));
     let c = parse(&omitted, Path::new("sy.toml")).unwrap();
     assert_eq!(c.services[0].traffic.weight("green"), Weight::ZERO);
     assert_eq!(c.services[0].traffic.active(), Some("blue"));
@@ -191,9 +168,7 @@ fn zero_thresholds_and_bad_durations() {
 #[test]
 fn duplicate_names_second_catch_all_and_shared_hosts() {
     let svc = |name: &str, hosts: &str| {
-        format!(
-            "[[service]]\nname = \"{name}\"\n{hosts}[service.traffic]\nactive = \"blue\"\n{BLUE}\n"
-        )
+        format!("[[service]]\nname = \"{name}\"\n{hosts}[service.traffic]\nactive = \"blue\"\n{BLUE}\n")
     };
     let src = format!(
         "[listener]\naddress = \"nope\"\n{}{}{}{}",
@@ -229,30 +204,18 @@ fn unreadable_files_and_missing_file() {
         with_service(&format!("[service.traffic]\nactive = \"blue\"\n{BLUE}"))
     );
     let e = parse(&src, &path).unwrap_err().lines();
-    let want = format!(
-        "{}:2:14: `token_file`: cannot read {}: ",
-        path.display(),
-        dir.path().join("missing-token").display()
-    );
+    let want =
+        format!("{}:2:14: `token_file`: cannot read {}: ", path.display(), dir.path().join("missing-token").display());
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with(&want), "{e:?}");
     let missing = load(&dir.path().join("nope.toml")).unwrap_err().lines();
     assert_eq!(missing.len(), 1);
-    assert!(
-        missing[0].starts_with(&format!("{}: ", dir.path().join("nope.toml").display())),
-        "{missing:?}"
-    );
+    assert!(missing[0].starts_with(&format!("{}: ", dir.path().join("nope.toml").display())), "{missing:?}");
 }
 
 #[test]
 fn empty_file_needs_listener_and_service() {
-    assert_eq!(
-        problems(""),
-        [
-            "sy.toml:1:1: missing table [listener]",
-            "sy.toml:1:1: no [[service]] defined"
-        ]
-    );
+    assert_eq!(problems(""), ["sy.toml:1:1: missing table [listener]", "sy.toml:1:1: no [[service]] defined"]);
 }
 
 #[test]

@@ -27,15 +27,11 @@ impl Weight {
         if frac.len() > 2 {
             return Err(format!("weight {text} has more than two decimals"));
         }
-        let int: u32 = int
-            .parse()
-            .map_err(|_| format!("weight {text} is not a number"))?;
+        let int: u32 = int.parse().map_err(|_| format!("weight {text} is not a number"))?;
         let frac_val: u32 = if frac.is_empty() {
             0
         } else {
-            let v: u32 = frac
-                .parse()
-                .map_err(|_| format!("weight {text} is not a number"))?;
+            let v: u32 = frac.parse().map_err(|_| format!("weight {text} is not a number"))?;
             if frac.len() == 1 { v * 10 } else { v }
         };
         if int > 100 || (int == 100 && frac_val > 0) {

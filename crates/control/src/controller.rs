@@ -2,6 +2,7 @@
 //! persisted, published, then answered — in that order, or not at all.
 
 use crate::command::{ChangeMeta, Command, ControlError, ReloadSource, Reply};
+use crate::health::HealthChecks;
 use crate::merge::{effective, merge};
 use crate::state::{self, Event, Kind, ServiceState, State, StateError};
 use crate::view::{ReloadOutcome, ServiceView, ServicesView};
@@ -17,6 +18,7 @@ pub struct Controller {
     publisher: RoutesPublisher,
     generation: u64,
     last_reload: Option<ReloadOutcome>,
+    health: HealthChecks,
 }
 
 /// Now, as RFC 3339 (UTC, seconds).
@@ -28,35 +30,21 @@ impl Controller {
     /// Loads the state file (or starts fresh with `reset_state`), reconciles it with
     /// the config, persists the result and publishes the first table.
     pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StateError> {
-        let saved = if reset_state {
-            State::default()
-        } else {
-            state::load(&config.state.file)?
-        };
+        let saved = if reset_state { State::default() } else { state::load(&config.state.file)? };
         let state = merge(&config, &saved);
         state::save(&config.state.file, &state)?;
         let table = RoutingTable::build(&effective(&config, &state), None, 1);
         let (publisher, router) = switchyard_proxy::channel(table);
-        Ok((
-            Controller {
-                config,
-                state,
-                publisher,
-                generation: 1,
-                last_reload: None,
-            },
-            router,
-        ))
+        let mut c =
+            Controller { config, state, publisher, generation: 1, last_reload: None, health: HealthChecks::new() };
+        c.observe(&State::default());
+        Ok((c, router))
     }
 
     /// Applies one command.
     pub fn apply(&mut self, cmd: Command) -> Result<Reply, ControlError> {
         match cmd {
-            Command::Switch {
-                service,
-                pool,
-                meta,
-            } => {
+            Command::Switch { service, pool, meta } => {
                 let svc = self.service_config(&service)?;
                 if svc.pool(&pool).is_none() {
                     return Err(unknown_pool(&self.config, &service, &pool));
@@ -64,11 +52,7 @@ impl Controller {
                 let target = Traffic::all_to(&pool, svc.pools.iter().map(|p| p.name.as_str()));
                 self.change(&service, Kind::Switch, target, meta)
             }
-            Command::SetWeights {
-                service,
-                weights,
-                meta,
-            } => {
+            Command::SetWeights { service, weights, meta } => {
                 let target = self.weights_target(&service, weights)?;
                 self.change(&service, Kind::Weights, target, meta)
             }
@@ -85,55 +69,29 @@ impl Controller {
     }
 
     fn service_config(&self, name: &str) -> Result<&switchyard_config::Service, ControlError> {
-        self.config
-            .service(name)
-            .ok_or_else(|| ControlError::UnknownService(name.into()))
+        self.config.service(name).ok_or_else(|| ControlError::UnknownService(name.into()))
     }
 
     fn service_state(&self, name: &str) -> Result<&ServiceState, ControlError> {
-        self.state
-            .services
-            .get(name)
-            .ok_or_else(|| ControlError::UnknownService(name.into()))
+        self.state.services.get(name).ok_or_else(|| ControlError::UnknownService(name.into()))
     }
 
-    fn weights_target(
-        &self,
-        service: &str,
-        weights: BTreeMap<String, Weight>,
-    ) -> Result<Traffic, ControlError> {
+    fn weights_target(&self, service: &str, weights: BTreeMap<String, Weight>) -> Result<Traffic, ControlError> {
         let svc = self.service_config(service)?;
         if let Some(bad) = weights.keys().find(|p| svc.pool(p).is_none()) {
             return Err(unknown_pool(&self.config, service, bad));
         }
         let sum: u32 = weights.values().map(|w| w.0).sum();
         if sum != Weight::FULL.0 {
-            return Err(ControlError::BadRequest(format!(
-                "weights add up to {}, not 100",
-                Weight(sum)
-            )));
+            return Err(ControlError::BadRequest(format!("weights add up to {}, not 100", Weight(sum))));
         }
         Ok(Traffic(
-            svc.pools
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.clone(),
-                        weights.get(&p.name).copied().unwrap_or_default(),
-                    )
-                })
-                .collect(),
+            svc.pools.iter().map(|p| (p.name.clone(), weights.get(&p.name).copied().unwrap_or_default())).collect(),
         ))
     }
 
     /// The health gate: a pool may only gain traffic with `min_healthy` healthy backends.
-    fn gate(
-        &self,
-        service: &str,
-        from: &Traffic,
-        to: &Traffic,
-        force: bool,
-    ) -> Result<(), ControlError> {
+    fn gate(&self, service: &str, from: &Traffic, to: &Traffic, force: bool) -> Result<(), ControlError> {
         if force {
             return Ok(());
         }
@@ -146,12 +104,7 @@ impl Controller {
             let (before, after) = (from.weight(&pool.name), to.weight(&pool.name));
             let healthy = pool.healthy_count();
             if after > before && healthy < min as usize {
-                return Err(ControlError::Gate {
-                    service: service.into(),
-                    pool: pool.name.to_string(),
-                    healthy,
-                    min,
-                });
+                return Err(ControlError::Gate { service: service.into(), pool: pool.name.to_string(), healthy, min });
             }
         }
         Ok(())
@@ -160,22 +113,14 @@ impl Controller {
     fn check_version(&self, service: &str, meta: &ChangeMeta) -> Result<(), ControlError> {
         let actual = self.service_state(service)?.version;
         match meta.if_match {
-            Some(expected) if expected != actual => Err(ControlError::VersionMismatch {
-                service: service.into(),
-                expected,
-                actual,
-            }),
+            Some(expected) if expected != actual => {
+                Err(ControlError::VersionMismatch { service: service.into(), expected, actual })
+            }
             _ => Ok(()),
         }
     }
 
-    fn change(
-        &mut self,
-        service: &str,
-        kind: Kind,
-        target: Traffic,
-        meta: ChangeMeta,
-    ) -> Result<Reply, ControlError> {
+    fn change(&mut self, service: &str, kind: Kind, target: Traffic, meta: ChangeMeta) -> Result<Reply, ControlError> {
         self.check_version(service, &meta)?;
         let current = self.service_state(service)?.traffic.clone();
         if current == target {
@@ -183,10 +128,7 @@ impl Controller {
         }
         self.gate(service, &current, &target, meta.force)?;
         let mut next = self.state.clone();
-        let st = next
-            .services
-            .get_mut(service)
-            .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         st.undo.push(current.clone());
         record(st, kind, current, target, meta);
         self.commit(self.config.clone(), next, self.generation)?;
@@ -196,10 +138,7 @@ impl Controller {
     fn rollback(&mut self, service: &str, meta: ChangeMeta) -> Result<Reply, ControlError> {
         self.check_version(service, &meta)?;
         let mut next = self.state.clone();
-        let st = next
-            .services
-            .get_mut(service)
-            .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         let current = st.traffic.clone();
         // Entries equal to what is live would be no-ops; walk past them.
         let target = loop {
@@ -216,42 +155,31 @@ impl Controller {
     }
 
     fn reload(&mut self, source: ReloadSource) -> Result<Reply, ControlError> {
-        let outcome = |ok, problems| ReloadOutcome {
-            at: now(),
-            source: source.as_str(),
-            ok,
-            problems,
-        };
+        let outcome = |ok, problems| ReloadOutcome { at: now(), source: source.as_str(), ok, problems };
         let config = match switchyard_config::load(&self.config.source) {
             Ok(c) => c,
             Err(e) => {
                 let problems = e.lines();
                 for p in &problems {
-                    tracing::error!(
-                        source = source.as_str(),
-                        "reload refused, old config kept: {p}"
-                    );
+                    tracing::error!(source = source.as_str(), "reload refused, old config kept: {p}");
                 }
                 self.last_reload = Some(outcome(false, problems.clone()));
+                switchyard_metrics::reload(false);
                 return Err(ControlError::InvalidConfig(problems));
             }
         };
-        if config.listener != self.config.listener
-            || config.admin.address != self.config.admin.address
-        {
+        if config.listener != self.config.listener || config.admin.address != self.config.admin.address {
             tracing::warn!("listener and admin changes take effect at the next restart");
         }
         let next = merge(&config, &self.state);
         if let Err(e) = self.commit(config, next, self.generation + 1) {
             self.last_reload = Some(outcome(false, vec![e.to_string()]));
+            switchyard_metrics::reload(false);
             return Err(e);
         }
         self.last_reload = Some(outcome(true, Vec::new()));
-        tracing::info!(
-            generation = self.generation,
-            source = source.as_str(),
-            "config reloaded"
-        );
+        switchyard_metrics::reload(true);
+        tracing::info!(generation = self.generation, source = source.as_str(), "config reloaded");
         Ok(Reply::Reloaded(self.generation))
     }
 
@@ -262,32 +190,41 @@ impl Controller {
         state::save(&config.state.file, &next).map_err(|e| ControlError::Persist(e.to_string()))?;
         self.publisher.publish(table);
         self.config = config;
-        self.state = next;
+        let before = std::mem::replace(&mut self.state, next);
         self.generation = generation;
+        self.observe(&before);
         Ok(())
+    }
+
+    /// After a commit: metrics for what changed since `before`, and health probes
+    /// for the new table's backends.
+    fn observe(&mut self, before: &State) {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        for svc in &self.config.services {
+            let Some(st) = self.state.services.get(&svc.name) else { continue };
+            let old_version = before.services.get(&svc.name).map_or(0, |s| s.version);
+            for e in st.history.iter().filter(|e| e.version > old_version) {
+                switchyard_metrics::traffic_change(&svc.name, e.kind.as_str(), now);
+            }
+            for p in &svc.pools {
+                switchyard_metrics::pool_weight(&svc.name, &p.name, st.traffic.weight(&p.name).as_percent());
+            }
+        }
+        switchyard_metrics::generation(self.generation);
+        let table = self.publisher.current();
+        self.health.reconcile(&table, &self.config);
     }
 
     fn view(&self, service: &str) -> Result<ServiceView, ControlError> {
         let st = self.service_state(service)?;
         let table = self.publisher.current();
-        let route = table
-            .service(service)
-            .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let route = table.service(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         Ok(ServiceView::new(st, route))
     }
 
     fn services_view(&self) -> ServicesView {
-        let services = self
-            .config
-            .services
-            .iter()
-            .filter_map(|s| self.view(&s.name).ok())
-            .collect();
-        ServicesView {
-            generation: self.generation,
-            last_reload: self.last_reload.clone(),
-            services,
-        }
+        let services = self.config.services.iter().filter_map(|s| self.view(&s.name).ok()).collect();
+        ServicesView { generation: self.generation, last_reload: self.last_reload.clone(), services }
     }
 
     /// The config in force (as the file said at the last successful apply).
@@ -297,13 +234,7 @@ impl Controller {
 }
 
 /// Appends an event for a change from `from` to `to`, bumping the version.
-pub(crate) fn record(
-    st: &mut ServiceState,
-    kind: Kind,
-    from: Traffic,
-    to: Traffic,
-    meta: ChangeMeta,
-) {
+pub(crate) fn record(st: &mut ServiceState, kind: Kind, from: Traffic, to: Traffic, meta: ChangeMeta) {
     st.version += 1;
     st.traffic = to.clone();
     let event = Event {
@@ -321,16 +252,6 @@ pub(crate) fn record(
 }
 
 fn unknown_pool(config: &Config, service: &str, pool: &str) -> ControlError {
-    let known = config.service(service).map(|s| {
-        s.pools
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
-    ControlError::UnknownPool {
-        service: service.into(),
-        pool: pool.into(),
-        known: known.unwrap_or_default(),
-    }
+    let known = config.service(service).map(|s| s.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "));
+    ControlError::UnknownPool { service: service.into(), pool: pool.into(), known: known.unwrap_or_default() }
 }

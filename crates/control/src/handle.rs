@@ -19,13 +19,11 @@ pub struct ControlHandle {
 /// Starts the control task; it runs until every handle is dropped.
 pub fn spawn(mut controller: Controller) -> ControlHandle {
     let (tx, mut rx) = mpsc::channel::<Envelope>(256);
-    let spawned = std::thread::Builder::new()
-        .name("switchyard-control".into())
-        .spawn(move || {
-            while let Some((cmd, reply)) = rx.blocking_recv() {
-                let _ = reply.send(controller.apply(cmd));
-            }
-        });
+    let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {
+        while let Some((cmd, reply)) = rx.blocking_recv() {
+            let _ = reply.send(controller.apply(cmd));
+        }
+    });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the control thread");
     }
@@ -36,10 +34,7 @@ impl ControlHandle {
     /// Sends a command and waits for its answer (given after the change is live).
     pub async fn call(&self, cmd: Command) -> Result<Reply, ControlError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send((cmd, tx))
-            .await
-            .map_err(|_| ControlError::Unavailable)?;
+        self.tx.send((cmd, tx)).await.map_err(|_| ControlError::Unavailable)?;
         rx.await.map_err(|_| ControlError::Unavailable)?
     }
 
@@ -51,18 +46,8 @@ impl ControlHandle {
     }
 
     /// All traffic of `service` to `pool`.
-    pub async fn switch(
-        &self,
-        service: &str,
-        pool: &str,
-        meta: ChangeMeta,
-    ) -> Result<ServiceView, ControlError> {
-        self.service_reply(Command::Switch {
-            service: service.into(),
-            pool: pool.into(),
-            meta,
-        })
-        .await
+    pub async fn switch(&self, service: &str, pool: &str, meta: ChangeMeta) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::Switch { service: service.into(), pool: pool.into(), meta }).await
     }
 
     /// A weighted split.
@@ -72,25 +57,12 @@ impl ControlHandle {
         weights: BTreeMap<String, Weight>,
         meta: ChangeMeta,
     ) -> Result<ServiceView, ControlError> {
-        self.service_reply(Command::SetWeights {
-            service: service.into(),
-            weights,
-            meta,
-        })
-        .await
+        self.service_reply(Command::SetWeights { service: service.into(), weights, meta }).await
     }
 
     /// Undo the latest change not yet undone.
-    pub async fn rollback(
-        &self,
-        service: &str,
-        meta: ChangeMeta,
-    ) -> Result<ServiceView, ControlError> {
-        self.service_reply(Command::Rollback {
-            service: service.into(),
-            meta,
-        })
-        .await
+    pub async fn rollback(&self, service: &str, meta: ChangeMeta) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::Rollback { service: service.into(), meta }).await
     }
 
     /// Re-read the config file; the new generation, or every problem.

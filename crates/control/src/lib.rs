@@ -9,6 +9,7 @@
 mod command;
 mod controller;
 mod handle;
+mod health;
 mod merge;
 pub mod state;
 mod view;

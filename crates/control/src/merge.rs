@@ -9,20 +9,13 @@ use switchyard_config::{Config, Traffic, Weight};
 
 /// The state to run with `config`, given what was saved or running before.
 pub(crate) fn merge(config: &Config, old: &State) -> State {
-    let mut next = State {
-        format: old.format,
-        services: Default::default(),
-    };
+    let mut next = State { format: old.format, services: Default::default() };
     for svc in &config.services {
         let file = svc.traffic.clone();
         let st = match old.services.get(&svc.name) {
-            None => ServiceState {
-                version: 1,
-                traffic: file.clone(),
-                config_traffic: file,
-                undo: vec![],
-                history: vec![],
-            },
+            None => {
+                ServiceState { version: 1, traffic: file.clone(), config_traffic: file, undo: vec![], history: vec![] }
+            }
             Some(prev) => {
                 let mut st = prev.clone();
                 let runtime = fit(&prev.traffic, svc.pools.iter().map(|p| p.name.as_str()));
@@ -37,11 +30,8 @@ pub(crate) fn merge(config: &Config, old: &State) -> State {
                         };
                         if st.traffic != file {
                             st.undo.push(st.traffic.clone());
-                            let meta = ChangeMeta {
-                                actor: "config".into(),
-                                reason: reason.into(),
-                                ..ChangeMeta::default()
-                            };
+                            let meta =
+                                ChangeMeta { actor: "config".into(), reason: reason.into(), ..ChangeMeta::default() };
                             let from = st.traffic.clone();
                             record(&mut st, Kind::Config, from, file.clone(), meta);
                         }
@@ -59,16 +49,11 @@ pub(crate) fn merge(config: &Config, old: &State) -> State {
 /// Runtime traffic restated over the config's pools, or `None` when it gives
 /// weight to a pool that is gone (then it cannot stand).
 fn fit<'a>(traffic: &Traffic, pools: impl Iterator<Item = &'a str> + Clone) -> Option<Traffic> {
-    let lost = traffic
-        .0
-        .iter()
-        .any(|(p, w)| *w > Weight::ZERO && !pools.clone().any(|q| q == p));
+    let lost = traffic.0.iter().any(|(p, w)| *w > Weight::ZERO && !pools.clone().any(|q| q == p));
     if lost {
         return None;
     }
-    Some(Traffic(
-        pools.map(|p| (p.to_owned(), traffic.weight(p))).collect(),
-    ))
+    Some(Traffic(pools.map(|p| (p.to_owned(), traffic.weight(p))).collect()))
 }
 
 /// The config with each service's traffic replaced by the state's.

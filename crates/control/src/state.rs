@@ -30,10 +30,7 @@ fn format() -> u32 {
 
 impl Default for State {
     fn default() -> Self {
-        State {
-            format: FORMAT,
-            services: BTreeMap::new(),
-        }
+        State { format: FORMAT, services: BTreeMap::new() }
     }
 }
 
@@ -136,9 +133,7 @@ pub enum StateError {
         message: String,
     },
     /// It is not a state file of this format.
-    #[error(
-        "state file {path} is corrupt: {message} (fix or remove it, or start with --reset-state)"
-    )]
+    #[error("state file {path} is corrupt: {message} (fix or remove it, or start with --reset-state)")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -161,21 +156,13 @@ pub fn load(path: &Path) -> Result<State, StateError> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
         Err(e) => {
-            return Err(StateError::Unreadable {
-                path: path.into(),
-                message: e.to_string(),
-            });
+            return Err(StateError::Unreadable { path: path.into(), message: e.to_string() });
         }
     };
-    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
+    let state: State =
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt { path: path.into(), message: e.to_string() })?;
     if state.format != FORMAT {
-        return Err(StateError::Corrupt {
-            path: path.into(),
-            message: format!("unknown format {}", state.format),
-        });
+        return Err(StateError::Corrupt { path: path.into(), message: format!("unknown format {}", state.format) });
     }
     Ok(state)
 }
@@ -183,34 +170,20 @@ pub fn load(path: &Path) -> Result<State, StateError> {
 /// Writes the state: temp file, fsync, rename over the old one, fsync the folder.
 /// A crash at any point leaves either the old file or the new one, whole.
 pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
-    let err = |e: std::io::Error| StateError::Write {
-        path: path.into(),
-        message: e.to_string(),
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let err = |e: std::io::Error| StateError::Write { path: path.into(), message: e.to_string() };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&json)
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
+    f.write_all(&json).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(e)
     })?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
     Ok(())
 }
 
@@ -227,13 +200,7 @@ mod tests {
         let t = Traffic::all_to("blue", ["blue", "green"]);
         s.services.insert(
             "shop".into(),
-            ServiceState {
-                version: 3,
-                traffic: t.clone(),
-                config_traffic: t,
-                undo: vec![],
-                history: vec![],
-            },
+            ServiceState { version: 3, traffic: t.clone(), config_traffic: t, undo: vec![], history: vec![] },
         );
         save(&path, &s).unwrap();
         assert_eq!(load(&path).unwrap(), s);
@@ -245,9 +212,6 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, "{not json").unwrap();
         let e = load(&path).unwrap_err().to_string();
-        assert!(
-            e.contains(&path.display().to_string()) && e.contains("corrupt"),
-            "{e}"
-        );
+        assert!(e.contains(&path.display().to_string()) && e.contains("corrupt"), "{e}");
     }
 }

@@ -87,11 +87,7 @@ impl ServiceView {
                         inflight: b.inflight(),
                     })
                     .collect();
-                let view = PoolView {
-                    healthy: p.healthy_count(),
-                    inflight: p.stats.inflight(),
-                    backends,
-                };
+                let view = PoolView { healthy: p.healthy_count(), inflight: p.stats.inflight(), backends };
                 (p.name.to_string(), view)
             })
             .collect();

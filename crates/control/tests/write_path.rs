@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use switchyard_config::{Traffic, Weight};
-use switchyard_control::{
-    ChangeMeta, ControlError, ControlHandle, Controller, Kind, ReloadSource, spawn,
-};
+use switchyard_control::{ChangeMeta, ControlError, ControlHandle, Controller, Kind, ReloadSource, spawn};
 use switchyard_proxy::{Router, ServerOptions};
 use switchyard_test_support::{Conn, Upstream};
 use tokio::net::TcpListener;
@@ -33,53 +31,28 @@ fn config_text(dir: &Path, blue: &Upstream, green: &Upstream, traffic: &str) -> 
 
 async fn fixture(traffic: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (blue, green) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (blue, green) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let path = dir.path().join("sy.toml");
     std::fs::write(&path, config_text(dir.path(), &blue, &green, traffic)).unwrap();
     let config = switchyard_config::load(&path).unwrap();
     let (controller, router) = Controller::start(config, false).unwrap();
-    Fixture {
-        _dir: dir,
-        path,
-        handle: spawn(controller),
-        router,
-        blue,
-        green,
-    }
+    Fixture { _dir: dir, path, handle: spawn(controller), router, blue, green }
 }
 
 fn meta(reason: &str) -> ChangeMeta {
-    ChangeMeta {
-        actor: "api".into(),
-        reason: reason.into(),
-        ..ChangeMeta::default()
-    }
+    ChangeMeta { actor: "api".into(), reason: reason.into(), ..ChangeMeta::default() }
 }
 
 fn weights(blue: u32, green: u32) -> BTreeMap<String, Weight> {
-    BTreeMap::from([
-        ("blue".into(), Weight(blue * 100)),
-        ("green".into(), Weight(green * 100)),
-    ])
+    BTreeMap::from([("blue".into(), Weight(blue * 100)), ("green".into(), Weight(green * 100))])
 }
 
 async fn serve(router: Router) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let opts = ServerOptions {
-        header_timeout: std::time::Duration::from_secs(5),
-        max_header_bytes: 65536,
-        proto: "http",
-    };
-    tokio::spawn(switchyard_proxy::serve(
-        listener,
-        router,
-        opts,
-        std::future::pending(),
-    ));
+    let opts =
+        ServerOptions { proto: "http", access_log: switchyard_proxy::AccessLog::off(), header_timeout: std::time::Duration::from_secs(5), max_header_bytes: 65536 };
+    tokio::spawn(switchyard_proxy::serve(listener, router, opts, std::future::pending()));
     addr
 }
 
@@ -89,11 +62,7 @@ async fn switch_answered_means_next_request_on_open_connection_is_green() {
     let addr = serve(f.router.clone()).await;
     let mut c = Conn::open(addr).await;
     assert_eq!(c.get("x", "/").await.1, "blue");
-    let v = f
-        .handle
-        .switch("shop", "green", meta("cutover"))
-        .await
-        .unwrap();
+    let v = f.handle.switch("shop", "green", meta("cutover")).await.unwrap();
     assert_eq!((v.version, v.active.as_deref()), (2, Some("green")));
     // No sleep: the answer comes after the table is live.
     assert_eq!(c.get("x", "/").await.1, "green");
@@ -104,32 +73,17 @@ async fn switch_answered_means_next_request_on_open_connection_is_green() {
 async fn three_changes_then_three_rollbacks_return_to_start_and_a_fourth_is_refused() {
     let f = fixture("active = \"blue\"").await;
     let start = f.handle.service("shop").await.unwrap().traffic;
-    f.handle
-        .set_weights("shop", weights(90, 10), meta("canary"))
-        .await
-        .unwrap();
-    f.handle
-        .set_weights("shop", weights(50, 50), meta("half"))
-        .await
-        .unwrap();
-    f.handle
-        .switch("shop", "green", meta("cutover"))
-        .await
-        .unwrap();
+    f.handle.set_weights("shop", weights(90, 10), meta("canary")).await.unwrap();
+    f.handle.set_weights("shop", weights(50, 50), meta("half")).await.unwrap();
+    f.handle.switch("shop", "green", meta("cutover")).await.unwrap();
     let back = f.handle.rollback("shop", meta("oops")).await.unwrap();
     assert_eq!(back.traffic, Traffic(weights(50, 50)));
     assert_eq!(back.active, None);
-    assert_eq!(
-        f.handle.rollback("shop", meta("")).await.unwrap().traffic,
-        Traffic(weights(90, 10))
-    );
+    assert_eq!(f.handle.rollback("shop", meta("")).await.unwrap().traffic, Traffic(weights(90, 10)));
     let last = f.handle.rollback("shop", meta("")).await.unwrap();
     assert_eq!(last.traffic, start);
     assert_eq!(last.version, 7);
-    assert!(matches!(
-        f.handle.rollback("shop", meta("")).await,
-        Err(ControlError::NothingToRollBack(_))
-    ));
+    assert!(matches!(f.handle.rollback("shop", meta("")).await, Err(ControlError::NothingToRollBack(_))));
     let history = f.handle.history("shop").await.unwrap();
     assert_eq!(history.len(), 6);
     assert_eq!(history[0].kind, Kind::Rollback);
@@ -145,10 +99,7 @@ async fn concurrent_changes_get_consecutive_versions_and_no_lost_update() {
         let h = f.handle.clone();
         tasks.push(tokio::spawn(async move {
             // Every call changes traffic: alternating distinct splits.
-            h.set_weights("shop", weights(i + 1, 99 - i), meta(&format!("c{i}")))
-                .await
-                .unwrap()
-                .version
+            h.set_weights("shop", weights(i + 1, 99 - i), meta(&format!("c{i}"))).await.unwrap().version
         }));
     }
     let mut versions = Vec::new();
@@ -166,36 +117,13 @@ async fn concurrent_changes_get_consecutive_versions_and_no_lost_update() {
 async fn stale_if_match_is_refused_and_changes_nothing() {
     let f = fixture("active = \"blue\"").await;
     f.handle.switch("shop", "green", meta("")).await.unwrap();
-    let stale = ChangeMeta {
-        if_match: Some(1),
-        ..meta("")
-    };
+    let stale = ChangeMeta { if_match: Some(1), ..meta("") };
     let e = f.handle.switch("shop", "blue", stale).await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ControlError::VersionMismatch {
-                expected: 1,
-                actual: 2,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, ControlError::VersionMismatch { expected: 1, actual: 2, .. }), "{e}");
     let v = f.handle.service("shop").await.unwrap();
     assert_eq!((v.version, v.active.as_deref()), (2, Some("green")));
-    let fresh = ChangeMeta {
-        if_match: Some(2),
-        ..meta("")
-    };
-    assert_eq!(
-        f.handle
-            .switch("shop", "blue", fresh)
-            .await
-            .unwrap()
-            .version,
-        3
-    );
+    let fresh = ChangeMeta { if_match: Some(2), ..meta("") };
+    assert_eq!(f.handle.switch("shop", "blue", fresh).await.unwrap().version, 3);
 }
 
 #[tokio::test]
@@ -209,68 +137,24 @@ async fn switch_to_the_live_pool_changes_nothing() {
 #[tokio::test]
 async fn unknown_service_pool_and_bad_weights_are_refused() {
     let f = fixture("active = \"blue\"").await;
-    assert!(matches!(
-        f.handle.switch("nope", "green", meta("")).await,
-        Err(ControlError::UnknownService(_))
-    ));
-    assert!(matches!(
-        f.handle.switch("shop", "red", meta("")).await,
-        Err(ControlError::UnknownPool { .. })
-    ));
-    let e = f
-        .handle
-        .set_weights("shop", weights(50, 40), meta(""))
-        .await
-        .unwrap_err();
+    assert!(matches!(f.handle.switch("nope", "green", meta("")).await, Err(ControlError::UnknownService(_))));
+    assert!(matches!(f.handle.switch("shop", "red", meta("")).await, Err(ControlError::UnknownPool { .. })));
+    let e = f.handle.set_weights("shop", weights(50, 40), meta("")).await.unwrap_err();
     assert_eq!(e.to_string(), "weights add up to 90, not 100");
 }
 
 #[tokio::test]
 async fn gate_refuses_a_pool_without_healthy_backends_unless_forced() {
     let f = fixture("active = \"blue\"").await;
-    for b in f
-        .router
-        .load()
-        .service("shop")
-        .unwrap()
-        .pool("green")
-        .unwrap()
-        .backends
-        .iter()
-    {
+    for b in f.router.load().service("shop").unwrap().pool("green").unwrap().backends.iter() {
         b.set_healthy(false);
     }
-    let e = f
-        .handle
-        .switch("shop", "green", meta(""))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ControlError::Gate {
-                healthy: 0,
-                min: 1,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let e = f.handle.switch("shop", "green", meta("")).await.unwrap_err();
+    assert!(matches!(e, ControlError::Gate { healthy: 0, min: 1, .. }), "{e}");
     assert!(e.to_string().contains("pool \"green\""), "{e}");
     assert_eq!(f.handle.service("shop").await.unwrap().version, 1);
-    let forced = ChangeMeta {
-        force: true,
-        ..meta("hotfix")
-    };
-    assert_eq!(
-        f.handle
-            .switch("shop", "green", forced)
-            .await
-            .unwrap()
-            .active
-            .as_deref(),
-        Some("green")
-    );
+    let forced = ChangeMeta { force: true, ..meta("hotfix") };
+    assert_eq!(f.handle.switch("shop", "green", forced).await.unwrap().active.as_deref(), Some("green"));
     assert!(f.handle.history("shop").await.unwrap()[0].forced);
 }
 
@@ -279,21 +163,9 @@ async fn runtime_switch_survives_reload_of_unchanged_file_but_a_changed_file_win
     let f = fixture("active = \"blue\"").await;
     f.handle.switch("shop", "green", meta("")).await.unwrap();
     assert_eq!(f.handle.reload(ReloadSource::Admin).await.unwrap(), 2);
-    assert_eq!(
-        f.handle.service("shop").await.unwrap().active.as_deref(),
-        Some("green")
-    );
+    assert_eq!(f.handle.service("shop").await.unwrap().active.as_deref(), Some("green"));
     let dir = f.path.parent().unwrap();
-    std::fs::write(
-        &f.path,
-        config_text(
-            dir,
-            &f.blue,
-            &f.green,
-            "weights = { blue = 75, green = 25 }",
-        ),
-    )
-    .unwrap();
+    std::fs::write(&f.path, config_text(dir, &f.blue, &f.green, "weights = { blue = 75, green = 25 }")).unwrap();
     assert_eq!(f.handle.reload(ReloadSource::Signal).await.unwrap(), 3);
     let v = f.handle.service("shop").await.unwrap();
     assert_eq!(v.traffic, Traffic(weights(75, 25)));
@@ -304,15 +176,9 @@ async fn runtime_switch_survives_reload_of_unchanged_file_but_a_changed_file_win
 #[tokio::test]
 async fn invalid_reload_keeps_the_old_config_and_reports_every_problem() {
     let f = fixture("active = \"blue\"").await;
-    std::fs::write(
-        &f.path,
-        "[listener]\naddress = \"nope\"\n[[service]]\nname = \"shop\"\n",
-    )
-    .unwrap();
+    std::fs::write(&f.path, "[listener]\naddress = \"nope\"\n[[service]]\nname = \"shop\"\n").unwrap();
     let e = f.handle.reload(ReloadSource::Signal).await.unwrap_err();
-    let ControlError::InvalidConfig(problems) = e else {
-        panic!("{e}")
-    };
+    let ControlError::InvalidConfig(problems) = e else { panic!("{e}") };
     assert!(problems.len() >= 2, "{problems:?}");
     let all = f.handle.services().await.unwrap();
     assert_eq!(all.generation, 1);
@@ -323,10 +189,7 @@ async fn invalid_reload_keeps_the_old_config_and_reports_every_problem() {
 #[tokio::test]
 async fn state_survives_restart_and_corrupt_state_refuses_to_start() {
     let f = fixture("active = \"blue\"").await;
-    f.handle
-        .switch("shop", "green", meta("cutover"))
-        .await
-        .unwrap();
+    f.handle.switch("shop", "green", meta("cutover")).await.unwrap();
     let config = switchyard_config::load(&f.path).unwrap();
     let (restarted, _router) = Controller::start(config.clone(), false).unwrap();
     let h = spawn(restarted);
@@ -334,10 +197,7 @@ async fn state_survives_restart_and_corrupt_state_refuses_to_start() {
     assert_eq!((v.version, v.active.as_deref()), (2, Some("green")));
     assert_eq!(h.history("shop").await.unwrap()[0].reason, "cutover");
     std::fs::write(&config.state.file, "{garbage").unwrap();
-    let e = Controller::start(config.clone(), false)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = Controller::start(config.clone(), false).err().unwrap().to_string();
     assert!(e.contains(&config.state.file.display().to_string()), "{e}");
     assert!(Controller::start(config, true).is_ok());
 }

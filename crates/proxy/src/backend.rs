@@ -1,17 +1,35 @@
-//! Backends and per-pool counters: shared, lock-free state that outlives table swaps.
+//! Backends and per-pool counters: shared, lock-free state that outlives table
+//! swaps. Health is written by checkers (and passive ejection) with atomic stores
+//! and read by the picker with relaxed loads.
 
 use http::uri::Authority;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
-/// One upstream server. Health is written by the control side and read here with
-/// plain atomic loads, so the hot path never takes a lock.
+/// Longest passive ejection.
+const MAX_EJECTION: Duration = Duration::from_secs(60);
+/// First passive ejection; doubles with each further consecutive failure.
+const FIRST_EJECTION: Duration = Duration::from_secs(1);
+
+/// One upstream server.
 #[derive(Debug)]
 pub struct Backend {
     address: Box<str>,
     authority: Option<Authority>,
     inflight: AtomicU64,
+    /// The active health checks' verdict.
     healthy: AtomicBool,
+    /// Set by consecutive connect failures until `ejected_until`.
+    ejected: AtomicBool,
+    ejected_until_ms: AtomicU64,
+    connect_failures: AtomicU32,
+}
+
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl Backend {
@@ -22,6 +40,9 @@ impl Backend {
             authority: address.parse().ok(),
             inflight: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            ejected: AtomicBool::new(false),
+            ejected_until_ms: AtomicU64::new(0),
+            connect_failures: AtomicU32::new(0),
         }
     }
 
@@ -39,14 +60,48 @@ impl Backend {
         self.inflight.load(Relaxed)
     }
 
-    /// Whether it may be picked.
+    /// May it be picked: healthy by the checks and not passively ejected.
+    /// The clock is read only while an ejection is in force.
     pub fn is_healthy(&self) -> bool {
+        self.is_check_healthy() && !(self.ejected.load(Relaxed) && now_ms() < self.ejected_until_ms.load(Relaxed))
+    }
+
+    /// The active health checks' verdict alone.
+    pub fn is_check_healthy(&self) -> bool {
         self.healthy.load(Relaxed)
     }
 
-    /// Marks it healthy or not (health checks, passive ejection).
-    pub fn set_healthy(&self, healthy: bool) {
-        self.healthy.store(healthy, Relaxed);
+    /// Records the health checks' verdict; returns whether it changed.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, Relaxed) != healthy
+    }
+
+    /// A connect to it failed: eject it for 1 s, 2 s, 4 s … up to 60 s.
+    pub fn connect_failed(&self) {
+        let n = self.connect_failures.fetch_add(1, Relaxed).saturating_add(1);
+        let backoff = FIRST_EJECTION.saturating_mul(1 << n.saturating_sub(1).min(6)).min(MAX_EJECTION);
+        let ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+        self.ejected_until_ms.store(now_ms().saturating_add(ms), Relaxed);
+        self.ejected.store(true, Relaxed);
+        tracing::warn!(backend = %self.address, consecutive = n, ?backoff, "connect failed; backend ejected");
+    }
+
+    /// A connect (or a probe) succeeded: end any ejection.
+    pub fn connect_ok(&self) {
+        if self.connect_failures.load(Relaxed) != 0 {
+            self.connect_failures.store(0, Relaxed);
+            if self.ejected.swap(false, Relaxed) {
+                tracing::info!(backend = %self.address, "backend reachable again; ejection ended");
+            }
+        }
+    }
+
+    pub(crate) fn start(&self) {
+        self.inflight.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.inflight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -61,26 +116,36 @@ impl PoolStats {
     pub fn inflight(&self) -> u64 {
         self.inflight.load(Relaxed)
     }
-}
 
-/// Counts a request in flight on a backend and its pool until dropped; it travels
-/// inside the response body, so a streaming response counts until its last byte.
-pub struct Inflight {
-    backend: Arc<Backend>,
-    pool: Arc<PoolStats>,
-}
+    pub(crate) fn start(&self) {
+        self.inflight.fetch_add(1, Relaxed);
+    }
 
-impl Inflight {
-    pub(crate) fn start(backend: Arc<Backend>, pool: Arc<PoolStats>) -> Inflight {
-        backend.inflight.fetch_add(1, Relaxed);
-        pool.inflight.fetch_add(1, Relaxed);
-        Inflight { backend, pool }
+    pub(crate) fn finish(&self) {
+        self.inflight.fetch_sub(1, Relaxed);
     }
 }
 
-impl Drop for Inflight {
-    fn drop(&mut self) {
-        self.backend.inflight.fetch_sub(1, Relaxed);
-        self.pool.inflight.fetch_sub(1, Relaxed);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_failure_ejects_until_success() {
+        let b = Backend::new("127.0.0.1:1");
+        assert!(b.is_healthy());
+        b.connect_failed();
+        assert!(!b.is_healthy());
+        assert!(b.is_check_healthy());
+        b.connect_ok();
+        assert!(b.is_healthy());
+    }
+
+    #[test]
+    fn set_healthy_reports_changes() {
+        let b = Backend::new("127.0.0.1:1");
+        assert!(!b.set_healthy(true));
+        assert!(b.set_healthy(false));
+        assert!(!b.is_healthy());
     }
 }

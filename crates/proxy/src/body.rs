@@ -2,7 +2,7 @@
 //! be handed to a second backend when the first refused the connection) and the
 //! response body sent to the client (which carries the in-flight count).
 
-use crate::backend::Inflight;
+use crate::tracker::Tracker;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -33,19 +33,8 @@ impl RequestBody {
     pub(crate) fn shared(body: Incoming) -> (RequestBody, RequestBody) {
         let hint = body.size_hint();
         let slot = Arc::new(Mutex::new(Some(body)));
-        let again = RequestBody::Shared {
-            slot: slot.clone(),
-            taken: None,
-            hint,
-        };
-        (
-            RequestBody::Shared {
-                slot,
-                taken: None,
-                hint,
-            },
-            again,
-        )
+        let again = RequestBody::Shared { slot: slot.clone(), taken: None, hint };
+        (RequestBody::Shared { slot, taken: None, hint }, again)
     }
 }
 
@@ -53,10 +42,7 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RequestBody::Direct(b) => Pin::new(b).poll_frame(cx),
             RequestBody::Empty => Poll::Ready(None),
@@ -94,8 +80,8 @@ impl Body for RequestBody {
 
 /// The body of a response on its way to the client.
 pub enum ResponseBody {
-    /// Streamed from the backend; counts as in flight until dropped.
-    Upstream(Incoming, Inflight),
+    /// Streamed from the backend; the tracker records the request when dropped.
+    Upstream(Incoming, Tracker),
     /// A short body the proxy wrote itself.
     Full(Option<Bytes>),
 }
@@ -111,12 +97,17 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream(b, _) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Upstream(b, tracker) => {
+                let frame = Pin::new(b).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(f))) = &frame {
+                    if let Some(d) = f.data_ref() {
+                        tracker.add_bytes(d.len());
+                    }
+                }
+                frame
+            }
             ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }

@@ -77,10 +77,7 @@ impl ProxyError {
         let status = self.status();
         let mut resp = Response::new(ResponseBody::text(format!("{self}\n")));
         *resp.status_mut() = status;
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         resp
     }
 }
@@ -90,32 +87,16 @@ impl fmt::Display for ProxyError {
         match self {
             ProxyError::NoService { host } => write!(f, "404 no service for host \"{host}\""),
             ProxyError::NoHealthyBackend { service, pool } => {
-                write!(
-                    f,
-                    "503 service \"{service}\" pool \"{pool}\" has no healthy backend"
-                )
+                write!(f, "503 service \"{service}\" pool \"{pool}\" has no healthy backend")
             }
-            ProxyError::Unreachable {
-                service,
-                pool,
-                backend,
-            } => write!(
+            ProxyError::Unreachable { service, pool, backend } => write!(
                 f,
                 "502 service \"{service}\" pool \"{pool}\": no backend could be reached (last tried {backend})"
             ),
-            ProxyError::Upstream {
-                service,
-                pool,
-                backend,
-            } => write!(
-                f,
-                "502 service \"{service}\" pool \"{pool}\": backend {backend} failed before answering"
-            ),
-            ProxyError::Timeout {
-                service,
-                pool,
-                backend,
-            } => write!(
+            ProxyError::Upstream { service, pool, backend } => {
+                write!(f, "502 service \"{service}\" pool \"{pool}\": backend {backend} failed before answering")
+            }
+            ProxyError::Timeout { service, pool, backend } => write!(
                 f,
                 "504 service \"{service}\" pool \"{pool}\": backend {backend} sent no response headers in time"
             ),

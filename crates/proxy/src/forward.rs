@@ -1,18 +1,22 @@
 //! The request lifecycle: route on one snapshot load, forward, retry a refused
-//! connect once on another backend, stream the answer back.
+//! connect once on another backend, stream the answer back, record it once.
 
-use crate::backend::{Backend, Inflight};
+use crate::access_log::{AccessLog, Pending};
+use crate::backend::Backend;
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::headers;
 use crate::routes::Router;
 use crate::table::{PoolRoute, ServiceRoute};
+use crate::tracker::Tracker;
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, Uri, Version, header};
 use http_body::Body;
 use hyper::body::Incoming;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
+use switchyard_metrics::StatusCounters;
 
 /// What the routing decision picked; owned, so no snapshot guard is held across `.await`.
 pub struct Route {
@@ -22,6 +26,24 @@ pub struct Route {
     pub pool: usize,
     /// The backend.
     pub backend: Arc<Backend>,
+}
+
+/// Why a request could not be routed to a backend.
+pub enum Refusal {
+    /// No service matches the host.
+    NoService {
+        /// The host asked for.
+        host: String,
+        /// Where such requests are counted.
+        counters: Arc<StatusCounters>,
+    },
+    /// The chosen pool has no healthy backend.
+    NoHealthy {
+        /// The service.
+        service: Arc<ServiceRoute>,
+        /// Index of the chosen pool.
+        pool: usize,
+    },
 }
 
 impl Route {
@@ -36,55 +58,52 @@ pub struct Proxy {
     router: Router,
     client_ip: IpAddr,
     proto: &'static str,
+    log: AccessLog,
 }
 
 static ROOT: PathAndQuery = PathAndQuery::from_static("/");
 
 impl Proxy {
     /// A handler for requests from `client_ip`; `proto` is `http` or `https`.
-    pub fn new(router: Router, client_ip: IpAddr, proto: &'static str) -> Proxy {
-        Proxy {
-            router,
-            client_ip,
-            proto,
-        }
+    pub fn new(router: Router, client_ip: IpAddr, proto: &'static str, log: AccessLog) -> Proxy {
+        Proxy { router, client_ip, proto, log }
     }
 
     /// Routes one request: host → service → pool → backend, on one snapshot load.
-    pub fn route<B>(&self, req: &Request<B>) -> Result<Route, ProxyError> {
+    pub fn route<B>(&self, req: &Request<B>) -> Result<Route, Refusal> {
         let host = request_host(req).unwrap_or("");
         let table = self.router.load();
         let Some(service) = table.route(host) else {
-            return Err(ProxyError::NoService {
-                host: host.to_owned(),
-            });
+            return Err(Refusal::NoService { host: host.to_owned(), counters: table.unrouted.clone() });
         };
         let pool = choose_pool(service, req);
-        let p = &service.pools[pool];
-        match p.pick(None) {
-            Some(backend) => Ok(Route {
-                service: service.clone(),
-                pool,
-                backend: backend.clone(),
-            }),
-            None => Err(ProxyError::NoHealthyBackend {
-                service: service.name.clone(),
-                pool: p.name.clone(),
-            }),
+        match service.pools[pool].pick(None) {
+            Some(backend) => Ok(Route { service: service.clone(), pool, backend: backend.clone() }),
+            None => Err(Refusal::NoHealthy { service: service.clone(), pool }),
         }
     }
 
     /// Handles one request end to end; never fails, every failure is a response.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let mut log = self.log.begin(&req, self.client_ip);
         if req.method() == Method::CONNECT {
-            return ProxyError::MethodNotAllowed.into_response();
+            let counters = self.router.load().unrouted.clone();
+            return answer(ProxyError::MethodNotAllowed, |s| counters.count(s), log, start);
         }
         match self.route(&req) {
-            Ok(route) => match self.forward(route, req).await {
-                Ok(resp) => resp,
-                Err(e) => e.into_response(),
-            },
-            Err(e) => e.into_response(),
+            Ok(route) => self.forward(route, req, log, start).await,
+            Err(Refusal::NoService { host, counters }) => {
+                answer(ProxyError::NoService { host }, |s| counters.count(s), log, start)
+            }
+            Err(Refusal::NoHealthy { service, pool }) => {
+                if let Some(l) = &mut log {
+                    l.routed(&service, pool, None);
+                }
+                let p = &service.pools[pool];
+                let e = ProxyError::NoHealthyBackend { service: service.name.clone(), pool: p.name.clone() };
+                answer(e, |s| p.metrics.record(s, start.elapsed()), log, start)
+            }
         }
     }
 
@@ -92,22 +111,15 @@ impl Proxy {
         &self,
         route: Route,
         req: Request<Incoming>,
-    ) -> Result<Response<ResponseBody>, ProxyError> {
+        mut log: Option<Box<Pending>>,
+        start: Instant,
+    ) -> Response<ResponseBody> {
         let host = request_host(&req).map(str::to_owned);
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
-        headers::add_forwarded(
-            &mut parts.headers,
-            self.client_ip,
-            self.proto,
-            host.as_deref(),
-        );
+        headers::add_forwarded(&mut parts.headers, self.client_ip, self.proto, host.as_deref());
         parts.version = Version::HTTP_11;
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| ROOT.clone());
+        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| ROOT.clone());
 
         // A second backend can only be tried if the first attempt leaves the request intact.
         let can_retry = route.pool().backends.len() > 1;
@@ -121,52 +133,54 @@ impl Proxy {
         };
         let retry_parts = retry_body.as_ref().map(|_| parts.clone());
 
-        let first = send(&route, parts, &path, first_body).await;
+        let first = send(&route, parts, &path, first_body, start).await;
         let (route, result) = match (first, retry_parts, retry_body) {
-            (Err(Failure::Connect), Some(parts), Some(body)) => {
-                tracing::warn!(service = %route.service.name, pool = %route.pool().name,
-                    backend = route.backend.address(), "connect failed; trying another backend");
-                match route.pool().pick(Some(&route.backend)) {
-                    Some(next) => {
-                        let next = Route {
-                            service: route.service.clone(),
-                            pool: route.pool,
-                            backend: next.clone(),
-                        };
-                        let r = send(&next, parts, &path, body).await;
-                        (next, r)
-                    }
-                    None => (route, Err(Failure::Connect)),
+            (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(&route.backend)) {
+                Some(next) => {
+                    let next = Route { service: route.service.clone(), pool: route.pool, backend: next.clone() };
+                    tracing::debug!(service = %next.service.name, backend = next.backend.address(), "retrying on another backend");
+                    let r = send(&next, parts, &path, body, start).await;
+                    (next, r)
                 }
-            }
+                None => (route, Err(Failure::Connect)),
+            },
             (first, _, _) => (route, first),
         };
-        result.map_err(|f| {
-            let (service, pool, backend) = (
-                route.service.name.clone(),
-                route.pool().name.clone(),
-                route.backend.address().into(),
-            );
-            tracing::warn!(%service, %pool, %backend, failure = ?f, "upstream request failed");
-            match f {
-                Failure::Connect => ProxyError::Unreachable {
-                    service,
-                    pool,
-                    backend,
-                },
-                Failure::Timeout => ProxyError::Timeout {
-                    service,
-                    pool,
-                    backend,
-                },
-                Failure::Other => ProxyError::Upstream {
-                    service,
-                    pool,
-                    backend,
-                },
+        if let Some(l) = &mut log {
+            l.routed(&route.service, route.pool, Some(&route.backend));
+        }
+        match result {
+            Ok(mut resp) => {
+                if let ResponseBody::Upstream(_, tracker) = resp.body_mut() {
+                    tracker.set_log(log);
+                }
+                resp
             }
-        })
+            Err(f) => {
+                let (service, pool, backend) =
+                    (route.service.name.clone(), route.pool().name.clone(), route.backend.address().into());
+                tracing::warn!(%service, %pool, %backend, failure = ?f, "upstream request failed");
+                let e = match f {
+                    Failure::Connect => ProxyError::Unreachable { service, pool, backend },
+                    Failure::Timeout => ProxyError::Timeout { service, pool, backend },
+                    Failure::Other => ProxyError::Upstream { service, pool, backend },
+                };
+                let metrics = &route.pool().metrics;
+                answer(e, |s| metrics.record(s, start.elapsed()), log, start)
+            }
+        }
     }
+}
+
+/// The proxy's own answer, counted by `count` and logged.
+fn answer(e: ProxyError, count: impl FnOnce(u16), log: Option<Box<Pending>>, start: Instant) -> Response<ResponseBody> {
+    let resp = e.into_response();
+    let status = resp.status().as_u16();
+    count(status);
+    if let Some(l) = log {
+        l.finish(status, resp.body().size_hint().exact().unwrap_or(0), start.elapsed());
+    }
+    resp
 }
 
 #[derive(Debug)]
@@ -181,6 +195,7 @@ async fn send(
     mut parts: http::request::Parts,
     path: &PathAndQuery,
     body: RequestBody,
+    start: Instant,
 ) -> Result<Response<ResponseBody>, Failure> {
     let pool = route.pool();
     let authority = route.backend.authority().ok_or(Failure::Connect)?;
@@ -189,33 +204,37 @@ async fn send(
     uri.authority = Some(authority.clone());
     uri.path_and_query = Some(path.clone());
     parts.uri = Uri::from_parts(uri).map_err(|_| Failure::Other)?;
-    let inflight = Inflight::start(route.backend.clone(), pool.stats.clone());
+    let mut tracker = Tracker::begin(route.backend.clone(), pool.stats.clone(), pool.metrics.clone(), start);
     let fut = pool.client.request(Request::from_parts(parts, body));
-    match tokio::time::timeout(route.service.timeouts.request, fut).await {
-        Err(_) => Err(Failure::Timeout),
-        Ok(Err(e)) if e.is_connect() => Err(Failure::Connect),
-        Ok(Err(e)) => {
-            tracing::debug!(error = ?e, "upstream error");
-            Err(Failure::Other)
-        }
+    let failure = match tokio::time::timeout(route.service.timeouts.request, fut).await {
         Ok(Ok(resp)) => {
+            route.backend.connect_ok();
             let (mut parts, body) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(
-                parts,
-                ResponseBody::Upstream(body, inflight),
-            ))
+            tracker.set_status(parts.status.as_u16());
+            return Ok(Response::from_parts(parts, ResponseBody::Upstream(body, tracker)));
         }
-    }
+        Err(_) => Failure::Timeout,
+        Ok(Err(e)) if e.is_connect() => {
+            route.backend.connect_failed();
+            Failure::Connect
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = ?e, "upstream error");
+            Failure::Other
+        }
+    };
+    pool.metrics.upstream_error(match failure {
+        Failure::Connect => "connect",
+        Failure::Timeout => "timeout",
+        Failure::Other => "reset",
+    });
+    Err(failure)
 }
 
 /// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.
 fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
+    req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
 }
 
 /// Override header → weighted draw. (Stickiness plugs in between.)

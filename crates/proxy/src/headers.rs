@@ -42,12 +42,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Adds `X-Forwarded-For` (appended to what the client sent), `-Proto` and `-Host`,
 /// and makes sure `Host` is present (HTTP/2 clients send `:authority` instead).
-pub(crate) fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    proto: &'static str,
-    host: Option<&str>,
-) {
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&str>) {
     let ip = client.to_string();
     let xff = match joined(headers, &X_FORWARDED_FOR) {
         Some(prev) => format!("{prev}, {ip}"),
@@ -88,10 +83,7 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, X-Secret"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -106,12 +98,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        add_forwarded(
-            &mut h,
-            "127.0.0.1".parse().unwrap(),
-            "http",
-            Some("shop.example.com"),
-        );
+        add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", Some("shop.example.com"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "shop.example.com");

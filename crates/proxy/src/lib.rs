@@ -4,6 +4,7 @@
 //!
 //! It depends on switchyard-config only; never on control, admin, notify or toml.
 
+mod access_log;
 mod backend;
 mod body;
 mod client;
@@ -14,11 +15,14 @@ mod pick;
 mod routes;
 mod server;
 mod table;
+mod tracker;
 
-pub use backend::{Backend, Inflight, PoolStats};
+pub use access_log::{AccessLog, LogFormat};
+pub use backend::{Backend, PoolStats};
 pub use body::{RequestBody, ResponseBody};
 pub use error::ProxyError;
-pub use forward::{Proxy, Route};
+pub use forward::{Proxy, Refusal, Route};
 pub use routes::{Router, RoutesPublisher, channel};
 pub use server::{ServerOptions, serve};
 pub use table::{PoolRoute, RoutingTable, ServiceRoute};
+pub use tracker::Tracker;

@@ -72,10 +72,7 @@ thread_local! {
 
 fn seed() -> u64 {
     // RandomState is seeded per thread from the OS; one hash of nothing gives 64 random bits.
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1
+    std::collections::hash_map::RandomState::new().build_hasher().finish() | 1
 }
 
 /// A uniform draw in `0..n` (xorshift64*, multiply-shift reduction).
@@ -92,32 +89,29 @@ pub(crate) fn below(n: u32) -> u32 {
     })
 }
 
-/// Power of two choices over healthy backends, skipping `not` (the one that just failed).
-pub(crate) fn backend<'a>(
-    backends: &'a [Arc<Backend>],
-    not: Option<&Arc<Backend>>,
-) -> Option<&'a Arc<Backend>> {
-    let usable = |b: &&Arc<Backend>| b.is_healthy() && not.is_none_or(|n| !Arc::ptr_eq(n, b));
+/// Power of two choices over healthy backends, skipping `not` (the one that just
+/// failed). When every candidate is only passively ejected, one is tried anyway:
+/// a connect blip must not turn into an outage.
+pub(crate) fn backend<'a>(backends: &'a [Arc<Backend>], not: Option<&Arc<Backend>>) -> Option<&'a Arc<Backend>> {
+    let allowed = |b: &&Arc<Backend>| not.is_none_or(|n| !Arc::ptr_eq(n, b));
+    let usable = |b: &&Arc<Backend>| b.is_healthy() && allowed(b);
     let n = backends.len();
-    if n == 0 {
-        return None;
-    }
-    if n == 1 {
-        return backends.first().filter(usable);
-    }
-    // usize fits u32 for any real pool.
-    let len = u32::try_from(n).unwrap_or(u32::MAX);
-    let a = below(len) as usize;
-    let b = (a + 1 + below(len - 1) as usize) % n;
-    match (
-        backends.get(a).filter(usable),
-        backends.get(b).filter(usable),
-    ) {
-        (Some(x), Some(y)) => Some(if y.inflight() < x.inflight() { y } else { x }),
-        (Some(x), None) | (None, Some(x)) => Some(x),
-        // Both draws unusable: take the first usable one, if any.
-        (None, None) => backends.iter().find(usable),
-    }
+    let picked = match n {
+        0 => return None,
+        1 => backends.first().filter(usable),
+        _ => {
+            // usize fits u32 for any real pool.
+            let len = u32::try_from(n).unwrap_or(u32::MAX);
+            let a = below(len) as usize;
+            let b = (a + 1 + below(len - 1) as usize) % n;
+            match (backends.get(a).filter(usable), backends.get(b).filter(usable)) {
+                (Some(x), Some(y)) => Some(if y.inflight() < x.inflight() { y } else { x }),
+                (Some(x), None) | (None, Some(x)) => Some(x),
+                (None, None) => backends.iter().find(usable),
+            }
+        }
+    };
+    picked.or_else(|| backends.iter().find(|b| b.is_check_healthy() && allowed(b)))
 }
 
 #[cfg(test)]
@@ -145,10 +139,7 @@ mod tests {
 
     #[test]
     fn backend_skips_unhealthy_and_excluded() {
-        let bs: Vec<_> = ["a:1", "b:1", "c:1"]
-            .iter()
-            .map(|a| Arc::new(Backend::new(a)))
-            .collect();
+        let bs: Vec<_> = ["a:1", "b:1", "c:1"].iter().map(|a| Arc::new(Backend::new(a))).collect();
         bs[0].set_healthy(false);
         for _ in 0..200 {
             let b = backend(&bs, Some(&bs[1])).unwrap();
@@ -156,5 +147,19 @@ mod tests {
         }
         bs[2].set_healthy(false);
         assert!(backend(&bs, Some(&bs[1])).is_none());
+    }
+
+    #[test]
+    fn ejected_backends_are_avoided_but_tried_when_nothing_else_is_left() {
+        let bs: Vec<_> = ["a:1", "b:1"].iter().map(|a| Arc::new(Backend::new(a))).collect();
+        bs[0].connect_failed();
+        for _ in 0..100 {
+            assert_eq!(backend(&bs, None).unwrap().address(), "b:1");
+        }
+        bs[1].connect_failed();
+        assert!(backend(&bs, None).is_some(), "panic routing: all ejected, still try one");
+        bs[0].set_healthy(false);
+        bs[1].set_healthy(false);
+        assert!(backend(&bs, None).is_none(), "checks say down: nothing to try");
     }
 }

@@ -19,12 +19,7 @@ pub struct RoutesPublisher {
 /// Creates the snapshot holding `initial`, with its two ends.
 pub fn channel(initial: RoutingTable) -> (RoutesPublisher, Router) {
     let table = Arc::new(ArcSwap::from_pointee(initial));
-    (
-        RoutesPublisher {
-            table: table.clone(),
-        },
-        Router { table },
-    )
+    (RoutesPublisher { table: table.clone() }, Router { table })
 }
 
 impl Router {
@@ -47,8 +42,6 @@ impl RoutesPublisher {
 
     /// A reader of the same snapshot.
     pub fn router(&self) -> Router {
-        Router {
-            table: self.table.clone(),
-        }
+        Router { table: self.table.clone() }
     }
 }

@@ -1,6 +1,7 @@
 //! The listener loop: accept, serve HTTP/1.1 and h2c on each connection, and shut
 //! down gracefully (stop accepting, let in-flight requests finish).
 
+use crate::access_log::AccessLog;
 use crate::forward::Proxy;
 use crate::routes::Router;
 use hyper::service::service_fn;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Per-listener protocol settings (from `[listener]`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// Time to receive a request head, on a fresh connection or between keep-alive requests.
     pub header_timeout: Duration,
@@ -21,6 +22,8 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// Where access log lines go.
+    pub access_log: AccessLog,
 }
 
 impl ServerOptions {
@@ -30,18 +33,14 @@ impl ServerOptions {
             header_timeout: l.header_timeout,
             max_header_bytes: l.max_header_bytes,
             proto: "http",
+            access_log: AccessLog::off(),
         }
     }
 }
 
 /// Serves `listener` until `shutdown` resolves, then waits for open connections to
 /// finish their in-flight requests. Bound the wait with a timeout around this call.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    opts: ServerOptions,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, router: Router, opts: ServerOptions, shutdown: impl Future<Output = ()>) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -65,7 +64,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let proxy = Proxy::new(router.clone(), peer.ip(), opts.proto);
+                let proxy = Proxy::new(router.clone(), peer.ip(), opts.proto, opts.access_log.clone());
                 let svc = service_fn(move |req| {
                     let proxy = proxy.clone();
                     async move { Ok::<_, Infallible>(proxy.handle(req).await) }

@@ -9,6 +9,7 @@ use http::HeaderName;
 use std::collections::HashMap;
 use std::sync::Arc;
 use switchyard_config::{Config, Protocol, Service, Sticky, Timeouts, Weight};
+use switchyard_metrics::{PoolMetrics, StatusCounters};
 
 /// An immutable routing snapshot.
 pub struct RoutingTable {
@@ -16,6 +17,8 @@ pub struct RoutingTable {
     by_host: HashMap<Box<str>, usize, pick::FxBuild>,
     catch_all: Option<usize>,
     generation: u64,
+    /// `requests_total{service="-",pool="-"}`: requests no service matched.
+    pub(crate) unrouted: Arc<StatusCounters>,
 }
 
 /// One service as the hot path sees it.
@@ -44,6 +47,8 @@ pub struct PoolRoute {
     pub backends: Box<[Arc<Backend>]>,
     /// Counters that outlive table swaps.
     pub stats: Arc<PoolStats>,
+    /// Pre-resolved metric handles.
+    pub metrics: Arc<PoolMetrics>,
     /// The pool's own connection pool; replaced when the pool loses all traffic so
     /// its idle upstream connections close (draining).
     pub(crate) client: UpstreamClient,
@@ -53,11 +58,7 @@ pub struct PoolRoute {
 impl RoutingTable {
     /// Compiles a config. `previous` lends its backends, counters and connection
     /// pools so that state survives the swap; `generation` is the config generation.
-    pub fn build(
-        config: &Config,
-        previous: Option<&RoutingTable>,
-        generation: u64,
-    ) -> RoutingTable {
+    pub fn build(config: &Config, previous: Option<&RoutingTable>, generation: u64) -> RoutingTable {
         let mut by_host = HashMap::with_hasher(pick::FxBuild);
         let mut catch_all = None;
         let mut services = Vec::with_capacity(config.services.len());
@@ -71,12 +72,8 @@ impl RoutingTable {
                 by_host.entry(h.as_str().into()).or_insert(i);
             }
         }
-        RoutingTable {
-            services,
-            by_host,
-            catch_all,
-            generation,
-        }
+        let unrouted = previous.map_or_else(|| Arc::new(StatusCounters::new("-", "-")), |t| t.unrouted.clone());
+        RoutingTable { services, by_host, catch_all, generation, unrouted }
     }
 
     /// A table that routes nothing (every request gets 404).
@@ -86,6 +83,7 @@ impl RoutingTable {
             by_host: HashMap::with_hasher(pick::FxBuild),
             catch_all: None,
             generation: 0,
+            unrouted: Arc::new(StatusCounters::new("-", "-")),
         }
     }
 
@@ -144,6 +142,7 @@ impl ServiceRoute {
                     weight,
                     backends,
                     stats: old.map_or_else(Default::default, |o| o.stats.clone()),
+                    metrics: old.map_or_else(|| Arc::new(PoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
                     protocol: p.protocol,
                 }
@@ -163,10 +162,7 @@ impl ServiceRoute {
             cumulative,
             timeouts: svc.timeouts.clone(),
             sticky: svc.sticky.clone(),
-            override_header: svc
-                .override_header
-                .as_deref()
-                .and_then(|h| HeaderName::try_from(h).ok()),
+            override_header: svc.override_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
         }
     }
 

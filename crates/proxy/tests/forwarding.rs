@@ -13,10 +13,7 @@ use switchyard_test_support::{Conn, TestProxy, Upstream, config_from};
 use tokio::net::{TcpListener, TcpStream};
 
 fn list(ups: &[&Upstream]) -> String {
-    ups.iter()
-        .map(|u| format!("\"{}\"", u.address()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    ups.iter().map(|u| format!("\"{}\"", u.address())).collect::<Vec<_>>().join(", ")
 }
 
 fn blue_green(blue: &[&Upstream], green: &[&Upstream], traffic: &str, extra: &str) -> Config {
@@ -47,11 +44,8 @@ async fn dead_port() -> String {
 
 #[tokio::test]
 async fn active_pool_takes_all_traffic_and_uses_both_backends() {
-    let (b1, b2, g1) = (
-        Upstream::spawn("blue-1").await,
-        Upstream::spawn("blue-2").await,
-        Upstream::spawn("green-1").await,
-    );
+    let (b1, b2, g1) =
+        (Upstream::spawn("blue-1").await, Upstream::spawn("blue-2").await, Upstream::spawn("green-1").await);
     let proxy = TestProxy::start(&blue_green(&[&b1, &b2], &[&g1], "active = \"blue\"", "")).await;
     let mut c = Conn::open(proxy.addr).await;
     for _ in 0..100 {
@@ -60,27 +54,13 @@ async fn active_pool_takes_all_traffic_and_uses_both_backends() {
         assert!(body.starts_with("blue-"), "{body}");
     }
     assert_eq!(g1.hits(), 0);
-    assert!(
-        b1.hits() > 10 && b2.hits() > 10,
-        "both blue backends used: {} {}",
-        b1.hits(),
-        b2.hits()
-    );
+    assert!(b1.hits() > 10 && b2.hits() > 10, "both blue backends used: {} {}", b1.hits(), b2.hits());
 }
 
 #[tokio::test]
 async fn weights_90_10_split_within_tolerance() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
-    let proxy = TestProxy::start(&blue_green(
-        &[&b],
-        &[&g],
-        "weights = { blue = 90, green = 10 }",
-        "",
-    ))
-    .await;
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "weights = { blue = 90, green = 10 }", "")).await;
     let mut c = Conn::open(proxy.addr).await;
     let mut green = 0;
     for _ in 0..2000 {
@@ -94,10 +74,7 @@ async fn weights_90_10_split_within_tolerance() {
 
 #[tokio::test]
 async fn switch_moves_next_request_on_same_connection() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "")).await;
     let mut c = Conn::open(proxy.addr).await;
     assert_eq!(c.get("x", "/").await.1, "blue");
@@ -108,10 +85,7 @@ async fn switch_moves_next_request_on_same_connection() {
 
 #[tokio::test]
 async fn in_flight_request_finishes_on_blue_after_switch() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "")).await;
     let mut held = Conn::open(proxy.addr).await;
     let pending = tokio::spawn(async move { held.get("x", "/hold").await });
@@ -128,23 +102,14 @@ const TEN_MB: usize = 10 * 1024 * 1024;
 
 #[tokio::test]
 async fn upload_streams_before_the_body_ends() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "")).await;
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(1);
     let body = StreamBody::new(ReceiverStream(rx));
-    let req = Request::post("/upload")
-        .header("host", "x")
-        .header("content-length", TEN_MB)
-        .body(body)
-        .unwrap();
+    let req = Request::post("/upload").header("host", "x").header("content-length", TEN_MB).body(body).unwrap();
     let resp = tokio::spawn(send.send_request(req));
     let chunk = Bytes::from(vec![b'u'; 1024 * 1024]);
     tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
@@ -161,15 +126,10 @@ async fn upload_streams_before_the_body_ends() {
 
 #[tokio::test]
 async fn download_streams_before_the_body_ends() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "")).await;
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let req = Request::get(format!("/download?bytes={TEN_MB}&pause=1"))
         .header("host", "x")
@@ -210,10 +170,7 @@ async fn one_dead_backend_is_covered_by_the_other() {
     let proxy = TestProxy::start(&cfg).await;
     let mut c = Conn::open(proxy.addr).await;
     for _ in 0..50 {
-        assert_eq!(
-            c.get("x", "/").await,
-            (StatusCode::OK, "blue-alive".to_owned())
-        );
+        assert_eq!(c.get("x", "/").await, (StatusCode::OK, "blue-alive".to_owned()));
     }
 }
 
@@ -228,30 +185,17 @@ async fn post_body_survives_the_connect_retry() {
     let proxy = TestProxy::start(&cfg).await;
     let mut c = Conn::open(proxy.addr).await;
     for _ in 0..20 {
-        let req = Request::post("/upload")
-            .header("host", "x")
-            .body(Full::new(Bytes::from_static(b"12345")))
-            .unwrap();
-        assert_eq!(
-            c.send(req).await,
-            (StatusCode::OK, "blue-alive 5".to_owned())
-        );
+        let req = Request::post("/upload").header("host", "x").body(Full::new(Bytes::from_static(b"12345"))).unwrap();
+        assert_eq!(c.send(req).await, (StatusCode::OK, "blue-alive 5".to_owned()));
     }
 }
 
 #[tokio::test]
 async fn slow_backend_answers_504() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
-    let proxy = TestProxy::start(&blue_green(
-        &[&b],
-        &[&g],
-        "active = \"blue\"",
-        "[service.timeouts]\nrequest = \"200ms\"",
-    ))
-    .await;
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy =
+        TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "[service.timeouts]\nrequest = \"200ms\""))
+            .await;
     let (status, body) = Conn::open(proxy.addr).await.get("x", "/hold").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert!(body.contains("service \"shop\" pool \"blue\""), "{body}");
@@ -278,10 +222,7 @@ async fn unknown_host_answers_404_and_hosts_pick_services() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_for_appended() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "")).await;
     let mut c = Conn::open(proxy.addr).await;
     let req = Request::get("/headers")
@@ -308,32 +249,17 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_for_appended() {
 
 #[tokio::test]
 async fn h2c_prior_knowledge_request_is_forwarded() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
     let proxy = TestProxy::start(&blue_green(&[&b], &[&g], "active = \"blue\"", "")).await;
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
     let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     for path in ["/", "/headers"] {
-        let req = Request::get(format!("http://shop.example.com{path}"))
-            .body(Full::<Bytes>::default())
-            .unwrap();
+        let req = Request::get(format!("http://shop.example.com{path}")).body(Full::<Bytes>::default()).unwrap();
         let resp = send.send_request(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let body = String::from_utf8(
-            resp.into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-        .unwrap();
+        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         if path == "/" {
             assert_eq!(body, "blue");
         } else {
@@ -344,29 +270,14 @@ async fn h2c_prior_knowledge_request_is_forwarded() {
 
 #[tokio::test]
 async fn override_header_picks_a_pool_when_configured() {
-    let (b, g) = (
-        Upstream::spawn("blue").await,
-        Upstream::spawn("green").await,
-    );
-    let cfg = blue_green(
-        &[&b],
-        &[&g],
-        "active = \"blue\"",
-        "override = { header = \"x-switchyard-pool\" }",
-    );
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let cfg = blue_green(&[&b], &[&g], "active = \"blue\"", "override = { header = \"x-switchyard-pool\" }");
     let proxy = TestProxy::start(&cfg).await;
     let mut c = Conn::open(proxy.addr).await;
-    let req = Request::get("/")
-        .header("host", "x")
-        .header("x-switchyard-pool", "green")
-        .body(Full::default())
-        .unwrap();
+    let req = Request::get("/").header("host", "x").header("x-switchyard-pool", "green").body(Full::default()).unwrap();
     assert_eq!(c.send(req).await.1, "green");
-    let req = Request::get("/")
-        .header("host", "x")
-        .header("x-switchyard-pool", "purple")
-        .body(Full::default())
-        .unwrap();
+    let req =
+        Request::get("/").header("host", "x").header("x-switchyard-pool", "purple").body(Full::default()).unwrap();
     assert_eq!(c.send(req).await.1, "blue");
 }
 
@@ -375,10 +286,7 @@ struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
 
 impl<T> futures_core::Stream for ReceiverStream<T> {
     type Item = T;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
         self.0.poll_recv(cx)
     }
 }

@@ -18,10 +18,7 @@ async fn proxy_for(up: &Upstream, listener_extra: &str) -> TestProxy {
 }
 
 async fn still_serves(proxy: &TestProxy) {
-    assert_eq!(
-        Conn::open(proxy.addr).await.get("x", "/").await,
-        (StatusCode::OK, "blue".to_owned())
-    );
+    assert_eq!(Conn::open(proxy.addr).await.get("x", "/").await, (StatusCode::OK, "blue".to_owned()));
 }
 
 #[tokio::test]
@@ -35,10 +32,7 @@ async fn malformed_request_line_gets_400_or_close() {
         b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         let answer = raw_exchange(proxy.addr, junk).await;
-        assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
-            "{junk:?} got {answer:?}"
-        );
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{junk:?} got {answer:?}");
     }
     assert_eq!(up.hits(), 0);
     still_serves(&proxy).await;
@@ -52,15 +46,8 @@ async fn content_length_with_transfer_encoding_never_reaches_upstream_ambiguous(
     // second request follows. It must not be read as two requests.
     let req = b"POST /headers HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let answer = raw_exchange(proxy.addr, req).await;
-    assert_eq!(
-        answer.matches("HTTP/1.1 ").count(),
-        1,
-        "one answer only, then close: {answer}"
-    );
-    assert!(
-        !answer.to_ascii_lowercase().contains("content-length: 4\n"),
-        "{answer}"
-    );
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "one answer only, then close: {answer}");
+    assert!(!answer.to_ascii_lowercase().contains("content-length: 4\n"), "{answer}");
     assert!(up.hits() <= 1, "the trailing request was not forwarded");
     still_serves(&proxy).await;
 }
@@ -69,10 +56,7 @@ async fn content_length_with_transfer_encoding_never_reaches_upstream_ambiguous(
 async fn oversized_headers_get_431() {
     let up = Upstream::spawn("blue").await;
     let proxy = proxy_for(&up, "max_header_bytes = 8192").await;
-    let big = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(20_000)
-    );
+    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
     let answer = raw_exchange(proxy.addr, big.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
     assert_eq!(up.hits(), 0);
@@ -90,10 +74,7 @@ async fn slow_headers_are_cut_off_after_header_timeout() {
     let mut buf = [0u8; 512];
     let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
     match closed {
-        Ok(Ok(n)) => assert!(
-            n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
-            "{n}"
-        ),
+        Ok(Ok(n)) => assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{n}"),
         Ok(Err(_)) => {}
         Err(_) => panic!("connection still open after header_timeout"),
     }

@@ -19,19 +19,14 @@ impl Conn {
     /// Opens a keep-alive HTTP/1.1 connection to `addr`.
     pub async fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
         Conn { send }
     }
 
     /// `GET path` with that `Host`; returns status and body text.
     pub async fn get(&mut self, host: &str, path: &str) -> (StatusCode, String) {
-        let req = Request::get(path)
-            .header("host", host)
-            .body(Full::default())
-            .unwrap();
+        let req = Request::get(path).header("host", host).body(Full::default()).unwrap();
         self.send(req).await
     }
 

@@ -43,23 +43,13 @@ impl TestProxy {
             })
             .await;
         });
-        TestProxy {
-            addr,
-            publisher,
-            router,
-            stop: Some(stop),
-            task,
-        }
+        TestProxy { addr, publisher, router, stop: Some(stop), task }
     }
 
     /// Publishes a table built from `config`, keeping backends' state.
     pub fn apply(&self, config: &Config) {
         let current = self.publisher.current();
-        self.publisher.publish(RoutingTable::build(
-            config,
-            Some(&current),
-            current.generation() + 1,
-        ));
+        self.publisher.publish(RoutingTable::build(config, Some(&current), current.generation() + 1));
     }
 
     /// Stops accepting and waits until in-flight requests are done.

@@ -47,12 +47,8 @@ impl Upstream {
     pub fn serve(name: &str, listener: TcpListener) -> Upstream {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            name: name.into(),
-            hits: AtomicUsize::new(0),
-            gate: Semaphore::new(0),
-            arrivals: tx,
-        });
+        let shared =
+            Arc::new(Shared { name: name.into(), hits: AtomicUsize::new(0), gate: Semaphore::new(0), arrivals: tx });
         let s = shared.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -62,18 +58,11 @@ impl Upstream {
                 let s = s.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(s.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
-        Upstream {
-            addr,
-            shared,
-            arrivals: tokio::sync::Mutex::new(rx),
-            task,
-        }
+        Upstream { addr, shared, arrivals: tokio::sync::Mutex::new(rx), task }
     }
 
     /// `127.0.0.1:PORT` for a config file.
@@ -151,8 +140,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
         p if p.starts_with("/status/") => {
             let code = p["/status/".len()..].parse().unwrap_or(500);
             let mut r = Response::new(full(s.name.clone()));
-            *r.status_mut() =
-                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             r
         }
         _ => Response::new(full(s.name.clone())),
@@ -161,11 +149,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
 }
 
 fn download(s: &Arc<Shared>, query: &str) -> Response<Body> {
-    let param = |k: &str| {
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-    };
+    let param = |k: &str| query.split('&').find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')));
     let total: usize = param("bytes").and_then(|v| v.parse().ok()).unwrap_or(0);
     let pause = param("pause") == Some("1");
     let (tx, rx) = mpsc::channel::<Bytes>(4);

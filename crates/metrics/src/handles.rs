@@ -1,0 +1,62 @@
+//! Handles resolved once per (service, pool) when a routing table is built, so
+//! recording on the request path is an atomic add — no label hashing, no lookup.
+
+use crate::names;
+use metrics::{Counter, Histogram};
+use std::time::Duration;
+
+/// `switchyard_requests_total` for one (service, pool), one counter per status class.
+pub struct StatusCounters([Counter; 5]);
+
+impl StatusCounters {
+    /// Resolves the five counters (`1xx` … `5xx`).
+    pub fn new(service: &str, pool: &str) -> StatusCounters {
+        let c = |class: &'static str| metrics::counter!(names::REQUESTS, "service" => service.to_owned(), "pool" => pool.to_owned(), "code" => class);
+        StatusCounters([c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")])
+    }
+
+    /// Counts one response with this status.
+    pub fn count(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.0[class].increment(1);
+    }
+}
+
+/// Everything the request path records for one pool.
+pub struct PoolMetrics {
+    /// Responses by status class.
+    pub requests: StatusCounters,
+    duration: Histogram,
+    connect_errors: Counter,
+    timeout_errors: Counter,
+    reset_errors: Counter,
+}
+
+impl PoolMetrics {
+    /// Resolves the handles for one pool.
+    pub fn new(service: &str, pool: &str) -> PoolMetrics {
+        let err = |kind: &'static str| metrics::counter!(names::UPSTREAM_ERRORS, "service" => service.to_owned(), "pool" => pool.to_owned(), "kind" => kind);
+        PoolMetrics {
+            requests: StatusCounters::new(service, pool),
+            duration: metrics::histogram!(names::DURATION, "service" => service.to_owned(), "pool" => pool.to_owned()),
+            connect_errors: err("connect"),
+            timeout_errors: err("timeout"),
+            reset_errors: err("reset"),
+        }
+    }
+
+    /// Records a finished response.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        self.requests.count(status);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+
+    /// Counts an upstream error of `kind` (`connect`, `timeout`, anything else = `reset`).
+    pub fn upstream_error(&self, kind: &str) {
+        match kind {
+            "connect" => self.connect_errors.increment(1),
+            "timeout" => self.timeout_errors.increment(1),
+            _ => self.reset_errors.increment(1),
+        }
+    }
+}

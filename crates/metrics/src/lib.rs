@@ -1,0 +1,117 @@
+//! switchyard-metrics owns every metric name (SPEC §6), their descriptions and
+//! buckets, the Prometheus recorder, and the handles the hot path uses.
+//!
+//! Adding a metric: add its name to `names`, describe it in `describe()`, add a
+//! setter here (or a field of `PoolMetrics` if the request path records it), and
+//! list it in the README's metrics table. Labels are service, pool, status class,
+//! kind and backend — never a raw path or anything a client controls.
+//!
+//! Depends on nothing of switchyard's; proxy, control and admin depend on it.
+
+mod handles;
+
+pub use handles::{PoolMetrics, StatusCounters};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Every metric name, in one place.
+pub mod names {
+    /// Responses sent by the listener, by service, pool and status class.
+    pub const REQUESTS: &str = "switchyard_requests_total";
+    /// Time from request received to last response byte, by service and pool.
+    pub const DURATION: &str = "switchyard_request_duration_seconds";
+    /// Failed exchanges with a backend, by service, pool and kind.
+    pub const UPSTREAM_ERRORS: &str = "switchyard_upstream_errors_total";
+    /// Requests in flight, by service and pool.
+    pub const INFLIGHT: &str = "switchyard_inflight_requests";
+    /// A pool's share of traffic, 0–100.
+    pub const POOL_WEIGHT: &str = "switchyard_pool_weight";
+    /// 1 when a backend may receive traffic.
+    pub const BACKEND_HEALTHY: &str = "switchyard_backend_healthy";
+    /// Traffic changes by service and kind.
+    pub const TRAFFIC_CHANGES: &str = "switchyard_traffic_changes_total";
+    /// Config reloads by result.
+    pub const RELOADS: &str = "switchyard_config_reloads_total";
+    /// The config generation in force.
+    pub const GENERATION: &str = "switchyard_config_generation";
+    /// When a service's traffic last changed (Unix seconds).
+    pub const LAST_CHANGE: &str = "switchyard_last_change_timestamp_seconds";
+    /// Preview tokens ignored as invalid, expired or for another service.
+    pub const PREVIEW_REJECTED: &str = "switchyard_preview_tokens_rejected_total";
+    /// Access log lines dropped because the writer fell behind.
+    pub const ACCESS_LOG_DROPPED: &str = "switchyard_access_log_dropped_total";
+}
+
+/// HTTP latency buckets: 0.5 ms to 30 s.
+pub const DURATION_BUCKETS: [f64; 16] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0];
+
+/// Installs the global Prometheus recorder. Call once, before the first table is
+/// built, so the handles the table resolves are live.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(names::DURATION.into()), &DURATION_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use names::*;
+    describe_counter!(REQUESTS, "Responses sent by the listener, by service, pool and status class (code).");
+    describe_histogram!(DURATION, Unit::Seconds, "Time from request received to the last response byte.");
+    describe_counter!(UPSTREAM_ERRORS, "Failed exchanges with a backend, by kind (connect, timeout, reset).");
+    describe_gauge!(INFLIGHT, "Requests in flight, response bodies included.");
+    describe_gauge!(POOL_WEIGHT, "The pool's share of traffic, 0 to 100.");
+    describe_gauge!(BACKEND_HEALTHY, "1 when the backend may receive traffic, 0 when a check or ejection says not.");
+    describe_counter!(TRAFFIC_CHANGES, "Traffic changes by kind (switch, weights, rollback, config, ...).");
+    describe_counter!(RELOADS, "Config reloads by result (ok, error).");
+    describe_gauge!(GENERATION, "The config generation in force.");
+    describe_gauge!(LAST_CHANGE, Unit::Seconds, "Unix time of the service's latest traffic change.");
+    describe_counter!(PREVIEW_REJECTED, "Requests whose preview token was invalid, expired or for another service.");
+    describe_counter!(ACCESS_LOG_DROPPED, "Access log lines dropped because the writer fell behind.");
+}
+
+/// Sets a pool's weight gauge (percent).
+pub fn pool_weight(service: &str, pool: &str, percent: f64) {
+    metrics::gauge!(names::POOL_WEIGHT, "service" => service.to_owned(), "pool" => pool.to_owned()).set(percent);
+}
+
+/// Counts a traffic change and stamps the service's last-change time.
+pub fn traffic_change(service: &str, kind: &'static str, unix_seconds: f64) {
+    metrics::counter!(names::TRAFFIC_CHANGES, "service" => service.to_owned(), "kind" => kind).increment(1);
+    metrics::gauge!(names::LAST_CHANGE, "service" => service.to_owned()).set(unix_seconds);
+}
+
+/// Counts a reload attempt.
+pub fn reload(ok: bool) {
+    metrics::counter!(names::RELOADS, "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// Sets the config generation gauge.
+pub fn generation(generation: u64) {
+    // Generations stay far below 2^53.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(names::GENERATION).set(generation as f64);
+}
+
+/// Sets a backend's health gauge.
+pub fn backend_healthy(service: &str, pool: &str, backend: &str, healthy: bool) {
+    metrics::gauge!(names::BACKEND_HEALTHY, "service" => service.to_owned(), "pool" => pool.to_owned(), "backend" => backend.to_owned())
+        .set(if healthy { 1.0 } else { 0.0 });
+}
+
+/// Sets a pool's in-flight gauge.
+pub fn inflight(service: &str, pool: &str, n: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(names::INFLIGHT, "service" => service.to_owned(), "pool" => pool.to_owned()).set(n as f64);
+}
+
+/// Counts a dropped access log line.
+pub fn access_log_dropped() {
+    metrics::counter!(names::ACCESS_LOG_DROPPED).increment(1);
+}

@@ -1,0 +1,215 @@
+//! The access log: one line per request, written by its own thread so the request
+//! path only moves a struct into a bounded channel. When the writer falls behind,
+//! lines are dropped and counted, never waited for.
+
+use crate::backend::Backend;
+use crate::table::ServiceRoute;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Request, header};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime};
+
+/// Lines buffered before the request path starts dropping them.
+const QUEUE: usize = 16 * 1024;
+
+/// Line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `TIME CLIENT "METHOD HOST PATH" STATUS SERVICE/POOL BACKEND DURATION BYTES`
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where access log lines go; cheap to clone.
+#[derive(Clone, Default)]
+pub struct AccessLog {
+    tx: Option<SyncSender<Entry>>,
+}
+
+impl AccessLog {
+    /// No access log.
+    pub fn off() -> AccessLog {
+        AccessLog { tx: None }
+    }
+
+    /// Lines to stdout in `format`, from a writer thread.
+    pub fn stdout(format: LogFormat) -> AccessLog {
+        let (tx, rx) = sync_channel(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("switchyard-access-log".into())
+            .spawn(move || write_lines(&rx, format, &mut std::io::stdout().lock()));
+        match spawned {
+            Ok(_) => AccessLog { tx: Some(tx) },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the access log writer; access log off");
+                AccessLog::off()
+            }
+        }
+    }
+
+    /// Starts a line for `req` if the log is on.
+    pub(crate) fn begin<B>(&self, req: &Request<B>, client: IpAddr) -> Option<Box<Pending>> {
+        let tx = self.tx.clone()?;
+        let host = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| req.headers().get(header::HOST).cloned());
+        let entry = Entry {
+            at: SystemTime::now(),
+            client,
+            method: req.method().clone(),
+            host,
+            path: req.uri().path_and_query().cloned(),
+            status: 0,
+            route: None,
+            backend: None,
+            duration: Duration::ZERO,
+            bytes: 0,
+        };
+        Some(Box::new(Pending { tx, entry }))
+    }
+}
+
+/// A line waiting for its request to end.
+pub(crate) struct Pending {
+    tx: SyncSender<Entry>,
+    entry: Entry,
+}
+
+impl Pending {
+    /// Names the service, pool and backend the request went to.
+    pub(crate) fn routed(&mut self, service: &Arc<ServiceRoute>, pool: usize, backend: Option<&Arc<Backend>>) {
+        self.entry.route = Some((service.clone(), pool));
+        self.entry.backend = backend.cloned();
+    }
+
+    /// Queues the line.
+    pub(crate) fn finish(self, status: u16, bytes: u64, duration: Duration) {
+        let Pending { tx, mut entry } = self;
+        entry.status = status;
+        entry.bytes = bytes;
+        entry.duration = duration;
+        if let Err(TrySendError::Full(_)) = tx.try_send(entry) {
+            switchyard_metrics::access_log_dropped();
+        }
+    }
+}
+
+/// One request as logged. Names are read from the `Arc`s by the writer thread.
+pub(crate) struct Entry {
+    at: SystemTime,
+    client: IpAddr,
+    method: Method,
+    host: Option<HeaderValue>,
+    path: Option<PathAndQuery>,
+    status: u16,
+    route: Option<(Arc<ServiceRoute>, usize)>,
+    backend: Option<Arc<Backend>>,
+    duration: Duration,
+    bytes: u64,
+}
+
+fn write_lines(rx: &Receiver<Entry>, format: LogFormat, out: &mut impl Write) {
+    let mut out = std::io::BufWriter::new(out);
+    let mut line = String::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(e) = next {
+            line.clear();
+            render(&e, format, &mut line);
+            if out.write_all(line.as_bytes()).is_err() {
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
+}
+
+fn render(e: &Entry, format: LogFormat, s: &mut String) {
+    let at = humantime::format_rfc3339_millis(e.at);
+    let host = e.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-");
+    let path = e.path.as_ref().map_or("-", PathAndQuery::as_str);
+    let (service, pool) = match &e.route {
+        Some((svc, i)) => (&*svc.name, svc.pools.get(*i).map_or("-", |p| &*p.name)),
+        None => ("-", "-"),
+    };
+    let backend = e.backend.as_ref().map_or("-", |b| b.address());
+    let ms = e.duration.as_secs_f64() * 1000.0;
+    let _ = match format {
+        LogFormat::Text => writeln!(
+            s,
+            "{at} {} \"{} {host} {path}\" {} {service}/{pool} {backend} {ms:.3}ms {}B",
+            e.client, e.method, e.status, e.bytes
+        ),
+        LogFormat::Json => writeln!(
+            s,
+            "{{\"at\":\"{at}\",\"client\":\"{}\",\"method\":{},\"host\":{},\"path\":{},\"status\":{},\"service\":{},\"pool\":{},\"backend\":\"{backend}\",\"duration_ms\":{ms:.3},\"bytes\":{}}}",
+            e.client,
+            json_str(e.method.as_str()),
+            json_str(host),
+            json_str(path),
+            e.status,
+            json_str(service),
+            json_str(pool),
+            e.bytes
+        ),
+    };
+}
+
+/// A JSON string literal.
+fn json_str(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            at: SystemTime::UNIX_EPOCH,
+            client: "127.0.0.1".parse().unwrap(),
+            method: Method::GET,
+            host: Some(HeaderValue::from_static("shop.example.com")),
+            path: Some(PathAndQuery::from_static("/a?q=\"x\"")),
+            status: 200,
+            route: None,
+            backend: None,
+            duration: Duration::from_micros(1500),
+            bytes: 5,
+        }
+    }
+
+    #[test]
+    fn text_and_json_lines() {
+        let mut s = String::new();
+        render(&entry(), LogFormat::Text, &mut s);
+        assert_eq!(s, "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET shop.example.com /a?q=\"x\"\" 200 -/- - 1.500ms 5B\n");
+        s.clear();
+        render(&entry(), LogFormat::Json, &mut s);
+        assert_eq!(
+            s,
+            "{\"at\":\"1970-01-01T00:00:00.000Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\",\"host\":\"shop.example.com\",\"path\":\"/a?q=\\\"x\\\"\",\"status\":200,\"service\":\"-\",\"pool\":\"-\",\"backend\":\"-\",\"duration_ms\":1.500,\"bytes\":5}\n"
+        );
+    }
+}
