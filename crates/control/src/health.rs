@@ -77,10 +77,11 @@ impl Drop for HealthChecks {
 
 async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health) {
     let (service, pool, address) = key;
+    // A fresh connection per probe: the question is whether the backend accepts them.
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(health.timeout));
     let client: Client<_, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build(connector);
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
     let uri = format!("http://{address}{}", health.path);
     let mut ticks = tokio::time::interval(health.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -50,8 +50,12 @@ fn weights(blue: u32, green: u32) -> BTreeMap<String, Weight> {
 async fn serve(router: Router) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let opts =
-        ServerOptions { proto: "http", access_log: switchyard_proxy::AccessLog::off(), header_timeout: std::time::Duration::from_secs(5), max_header_bytes: 65536 };
+    let opts = ServerOptions {
+        proto: "http",
+        access_log: switchyard_proxy::AccessLog::off(),
+        header_timeout: std::time::Duration::from_secs(5),
+        max_header_bytes: 65536,
+    };
     tokio::spawn(switchyard_proxy::serve(listener, router, opts, std::future::pending()));
     addr
 }

@@ -101,10 +101,10 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Upstream(b, tracker) => {
                 let frame = Pin::new(b).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(f))) = &frame {
-                    if let Some(d) = f.data_ref() {
-                        tracker.add_bytes(d.len());
-                    }
+                if let Poll::Ready(Some(Ok(f))) = &frame
+                    && let Some(d) = f.data_ref()
+                {
+                    tracker.add_bytes(d.len());
                 }
                 frame
             }

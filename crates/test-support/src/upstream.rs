@@ -32,6 +32,7 @@ pub struct Upstream {
     /// Where it listens.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
+    stop: tokio::sync::watch::Sender<bool>,
     arrivals: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
     task: JoinHandle<()>,
 }
@@ -50,19 +51,25 @@ impl Upstream {
         let shared =
             Arc::new(Shared { name: name.into(), hits: AtomicUsize::new(0), gate: Semaphore::new(0), arrivals: tx });
         let s = shared.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
+                let Ok((stream, _)) = listener.accept().await else { continue };
                 let s = s.clone();
+                let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(s.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    // Dropping the connection on stop closes its socket.
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
                 });
             }
         });
-        Upstream { addr, shared, arrivals: tokio::sync::Mutex::new(rx), task }
+        Upstream { addr, shared, stop, arrivals: tokio::sync::Mutex::new(rx), task }
     }
 
     /// `127.0.0.1:PORT` for a config file.
@@ -85,15 +92,16 @@ impl Upstream {
         self.arrivals.lock().await.recv().await.unwrap()
     }
 
-    /// Stops listening and closes its connections' acceptor (port becomes free).
+    /// Stops listening and closes every open connection; the port becomes free.
     pub fn stop(&self) {
         self.task.abort();
+        let _ = self.stop.send(true);
     }
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 

@@ -1,0 +1,181 @@
+//! Health checks, the health gate, passive ejection and draining, in process:
+//! real upstreams, the proxy, the control thread and the admin API together.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use switchyard_admin::{AdminState, Tokens};
+use switchyard_control::{Controller, spawn};
+use switchyard_proxy::{Router, ServerOptions};
+use switchyard_test_support::{Conn, Upstream, assert_eventually};
+use tokio::net::TcpListener;
+
+struct Stack {
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    router: Router,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _dir: tempfile::TempDir,
+}
+
+fn q(v: &[String]) -> String {
+    v.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")
+}
+
+async fn stack(blue: &[String], green: &[String], extra: &str) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[state]\nfile = \"state.json\"\n[[service]]\nname = \"shop\"\n{extra}\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [{}]\n[service.pools.green]\nbackends = [{}]\n",
+        q(blue),
+        q(green)
+    );
+    let path = dir.path().join("sy.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = switchyard_config::load(&path).unwrap();
+    let (controller, router) = Controller::start(config.clone(), false).unwrap();
+    let state = Arc::new(AdminState {
+        control: spawn(controller),
+        tokens: Tokens::open(),
+        router: router.clone(),
+        metrics: None,
+    });
+    let admin_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (admin, proxy) = (admin_l.local_addr().unwrap(), proxy_l.local_addr().unwrap());
+    tokio::spawn(switchyard_admin::serve(admin_l, state, std::future::pending()));
+    let opts = ServerOptions::from_listener(&config.listener);
+    tokio::spawn(switchyard_proxy::serve(proxy_l, router.clone(), opts, std::future::pending()));
+    Stack { proxy, admin, router, client: Client::builder(TokioExecutor::new()).build_http(), _dir: dir }
+}
+
+impl Stack {
+    async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.admin))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let resp = self.client.request(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn healthy(&self, pool: &str, backend: &str) -> bool {
+        let t = self.router.load();
+        let p = t.service("shop").unwrap().pool(pool).unwrap();
+        p.backends.iter().find(|b| b.address() == backend).unwrap().is_healthy()
+    }
+}
+
+const FAST_HEALTH: &str = "[service.health]\npath = \"/healthz\"\ninterval = \"50ms\"\ntimeout = \"200ms\"\nhealthy_threshold = 1\nunhealthy_threshold = 2";
+
+#[tokio::test]
+async fn stopped_backend_is_marked_down_avoided_and_comes_back() {
+    let (b1, b2, g) =
+        (Upstream::spawn("blue-1").await, Upstream::spawn("blue-2").await, Upstream::spawn("green").await);
+    let s = stack(&[b1.address(), b2.address()], &[g.address()], FAST_HEALTH).await;
+    let addr = b1.addr;
+    b1.stop();
+    assert_eventually!(!s.healthy("blue", &addr.to_string()), "blue-1 not marked down");
+    let (_, v) = s.call("GET", "/v1/services/shop", json!({})).await;
+    assert_eq!(v["pools"]["blue"]["healthy"], 1);
+    let mut c = Conn::open(s.proxy).await;
+    for _ in 0..30 {
+        assert_eq!(c.get("x", "/").await, (StatusCode::OK, "blue-2".into()));
+    }
+    let again = Upstream::serve("blue-1", TcpListener::bind(addr).await.unwrap());
+    assert_eventually!(s.healthy("blue", &addr.to_string()), "blue-1 not back");
+    let mut seen = false;
+    for _ in 0..100 {
+        seen |= c.get("x", "/").await.1 == "blue-1";
+    }
+    assert!(seen && again.hits() > 0, "blue-1 gets traffic again");
+}
+
+#[tokio::test]
+async fn whole_pool_down_answers_503_naming_service_and_pool() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let s = stack(&[b.address()], &[g.address()], FAST_HEALTH).await;
+    b.stop();
+    assert_eventually!(!s.healthy("blue", &b.address()), "blue not marked down");
+    let (status, body) = Conn::open(s.proxy).await.get("x", "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("service \"shop\" pool \"blue\""), "{body}");
+}
+
+#[tokio::test]
+async fn gate_refuses_switch_to_a_down_pool_unless_forced() {
+    let b = Upstream::spawn("blue").await;
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+    let s = stack(&[b.address()], std::slice::from_ref(&dead), FAST_HEALTH).await;
+    assert_eventually!(!s.healthy("green", &dead), "green not marked down");
+    let (status, e) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "green"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(e["error"].as_str().unwrap().contains("pool \"green\" of service \"shop\" has 0 healthy"), "{e}");
+    let (_, v) = s.call("GET", "/v1/services/shop", json!({})).await;
+    assert_eq!((v["active"].as_str(), v["version"].as_u64()), (Some("blue"), Some(1)));
+    let (status, e) = s.call("POST", "/v1/services/shop/weights", json!({"weights": {"blue": 90, "green": 10}})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    let (status, v) =
+        s.call("POST", "/v1/services/shop/switch", json!({"pool": "green", "force": true, "reason": "hotfix"})).await;
+    assert_eq!((status, v["active"].as_str()), (StatusCode::OK, Some("green")));
+    let (_, h) = s.call("GET", "/v1/services/shop/history", json!({})).await;
+    assert_eq!(h["events"][0]["forced"], true);
+    // Leaving a down pool is never gated.
+    let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "blue"})).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn drain_waits_for_the_held_request_and_times_out_with_408() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let s = stack(&[b.address()], &[g.address()], "").await;
+    let mut held = Conn::open(s.proxy).await;
+    let pending = tokio::spawn(async move { held.get("x", "/hold").await });
+    assert_eq!(b.arrived().await, "/hold");
+    let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "green"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = s.call("GET", "/v1/services/shop/drain?pool=blue", json!({})).await;
+    assert_eq!((status, v["inflight"].as_u64(), v["drained"].as_bool()), (StatusCode::OK, Some(1), Some(false)));
+    let (status, v) = s.call("GET", "/v1/services/shop/drain?pool=blue&wait=100ms", json!({})).await;
+    assert_eq!((status, v["drained"].as_bool()), (StatusCode::REQUEST_TIMEOUT, Some(false)));
+    let s = Arc::new(s);
+    let s2 = s.clone();
+    let waiting =
+        tokio::spawn(async move { s2.call("GET", "/v1/services/shop/drain?pool=blue&wait=10s", json!({})).await });
+    // Still waiting while the request is held.
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    b.release(1);
+    assert_eq!(pending.await.unwrap().1, "blue");
+    let (status, v) = waiting.await.unwrap();
+    assert_eq!((status, v["inflight"].as_u64(), v["drained"].as_bool()), (StatusCode::OK, Some(0), Some(true)));
+    let (status, _) = s.call("GET", "/v1/services/shop/drain?pool=purple", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.call("GET", "/v1/services/shop/drain?pool=blue&wait=soon", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn refusing_backend_is_ejected_without_client_errors() {
+    let alive = Upstream::spawn("blue-alive").await;
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+    let g = Upstream::spawn("green").await;
+    let s = stack(&[dead.clone(), alive.address()], &[g.address()], "").await;
+    let mut c = Conn::open(s.proxy).await;
+    for _ in 0..50 {
+        assert_eq!(c.get("x", "/").await, (StatusCode::OK, "blue-alive".into()));
+    }
+    assert!(!s.healthy("blue", &dead), "the refusing backend is ejected");
+    let (_, v) = s.call("GET", "/v1/services/shop", json!({})).await;
+    assert_eq!(v["pools"]["blue"]["healthy"], 1);
+}
