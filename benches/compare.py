@@ -205,7 +205,7 @@ class HAProxy:
         with open(conf, "w") as f:
             f.write(f"""global
   nbthread {workers}
-  maxconn 40000
+  maxconn 9000
   stats socket {self.sock} level admin
 defaults
   mode http

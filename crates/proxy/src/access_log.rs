@@ -2,7 +2,6 @@
 //! path only moves a struct into a bounded channel. When the writer falls behind,
 //! lines are dropped and counted, never waited for.
 
-use crate::backend::Backend;
 use crate::table::ServiceRoute;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, header};
@@ -84,9 +83,9 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Names the service, pool and backend the request went to.
-    pub(crate) fn routed(&mut self, service: &Arc<ServiceRoute>, pool: usize, backend: Option<&Arc<Backend>>) {
+    pub(crate) fn routed(&mut self, service: &Arc<ServiceRoute>, pool: usize, backend: Option<usize>) {
         self.entry.route = Some((service.clone(), pool));
-        self.entry.backend = backend.cloned();
+        self.entry.backend = backend;
     }
 
     /// Queues the line.
@@ -110,7 +109,7 @@ pub(crate) struct Entry {
     path: Option<PathAndQuery>,
     status: u16,
     route: Option<(Arc<ServiceRoute>, usize)>,
-    backend: Option<Arc<Backend>>,
+    backend: Option<usize>,
     duration: Duration,
     bytes: u64,
 }
@@ -155,7 +154,10 @@ fn render(e: &Entry, format: LogFormat, s: &mut String) {
         Some((svc, i)) => (&*svc.name, svc.pools.get(*i).map_or("-", |p| &*p.name)),
         None => ("-", "-"),
     };
-    let backend = e.backend.as_ref().map_or("-", |b| b.address());
+    let backend = match (&e.route, e.backend) {
+        (Some((svc, p)), Some(b)) => svc.pools.get(*p).and_then(|p| p.backends.get(b)).map_or("-", |b| b.address()),
+        _ => "-",
+    };
     let ms = e.duration.as_secs_f64() * 1000.0;
     let _ = match format {
         LogFormat::Text => writeln!(

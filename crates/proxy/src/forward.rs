@@ -24,8 +24,8 @@ pub struct Route {
     pub service: Arc<ServiceRoute>,
     /// Index of the pool in `service.pools`.
     pub pool: usize,
-    /// The backend.
-    pub backend: Arc<Backend>,
+    /// Index of the backend in the pool's `backends`.
+    pub backend: usize,
 }
 
 /// Why a request could not be routed to a backend.
@@ -50,6 +50,11 @@ impl Route {
     fn pool(&self) -> &PoolRoute {
         &self.service.pools[self.pool]
     }
+
+    /// The chosen backend (kept alive by the service `Arc`).
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.pool().backends[self.backend]
+    }
 }
 
 /// Per-connection request handler.
@@ -71,14 +76,15 @@ impl Proxy {
 
     /// Routes one request: host → service → pool → backend, on one snapshot load.
     pub fn route<B>(&self, req: &Request<B>) -> Result<Route, Refusal> {
-        let host = request_host(req).unwrap_or("");
+        let host = request_host_bytes(req);
         let table = self.router.load();
         let Some(service) = table.route(host) else {
-            return Err(Refusal::NoService { host: host.to_owned(), counters: table.unrouted.clone() });
+            let host = String::from_utf8_lossy(host).into_owned();
+            return Err(Refusal::NoService { host, counters: table.unrouted.clone() });
         };
         let pool = choose_pool(service, req);
         match service.pools[pool].pick(None) {
-            Some(backend) => Ok(Route { service: service.clone(), pool, backend: backend.clone() }),
+            Some(backend) => Ok(Route { service: service.clone(), pool, backend }),
             None => Err(Refusal::NoHealthy { service: service.clone(), pool }),
         }
     }
@@ -135,10 +141,10 @@ impl Proxy {
 
         let first = send(&route, parts, &path, first_body, start).await;
         let (route, result) = match (first, retry_parts, retry_body) {
-            (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(&route.backend)) {
+            (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(route.backend)) {
                 Some(next) => {
-                    let next = Route { service: route.service.clone(), pool: route.pool, backend: next.clone() };
-                    tracing::debug!(service = %next.service.name, backend = next.backend.address(), "retrying on another backend");
+                    let next = Route { service: route.service.clone(), pool: route.pool, backend: next };
+                    tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
                     let r = send(&next, parts, &path, body, start).await;
                     (next, r)
                 }
@@ -147,7 +153,7 @@ impl Proxy {
             (first, _, _) => (route, first),
         };
         if let Some(l) = &mut log {
-            l.routed(&route.service, route.pool, Some(&route.backend));
+            l.routed(&route.service, route.pool, Some(route.backend));
         }
         match result {
             Ok(mut resp) => {
@@ -158,7 +164,7 @@ impl Proxy {
             }
             Err(f) => {
                 let (service, pool, backend) =
-                    (route.service.name.clone(), route.pool().name.clone(), route.backend.address().into());
+                    (route.service.name.clone(), route.pool().name.clone(), route.backend().address().into());
                 tracing::warn!(%service, %pool, %backend, failure = ?f, "upstream request failed");
                 let e = match f {
                     Failure::Connect => ProxyError::Unreachable { service, pool, backend },
@@ -198,17 +204,17 @@ async fn send(
     start: Instant,
 ) -> Result<Response<ResponseBody>, Failure> {
     let pool = route.pool();
-    let authority = route.backend.authority().ok_or(Failure::Connect)?;
+    let authority = route.backend().authority().ok_or(Failure::Connect)?;
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(authority.clone());
     uri.path_and_query = Some(path.clone());
     parts.uri = Uri::from_parts(uri).map_err(|_| Failure::Other)?;
-    let mut tracker = Tracker::begin(route.backend.clone(), pool.stats.clone(), pool.metrics.clone(), start);
+    let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
     let fut = pool.client.request(Request::from_parts(parts, body));
     let failure = match tokio::time::timeout(route.service.timeouts.request, fut).await {
         Ok(Ok(resp)) => {
-            route.backend.connect_ok();
+            route.backend().connect_ok();
             let (mut parts, body) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers);
             tracker.set_status(parts.status.as_u16());
@@ -216,7 +222,7 @@ async fn send(
         }
         Err(_) => Failure::Timeout,
         Ok(Err(e)) if e.is_connect() => {
-            route.backend.connect_failed();
+            route.backend().connect_failed();
             Failure::Connect
         }
         Ok(Err(e)) => {
@@ -235,6 +241,14 @@ async fn send(
 /// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.
 fn request_host<B>(req: &Request<B>) -> Option<&str> {
     req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// The same as bytes, without UTF-8 validation (the routing decision's form).
+fn request_host_bytes<B>(req: &Request<B>) -> &[u8] {
+    match req.uri().authority() {
+        Some(a) => a.as_str().as_bytes(),
+        None => req.headers().get(header::HOST).map_or(&[], |h| h.as_bytes()),
+    }
 }
 
 /// Override header → weighted draw. (Stickiness plugs in between.)

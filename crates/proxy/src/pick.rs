@@ -10,9 +10,10 @@ use std::sync::Arc;
 const MAX_HOST: usize = 255;
 
 /// Calls `f` with `host` lower-cased and without its port, using a stack buffer.
-pub(crate) fn with_host_key<R>(host: &str, f: impl FnOnce(&str) -> Option<R>) -> Option<R> {
+/// Works on bytes: a host that is not ASCII simply matches nothing.
+pub(crate) fn with_host_key<R>(host: &[u8], f: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
     let host = strip_port(host);
-    if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+    if !host.iter().any(u8::is_ascii_uppercase) {
         return f(host);
     }
     if host.len() > MAX_HOST {
@@ -20,18 +21,17 @@ pub(crate) fn with_host_key<R>(host: &str, f: impl FnOnce(&str) -> Option<R>) ->
     }
     let mut buf = [0u8; MAX_HOST];
     let lower = &mut buf[..host.len()];
-    lower.copy_from_slice(host.as_bytes());
+    lower.copy_from_slice(host);
     lower.make_ascii_lowercase();
-    // Lower-casing ASCII bytes keeps UTF-8 valid.
-    std::str::from_utf8(lower).ok().and_then(f)
+    f(lower)
 }
 
-fn strip_port(host: &str) -> &str {
-    let host = host.trim_end_matches('.');
-    match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') => host[..i].trim_end_matches('.'),
+fn strip_port(host: &[u8]) -> &[u8] {
+    let host = match host.iter().rposition(|&b| b == b':') {
+        Some(i) if !host[i..].contains(&b']') => &host[..i],
         _ => host,
-    }
+    };
+    host.strip_suffix(b".").unwrap_or(host)
 }
 
 /// FxHash: a few instructions per word. The map is never written from the network,
@@ -67,7 +67,8 @@ impl Hasher for Fx {
 }
 
 thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
+    // `const`: no lazy-initialisation check per access; seeded on first use.
+    static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
 fn seed() -> u64 {
@@ -79,6 +80,9 @@ fn seed() -> u64 {
 pub(crate) fn below(n: u32) -> u32 {
     RNG.with(|s| {
         let mut x = s.get();
+        if x == 0 {
+            x = seed();
+        }
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
@@ -92,26 +96,28 @@ pub(crate) fn below(n: u32) -> u32 {
 /// Power of two choices over healthy backends, skipping `not` (the one that just
 /// failed). When every candidate is only passively ejected, one is tried anyway:
 /// a connect blip must not turn into an outage.
-pub(crate) fn backend<'a>(backends: &'a [Arc<Backend>], not: Option<&Arc<Backend>>) -> Option<&'a Arc<Backend>> {
-    let allowed = |b: &&Arc<Backend>| not.is_none_or(|n| !Arc::ptr_eq(n, b));
-    let usable = |b: &&Arc<Backend>| b.is_healthy() && allowed(b);
+pub(crate) fn backend(backends: &[Arc<Backend>], not: Option<usize>) -> Option<usize> {
+    let usable = |i: usize| not != Some(i) && backends[i].is_healthy();
     let n = backends.len();
     let picked = match n {
         0 => return None,
-        1 => backends.first().filter(usable),
+        1 => usable(0).then_some(0),
         _ => {
             // usize fits u32 for any real pool.
             let len = u32::try_from(n).unwrap_or(u32::MAX);
             let a = below(len) as usize;
-            let b = (a + 1 + below(len - 1) as usize) % n;
-            match (backends.get(a).filter(usable), backends.get(b).filter(usable)) {
-                (Some(x), Some(y)) => Some(if y.inflight() < x.inflight() { y } else { x }),
-                (Some(x), None) | (None, Some(x)) => Some(x),
-                (None, None) => backends.iter().find(usable),
+            // A second, distinct index; a + 1 + r < 2n, so one subtraction wraps it (no division).
+            let b = a + 1 + below(len - 1) as usize;
+            let b = if b >= n { b - n } else { b };
+            match (usable(a), usable(b)) {
+                (true, true) => Some(if backends[b].inflight() < backends[a].inflight() { b } else { a }),
+                (true, false) => Some(a),
+                (false, true) => Some(b),
+                (false, false) => (0..n).find(|&i| usable(i)),
             }
         }
     };
-    picked.or_else(|| backends.iter().find(|b| b.is_check_healthy() && allowed(b)))
+    picked.or_else(|| (0..n).find(|&i| not != Some(i) && backends[i].is_check_healthy()))
 }
 
 #[cfg(test)]
@@ -120,7 +126,7 @@ mod tests {
 
     #[test]
     fn host_keys_lose_case_port_and_trailing_dot() {
-        let key = |h: &str| with_host_key(h, |k| Some(k.to_owned())).unwrap();
+        let key = |h: &str| with_host_key(h.as_bytes(), |k| Some(String::from_utf8(k.to_vec()).unwrap())).unwrap();
         assert_eq!(key("Shop.Example.COM:8080"), "shop.example.com");
         assert_eq!(key("shop.example.com."), "shop.example.com");
         assert_eq!(key("[::1]:80"), "[::1]");
@@ -142,11 +148,10 @@ mod tests {
         let bs: Vec<_> = ["a:1", "b:1", "c:1"].iter().map(|a| Arc::new(Backend::new(a))).collect();
         bs[0].set_healthy(false);
         for _ in 0..200 {
-            let b = backend(&bs, Some(&bs[1])).unwrap();
-            assert_eq!(b.address(), "c:1");
+            assert_eq!(backend(&bs, Some(1)), Some(2));
         }
         bs[2].set_healthy(false);
-        assert!(backend(&bs, Some(&bs[1])).is_none());
+        assert!(backend(&bs, Some(1)).is_none());
     }
 
     #[test]
@@ -154,7 +159,7 @@ mod tests {
         let bs: Vec<_> = ["a:1", "b:1"].iter().map(|a| Arc::new(Backend::new(a))).collect();
         bs[0].connect_failed();
         for _ in 0..100 {
-            assert_eq!(backend(&bs, None).unwrap().address(), "b:1");
+            assert_eq!(backend(&bs, None), Some(1));
         }
         bs[1].connect_failed();
         assert!(backend(&bs, None).is_some(), "panic routing: all ejected, still try one");

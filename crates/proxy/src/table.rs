@@ -14,7 +14,7 @@ use switchyard_metrics::{PoolMetrics, StatusCounters};
 /// An immutable routing snapshot.
 pub struct RoutingTable {
     services: Vec<Arc<ServiceRoute>>,
-    by_host: HashMap<Box<str>, usize, pick::FxBuild>,
+    by_host: HashMap<Box<[u8]>, usize, pick::FxBuild>,
     catch_all: Option<usize>,
     generation: u64,
     /// `requests_total{service="-",pool="-"}`: requests no service matched.
@@ -29,6 +29,8 @@ pub struct ServiceRoute {
     pub pools: Box<[PoolRoute]>,
     /// Cumulative weights in hundredths (`cumulative[i]` = sum of weights 0..=i).
     cumulative: Box<[u32]>,
+    /// The pool with 100 %, if one has it: no draw needed.
+    sole: Option<usize>,
     /// Upstream timeouts.
     pub timeouts: Timeouts,
     /// Stickiness, used by the sticky canary.
@@ -69,7 +71,7 @@ impl RoutingTable {
                 catch_all.get_or_insert(i);
             }
             for h in &svc.hosts {
-                by_host.entry(h.as_str().into()).or_insert(i);
+                by_host.entry(h.as_bytes().into()).or_insert(i);
             }
         }
         let unrouted = previous.map_or_else(|| Arc::new(StatusCounters::new("-", "-")), |t| t.unrouted.clone());
@@ -88,7 +90,7 @@ impl RoutingTable {
     }
 
     /// The service for a `Host` value (case-insensitive, port ignored), else the catch-all.
-    pub fn route(&self, host: &str) -> Option<&Arc<ServiceRoute>> {
+    pub fn route(&self, host: &[u8]) -> Option<&Arc<ServiceRoute>> {
         let idx = pick::with_host_key(host, |key| self.by_host.get(key).copied());
         idx.or(self.catch_all).map(|i| &self.services[i])
     }
@@ -156,10 +158,12 @@ impl ServiceRoute {
                 sum
             })
             .collect();
+        let sole = pools.iter().position(|p| p.weight == Weight::FULL);
         ServiceRoute {
             name: svc.name.as_str().into(),
             pools,
             cumulative,
+            sole,
             timeouts: svc.timeouts.clone(),
             sticky: svc.sticky.clone(),
             override_header: svc.override_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
@@ -178,13 +182,17 @@ impl ServiceRoute {
 
     /// Draws a pool independently for this request.
     pub fn draw_pool(&self) -> usize {
-        self.pool_at(pick::below(Weight::FULL.0))
+        match self.sole {
+            Some(i) => i,
+            None => self.pool_at(pick::below(Weight::FULL.0)),
+        }
     }
 }
 
 impl PoolRoute {
     /// Picks a backend: power of two choices on in-flight count, healthy ones only.
-    pub fn pick(&self, not: Option<&Arc<Backend>>) -> Option<&Arc<Backend>> {
+    /// Returns the backend's index in `backends`.
+    pub fn pick(&self, not: Option<usize>) -> Option<usize> {
         pick::backend(&self.backends, not)
     }
 

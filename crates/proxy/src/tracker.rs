@@ -3,16 +3,17 @@
 //! log line — all recorded once, when it ends.
 
 use crate::access_log::Pending;
-use crate::backend::{Backend, PoolStats};
+use crate::table::{PoolRoute, ServiceRoute};
 use std::sync::Arc;
 use std::time::Instant;
-use switchyard_metrics::PoolMetrics;
 
 /// Travels inside the response body; its drop is the end of the request.
+/// It holds the service `Arc` (which keeps its pools and backends alive) and
+/// indices, rather than an `Arc` per counter: one reference count per request.
 pub struct Tracker {
-    backend: Arc<Backend>,
-    stats: Arc<PoolStats>,
-    metrics: Arc<PoolMetrics>,
+    service: Arc<ServiceRoute>,
+    pool: usize,
+    backend: usize,
     start: Instant,
     status: u16,
     bytes: u64,
@@ -20,16 +21,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Counts the request in flight on `backend` and its pool from now on.
-    pub(crate) fn begin(
-        backend: Arc<Backend>,
-        stats: Arc<PoolStats>,
-        metrics: Arc<PoolMetrics>,
-        start: Instant,
-    ) -> Tracker {
-        backend.start();
-        stats.start();
-        Tracker { backend, stats, metrics, start, status: 0, bytes: 0, log: None }
+    /// Counts the request in flight on the backend and its pool from now on.
+    pub(crate) fn begin(service: Arc<ServiceRoute>, pool: usize, backend: usize, start: Instant) -> Tracker {
+        let t = Tracker { service, pool, backend, start, status: 0, bytes: 0, log: None };
+        let p = t.pool();
+        p.backends[backend].start();
+        p.stats.start();
+        t
+    }
+
+    fn pool(&self) -> &PoolRoute {
+        &self.service.pools[self.pool]
     }
 
     /// The response status, once the head has arrived.
@@ -50,13 +52,14 @@ impl Tracker {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        self.backend.finish();
-        self.stats.finish();
         let elapsed = self.start.elapsed();
+        let pool = &self.service.pools[self.pool];
+        pool.backends[self.backend].finish();
+        pool.stats.finish();
         // A tracker dropped before any response head (the request failed) is
         // recorded by the caller as the proxy's own answer instead.
         if self.status != 0 {
-            self.metrics.record(self.status, elapsed);
+            pool.metrics.record(self.status, elapsed);
             if let Some(log) = self.log.take() {
                 log.finish(self.status, self.bytes, elapsed);
             }
