@@ -115,3 +115,35 @@ fn promtool_accepts(scrape: &str) {
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "promtool check metrics failed:\n{report}\n---\n{scrape}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_preview_tokens_are_counted_once_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
+    let sy = Sy::start(&cfg, &["--access-log", "off"]);
+    let admin = sy.admin_url();
+    let (code, token, err) =
+        tokio::task::block_in_place(|| ctl(&admin, &["preview-token", "shop", "green", "--ttl", "5m"]));
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim().to_owned();
+    let send = |t: String| {
+        let proxy = sy.proxy;
+        async move {
+            let mut c = Conn::open(proxy).await;
+            let req = http::Request::get("/")
+                .header("host", "x")
+                .header("x-switchyard-preview", t)
+                .body(http_body_util::Full::<bytes::Bytes>::default())
+                .unwrap();
+            c.send(req).await
+        }
+    };
+    assert_eq!(send(token.clone()).await.1, "green");
+    for _ in 0..3 {
+        assert_eq!(send(token.replacen("green", "blue", 1)).await, (http::StatusCode::OK, "blue".into()));
+    }
+    let m = scrape(&sy).await;
+    assert_eq!(sample(&m, "switchyard_preview_tokens_rejected_total", &["service=\"shop\""]), Some(3.0));
+    promtool_accepts(&m);
+}

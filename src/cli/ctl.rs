@@ -67,6 +67,14 @@ enum CtlCommand {
     },
     /// Traffic changes, newest first.
     History { service: String },
+    /// A token that sends its bearer to POOL whatever the weights.
+    PreviewToken {
+        service: String,
+        pool: String,
+        /// How long it is valid (1s to 30d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
     /// Re-read the config file (same as SIGHUP).
     Reload,
 }
@@ -110,6 +118,9 @@ async fn ctl(args: CtlArgs) -> ExitCode {
             (Method::POST, format!("/v1/services/{service}/rollback"), Some(json!({"reason": reason, "force": force})))
         }
         CtlCommand::History { service } => (Method::GET, format!("/v1/services/{service}/history"), None),
+        CtlCommand::PreviewToken { service, pool, ttl } => {
+            (Method::POST, format!("/v1/services/{service}/preview-token"), Some(json!({"pool": pool, "ttl": ttl})))
+        }
         CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), Some(json!({}))),
     };
     let base = args.admin.trim_end_matches('/');
@@ -144,6 +155,15 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         CtlCommand::Status { service: None } => ctl_print::services(&value),
         CtlCommand::History { .. } => ctl_print::history(&value),
         CtlCommand::Reload => println!("reloaded: generation {}", value["generation"]),
+        CtlCommand::PreviewToken { .. } => {
+            let token = value["token"].as_str().unwrap_or_default();
+            println!("{token}");
+            eprintln!(
+                "reaches pool {} until {}; send it as cookie sy_preview={token} or header x-switchyard-preview: {token}",
+                value["pool"].as_str().unwrap_or("?"),
+                value["expires_at"].as_str().unwrap_or("?")
+            );
+        }
         _ => ctl_print::service(&value),
     }
     ExitCode::SUCCESS

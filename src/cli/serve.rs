@@ -121,6 +121,17 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
             return ExitCode::from(INVALID);
         }
     };
+    let tls = controller.tls();
+    let tls_listener = match &config.listener.tls {
+        None => None,
+        Some(t) => match TcpListener::bind(t.address).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("cannot bind the TLS listener on {}: {e}", t.address);
+                return ExitCode::from(IO_FAILURE);
+            }
+        },
+    };
     let (proxy_listener, admin_listener) = match bind(&config).await {
         Ok(l) => l,
         Err(e) => {
@@ -152,14 +163,29 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
     }
     let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, stop.wait()));
     let server_opts = ServerOptions { access_log: opts.access_log, ..ServerOptions::from_listener(&config.listener) };
+    let tls_addr =
+        tls_listener.as_ref().and_then(|l| l.local_addr().ok()).map_or_else(|| "-".to_owned(), |a| a.to_string());
+    let tls_task = match (tls_listener, tls) {
+        (Some(l), Some(tls)) => {
+            let task = switchyard_proxy::serve_tls(l, router.clone(), server_opts.clone(), tls, stop.wait());
+            Some(tokio::spawn(task))
+        }
+        _ => None,
+    };
     let proxy = tokio::spawn(switchyard_proxy::serve(proxy_listener, router, server_opts, stop.wait()));
     // Announced only once signal handlers and the watcher are in place.
-    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, config = %config.source.display(), "switchyard listening");
+    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, tls = %tls_addr, config = %config.source.display(), "switchyard listening");
     on_ready(&bound);
     signals::wait_for_terminate().await;
     tracing::info!(timeout = ?config.runtime.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
     stop.trigger();
-    finish(proxy, config.runtime.shutdown_timeout).await;
+    let listeners = async move {
+        let _ = proxy.await;
+        if let Some(t) = tls_task {
+            let _ = t.await;
+        }
+    };
+    finish(tokio::spawn(listeners), config.runtime.shutdown_timeout).await;
     admin_task.abort();
     ExitCode::SUCCESS
 }

@@ -17,6 +17,7 @@ pub struct Sy {
     pub child: Child,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
+    pub tls: Option<SocketAddr>,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -76,7 +77,8 @@ impl Sy {
                     if line.contains("switchyard listening") {
                         let proxy = field(&line, "proxy=").parse().unwrap();
                         let admin = field(&line, "admin=").parse().unwrap();
-                        return Ok(Sy { child, proxy, admin, log: rx });
+                        let tls = field(&line, "tls=").parse().ok();
+                        return Ok(Sy { child, proxy, admin, tls, log: rx });
                     }
                 }
                 Err(_) => {

@@ -51,6 +51,14 @@ struct WeightsBody {
     force: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    pool: String,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
@@ -142,6 +150,17 @@ async fn mutation(
         "rollback" => {
             let b = body(req, Some(RollbackBody::default())).await?;
             answer(c.rollback(svc, meta(b.reason, b.force)).await)
+        }
+        "preview-token" => {
+            let b: PreviewBody = body(req, None).await?;
+            let ttl = match b.ttl.as_deref() {
+                None => std::time::Duration::from_secs(3600),
+                Some(t) => switchyard_config::parse_duration(t).map_err(|e| format!("ttl: {e}"))?,
+            };
+            match c.preview_token(svc, &b.pool, ttl).await {
+                Ok(v) => respond::json(StatusCode::OK, &v),
+                Err(e) => respond::refused(&e),
+            }
         }
         other => respond::error(StatusCode::NOT_FOUND, format!("no such action \"{other}\"")),
     })

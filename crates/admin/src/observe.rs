@@ -59,9 +59,10 @@ pub async fn drain(router: &Router, service: &str, query: Option<&str>) -> Resp 
     };
     let deadline = wait.map(|w| Instant::now() + w);
     loop {
-        let inflight = stats.inflight();
-        let drained = inflight == 0;
-        let body = serde_json::json!({ "pool": pool, "inflight": inflight, "upgraded": 0, "drained": drained });
+        let (inflight, upgraded) = (stats.inflight(), stats.upgraded());
+        // Drained: no request in flight and no upgraded (WebSocket) connection open.
+        let drained = inflight == 0 && upgraded == 0;
+        let body = serde_json::json!({ "pool": pool, "inflight": inflight, "upgraded": upgraded, "drained": drained });
         match deadline {
             Some(d) if !drained && Instant::now() < d => tokio::time::sleep(DRAIN_POLL).await,
             Some(_) if !drained => return respond::json(StatusCode::REQUEST_TIMEOUT, &body),

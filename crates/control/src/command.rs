@@ -80,6 +80,15 @@ pub enum Command {
     Service(String),
     /// One service's history, newest first.
     History(String),
+    /// A preview token for a pool.
+    PreviewToken {
+        /// Service name.
+        service: String,
+        /// Pool name.
+        pool: String,
+        /// How long it is valid.
+        ttl: std::time::Duration,
+    },
 }
 
 /// The control task's answer.
@@ -93,6 +102,19 @@ pub enum Reply {
     History(Vec<Event>),
     /// The generation now in force.
     Reloaded(u64),
+    /// A new preview token.
+    PreviewToken(PreviewTokenView),
+}
+
+/// `POST /v1/services/{svc}/preview-token` answer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreviewTokenView {
+    /// The token (cookie `sy_preview` or header `x-switchyard-preview`).
+    pub token: String,
+    /// The pool it reaches.
+    pub pool: String,
+    /// RFC 3339 expiry.
+    pub expires_at: String,
 }
 
 /// A refused command. Nothing changed.

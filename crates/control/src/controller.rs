@@ -1,14 +1,18 @@
 //! The control task's logic: every change is validated, built into a new table,
 //! persisted, published, then answered — in that order, or not at all.
 
-use crate::command::{ChangeMeta, Command, ControlError, ReloadSource, Reply};
+use crate::command::{ChangeMeta, Command, ControlError, PreviewTokenView, ReloadSource, Reply};
 use crate::health::HealthChecks;
 use crate::merge::{effective, merge};
+use crate::preview_key;
 use crate::state::{self, Event, Kind, ServiceState, State, StateError};
 use crate::view::{ReloadOutcome, ServiceView, ServicesView};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 use switchyard_config::{Config, Traffic, Weight};
+use switchyard_proxy::preview::{self, PreviewKey};
+use switchyard_proxy::tls::{self, TlsSettings};
 use switchyard_proxy::{Router, RoutesPublisher, RoutingTable};
 
 /// Owns the traffic state and the snapshot's write side.
@@ -19,6 +23,8 @@ pub struct Controller {
     generation: u64,
     last_reload: Option<ReloadOutcome>,
     health: HealthChecks,
+    preview_key: Arc<PreviewKey>,
+    tls: Option<TlsSettings>,
 }
 
 /// Now, as RFC 3339 (UTC, seconds).
@@ -33,10 +39,27 @@ impl Controller {
         let saved = if reset_state { State::default() } else { state::load(&config.state.file)? };
         let state = merge(&config, &saved);
         state::save(&config.state.file, &state)?;
-        let table = RoutingTable::build(&effective(&config, &state), None, 1);
+        let preview_key = preview_key::load_or_create(&config)?;
+        let tls = match &config.listener.tls {
+            None => None,
+            Some(t) => Some(tls::settings(
+                tls::load(&t.cert, &t.key)
+                    .map_err(|message| StateError::Unreadable { path: t.cert.clone(), message })?,
+            )),
+        };
+        let mut table = RoutingTable::build(&effective(&config, &state), None, 1);
+        table.set_preview_key(preview_key.clone());
         let (publisher, router) = switchyard_proxy::channel(table);
-        let mut c =
-            Controller { config, state, publisher, generation: 1, last_reload: None, health: HealthChecks::new() };
+        let mut c = Controller {
+            config,
+            state,
+            publisher,
+            generation: 1,
+            last_reload: None,
+            health: HealthChecks::new(),
+            preview_key,
+            tls,
+        };
         c.observe(&State::default());
         Ok((c, router))
     }
@@ -60,6 +83,7 @@ impl Controller {
             Command::Reload { source } => self.reload(source),
             Command::Services => Ok(Reply::Services(self.services_view())),
             Command::Service(name) => self.view(&name).map(Reply::Service),
+            Command::PreviewToken { service, pool, ttl } => self.preview_token(&service, &pool, ttl),
             Command::History(name) => {
                 self.service_config(&name)?;
                 let st = self.service_state(&name)?;
@@ -154,6 +178,24 @@ impl Controller {
         self.view(service).map(Reply::Service)
     }
 
+    fn preview_token(&self, service: &str, pool: &str, ttl: std::time::Duration) -> Result<Reply, ControlError> {
+        let svc = self.service_config(service)?;
+        if svc.pool(pool).is_none() {
+            return Err(unknown_pool(&self.config, service, pool));
+        }
+        let (min, max) = preview::TTL_RANGE;
+        if ttl < min || ttl > max {
+            return Err(ControlError::BadRequest("ttl must be between 1s and 30d".into()));
+        }
+        let expires = preview::now() + ttl.as_secs();
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(expires);
+        Ok(Reply::PreviewToken(PreviewTokenView {
+            token: self.preview_key.issue(service, pool, expires),
+            pool: pool.into(),
+            expires_at: humantime::format_rfc3339_seconds(at).to_string(),
+        }))
+    }
+
     fn reload(&mut self, source: ReloadSource) -> Result<Reply, ControlError> {
         let outcome = |ok, problems| ReloadOutcome { at: now(), source: source.as_str(), ok, problems };
         let config = match switchyard_config::load(&self.config.source) {
@@ -172,6 +214,20 @@ impl Controller {
             tracing::warn!("listener and admin changes take effect at the next restart");
         }
         let next = merge(&config, &self.state);
+        if let Err(problem) = self.reload_tls(&config) {
+            self.last_reload = Some(outcome(false, vec![problem.clone()]));
+            switchyard_metrics::reload(false);
+            tracing::error!("reload refused, old config and certificate kept: {problem}");
+            return Err(ControlError::InvalidConfig(vec![problem]));
+        }
+        match preview_key::load_or_create(&config) {
+            Ok(k) => self.preview_key = k,
+            Err(e) => {
+                self.last_reload = Some(outcome(false, vec![e.to_string()]));
+                switchyard_metrics::reload(false);
+                return Err(ControlError::InvalidConfig(vec![e.to_string()]));
+            }
+        }
         if let Err(e) = self.commit(config, next, self.generation + 1) {
             self.last_reload = Some(outcome(false, vec![e.to_string()]));
             switchyard_metrics::reload(false);
@@ -183,10 +239,31 @@ impl Controller {
         Ok(Reply::Reloaded(self.generation))
     }
 
+    /// Re-reads the certificate and key; on success new TLS connections use them.
+    fn reload_tls(&self, config: &Config) -> Result<(), String> {
+        match (&self.tls, &config.listener.tls) {
+            (Some(live), Some(t)) => {
+                live.store(tls::load(&t.cert, &t.key)?);
+                Ok(())
+            }
+            (None, None) => Ok(()),
+            _ => {
+                tracing::warn!("adding or removing [listener.tls] takes effect at the next restart");
+                Ok(())
+            }
+        }
+    }
+
+    /// The TLS listener's live settings, when `[listener.tls]` is configured.
+    pub fn tls(&self) -> Option<TlsSettings> {
+        self.tls.clone()
+    }
+
     /// Build → persist → publish. Any failure leaves everything as it was.
     fn commit(&mut self, config: Config, next: State, generation: u64) -> Result<(), ControlError> {
         let current = self.publisher.current();
-        let table = RoutingTable::build(&effective(&config, &next), Some(&current), generation);
+        let mut table = RoutingTable::build(&effective(&config, &next), Some(&current), generation);
+        table.set_preview_key(self.preview_key.clone());
         state::save(&config.state.file, &next).map_err(|e| ControlError::Persist(e.to_string()))?;
         self.publisher.publish(table);
         self.config = config;

@@ -86,6 +86,19 @@ impl ControlHandle {
         self.service_reply(Command::Service(name.into())).await
     }
 
+    /// A preview token for `pool` of `service`, valid for `ttl`.
+    pub async fn preview_token(
+        &self,
+        service: &str,
+        pool: &str,
+        ttl: std::time::Duration,
+    ) -> Result<crate::PreviewTokenView, ControlError> {
+        match self.call(Command::PreviewToken { service: service.into(), pool: pool.into(), ttl }).await? {
+            Reply::PreviewToken(v) => Ok(v),
+            _ => Err(ControlError::Unavailable),
+        }
+    }
+
     /// One service's history, newest first.
     pub async fn history(&self, name: &str) -> Result<Vec<Event>, ControlError> {
         match self.call(Command::History(name.into())).await? {

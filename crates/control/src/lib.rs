@@ -11,10 +11,11 @@ mod controller;
 mod handle;
 mod health;
 mod merge;
+mod preview_key;
 pub mod state;
 mod view;
 
-pub use command::{ChangeMeta, Command, ControlError, ReloadSource, Reply};
+pub use command::{ChangeMeta, Command, ControlError, PreviewTokenView, ReloadSource, Reply};
 pub use controller::Controller;
 pub use handle::{ControlHandle, spawn};
 pub use state::{Event, Kind, StateError};

@@ -56,6 +56,8 @@ pub struct PoolView {
     pub healthy: usize,
     /// Requests in flight.
     pub inflight: u64,
+    /// Upgraded (WebSocket) connections open.
+    pub upgraded: u64,
     /// Each backend.
     pub backends: Vec<BackendView>,
 }
@@ -87,7 +89,12 @@ impl ServiceView {
                         inflight: b.inflight(),
                     })
                     .collect();
-                let view = PoolView { healthy: p.healthy_count(), inflight: p.stats.inflight(), backends };
+                let view = PoolView {
+                    healthy: p.healthy_count(),
+                    inflight: p.stats.inflight(),
+                    upgraded: p.stats.upgraded(),
+                    backends,
+                };
                 (p.name.to_string(), view)
             })
             .collect();

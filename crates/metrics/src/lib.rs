@@ -111,6 +111,11 @@ pub fn inflight(service: &str, pool: &str, n: u64) {
     metrics::gauge!(names::INFLIGHT, "service" => service.to_owned(), "pool" => pool.to_owned()).set(n as f64);
 }
 
+/// The preview-token rejection counter of a service (resolved once per table).
+pub fn preview_rejected(service: &str) -> metrics::Counter {
+    metrics::counter!(names::PREVIEW_REJECTED, "service" => service.to_owned())
+}
+
 /// Counts a dropped access log line.
 pub fn access_log_dropped() {
     metrics::counter!(names::ACCESS_LOG_DROPPED).increment(1);

@@ -109,6 +109,7 @@ impl Backend {
 #[derive(Debug, Default)]
 pub struct PoolStats {
     inflight: AtomicU64,
+    upgraded: AtomicU64,
 }
 
 impl PoolStats {
@@ -123,6 +124,19 @@ impl PoolStats {
 
     pub(crate) fn finish(&self) {
         self.inflight.fetch_sub(1, Relaxed);
+    }
+
+    /// Upgraded (WebSocket) connections open on this pool now.
+    pub fn upgraded(&self) -> u64 {
+        self.upgraded.load(Relaxed)
+    }
+
+    pub(crate) fn tunnel_opened(&self) {
+        self.upgraded.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn tunnel_closed(&self) {
+        self.upgraded.fetch_sub(1, Relaxed);
     }
 }
 

@@ -6,16 +6,20 @@ use crate::backend::Backend;
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::preview::{self, PreviewKey};
 use crate::routes::Router;
+use crate::sticky;
 use crate::table::{PoolRoute, ServiceRoute};
 use crate::tracker::Tracker;
+use crate::upgrade::{self, Tunnel};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Method, Request, Response, Uri, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body;
 use hyper::body::Incoming;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use switchyard_config::Sticky;
 use switchyard_metrics::StatusCounters;
 
 /// What the routing decision picked; owned, so no snapshot guard is held across `.await`.
@@ -26,6 +30,8 @@ pub struct Route {
     pub pool: usize,
     /// Index of the backend in the pool's `backends`.
     pub backend: usize,
+    /// `Set-Cookie` for a client that got a new sticky key with this request.
+    pub set_cookie: Option<String>,
 }
 
 /// Why a request could not be routed to a backend.
@@ -67,6 +73,7 @@ pub struct Proxy {
 }
 
 static ROOT: PathAndQuery = PathAndQuery::from_static("/");
+static PREVIEW_HEADER: http::HeaderName = http::HeaderName::from_static(preview::HEADER);
 
 impl Proxy {
     /// A handler for requests from `client_ip`; `proto` is `http` or `https`.
@@ -82,9 +89,9 @@ impl Proxy {
             let host = String::from_utf8_lossy(host).into_owned();
             return Err(Refusal::NoService { host, counters: table.unrouted.clone() });
         };
-        let pool = choose_pool(service, req);
+        let (pool, set_cookie) = choose_pool(service, req, table.preview_key());
         match service.pools[pool].pick(None) {
-            Some(backend) => Ok(Route { service: service.clone(), pool, backend }),
+            Some(backend) => Ok(Route { service: service.clone(), pool, backend, set_cookie }),
             None => Err(Refusal::NoHealthy { service: service.clone(), pool }),
         }
     }
@@ -116,13 +123,25 @@ impl Proxy {
     async fn forward(
         &self,
         route: Route,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         mut log: Option<Box<Pending>>,
         start: Instant,
     ) -> Response<ResponseBody> {
         let host = request_host(&req).map(str::to_owned);
+        let wants_upgrade = (req.version() == Version::HTTP_11 && upgrade::is_upgrade(req.headers()))
+            .then(|| req.headers().get(header::UPGRADE).cloned())
+            .flatten();
+        let client_upgrade = wants_upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        // `TE: trailers` is hop-by-hop, but gRPC over an HTTP/2 upstream needs it.
+        let te_trailers = route.pool().is_h2c() && headers::wants_trailers(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers);
+        if te_trailers {
+            parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        if let Some(u) = wants_upgrade {
+            upgrade::restore(&mut parts.headers, u);
+        }
         headers::add_forwarded(&mut parts.headers, self.client_ip, self.proto, host.as_deref());
         parts.version = Version::HTTP_11;
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| ROOT.clone());
@@ -140,10 +159,12 @@ impl Proxy {
         let retry_parts = retry_body.as_ref().map(|_| parts.clone());
 
         let first = send(&route, parts, &path, first_body, start).await;
+        let set_cookie = route.set_cookie.clone();
         let (route, result) = match (first, retry_parts, retry_body) {
             (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(route.backend)) {
                 Some(next) => {
-                    let next = Route { service: route.service.clone(), pool: route.pool, backend: next };
+                    let next =
+                        Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
                     tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
                     let r = send(&next, parts, &path, body, start).await;
                     (next, r)
@@ -157,6 +178,19 @@ impl Proxy {
         }
         match result {
             Ok(mut resp) => {
+                if let (Some(client), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, resp.status()) {
+                    let tunnel = Tunnel {
+                        router: self.router.clone(),
+                        service: route.service.name.clone(),
+                        pool: route.pool().name.clone(),
+                        stats: route.pool().stats.clone(),
+                        drain_timeout: route.service.drain_timeout,
+                    };
+                    tunnel.spawn(client, hyper::upgrade::on(&mut resp));
+                }
+                if let Some(v) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
                 if let ResponseBody::Upstream(_, tracker) = resp.body_mut() {
                     tracker.set_log(log);
                 }
@@ -216,7 +250,13 @@ async fn send(
         Ok(Ok(resp)) => {
             route.backend().connect_ok();
             let (mut parts, body) = resp.into_parts();
+            let upgrade_to = (parts.status == StatusCode::SWITCHING_PROTOCOLS)
+                .then(|| parts.headers.get(header::UPGRADE).cloned())
+                .flatten();
             headers::strip_hop_by_hop(&mut parts.headers);
+            if let Some(u) = upgrade_to {
+                upgrade::restore(&mut parts.headers, u);
+            }
             tracker.set_status(parts.status.as_u16());
             return Ok(Response::from_parts(parts, ResponseBody::Upstream(body, tracker)));
         }
@@ -251,13 +291,43 @@ fn request_host_bytes<B>(req: &Request<B>) -> &[u8] {
     }
 }
 
-/// Override header → weighted draw. (Stickiness plugs in between.)
-fn choose_pool<B>(service: &ServiceRoute, req: &Request<B>) -> usize {
-    if let Some(name) = &service.override_header {
-        let wanted = req.headers().get(name).and_then(|v| v.to_str().ok());
-        if let Some(i) = wanted.and_then(|w| service.pools.iter().position(|p| &*p.name == w)) {
-            return i;
+/// Preview token → override header → sticky key → weighted draw. Also returns the `Set-Cookie`
+/// for a client that had no sticky cookie yet (routed by its new key already).
+fn choose_pool<B>(service: &ServiceRoute, req: &Request<B>, key: Option<&PreviewKey>) -> (usize, Option<String>) {
+    if let Some(key) = key {
+        let headers = req.headers();
+        let token = headers
+            .get(&PREVIEW_HEADER)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| sticky::cookie(headers, preview::COOKIE));
+        if let Some(token) = token {
+            let granted = key.verify(&service.name, token, preview::now());
+            match granted.and_then(|p| service.pools.iter().position(|x| &*x.name == p)) {
+                Some(i) => return (i, None),
+                // Ignored (normal routing), and counted once for this request.
+                None => service.preview_rejected.increment(1),
+            }
         }
     }
-    service.draw_pool()
+    if let Some(name) = &service.override_header {
+        let wanted = req.headers().get(name).map(HeaderValue::as_bytes);
+        if let Some(i) = wanted.and_then(|w| service.pools.iter().position(|p| p.name.as_bytes() == w)) {
+            return (i, None);
+        }
+    }
+    match &service.sticky {
+        None => (service.draw_pool(), None),
+        Some(Sticky::Header { .. }) => match service.sticky_header.as_ref().and_then(|h| req.headers().get(h)) {
+            Some(key) => (service.pool_at(sticky::point(&service.name, key.as_bytes())), None),
+            None => (service.draw_pool(), None),
+        },
+        Some(Sticky::Cookie { name, max_age }) => match sticky::cookie(req.headers(), name) {
+            Some(key) => (service.pool_at(sticky::point(&service.name, key)), None),
+            None => {
+                let key = sticky::new_key();
+                let pool = service.pool_at(sticky::point(&service.name, key.as_bytes()));
+                (pool, Some(sticky::set_cookie(name, &key, max_age.as_secs())))
+            }
+        },
+    }
 }

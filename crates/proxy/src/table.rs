@@ -5,7 +5,9 @@
 use crate::backend::{Backend, PoolStats};
 use crate::client::{UpstreamClient, new_client};
 use crate::pick;
+use crate::preview::PreviewKey;
 use http::HeaderName;
+use metrics::Counter;
 use std::collections::HashMap;
 use std::sync::Arc;
 use switchyard_config::{Config, Protocol, Service, Sticky, Timeouts, Weight};
@@ -19,6 +21,7 @@ pub struct RoutingTable {
     generation: u64,
     /// `requests_total{service="-",pool="-"}`: requests no service matched.
     pub(crate) unrouted: Arc<StatusCounters>,
+    preview_key: Option<Arc<PreviewKey>>,
 }
 
 /// One service as the hot path sees it.
@@ -35,8 +38,14 @@ pub struct ServiceRoute {
     pub timeouts: Timeouts,
     /// Stickiness, used by the sticky canary.
     pub sticky: Option<Sticky>,
+    /// Close upgraded connections this long after their pool lost all weight.
+    pub drain_timeout: Option<std::time::Duration>,
+    /// The sticky header's name, parsed once.
+    pub(crate) sticky_header: Option<HeaderName>,
     /// Trusted header that names a pool per request.
     pub override_header: Option<HeaderName>,
+    /// `switchyard_preview_tokens_rejected_total` for this service.
+    pub(crate) preview_rejected: Counter,
 }
 
 /// One pool of a service.
@@ -75,7 +84,8 @@ impl RoutingTable {
             }
         }
         let unrouted = previous.map_or_else(|| Arc::new(StatusCounters::new("-", "-")), |t| t.unrouted.clone());
-        RoutingTable { services, by_host, catch_all, generation, unrouted }
+        let preview_key = previous.and_then(|t| t.preview_key.clone());
+        RoutingTable { services, by_host, catch_all, generation, unrouted, preview_key }
     }
 
     /// A table that routes nothing (every request gets 404).
@@ -86,6 +96,7 @@ impl RoutingTable {
             catch_all: None,
             generation: 0,
             unrouted: Arc::new(StatusCounters::new("-", "-")),
+            preview_key: None,
         }
     }
 
@@ -103,6 +114,16 @@ impl RoutingTable {
     /// All services, in config order.
     pub fn services(&self) -> &[Arc<ServiceRoute>] {
         &self.services
+    }
+
+    /// Sets the key preview tokens are checked with (kept by later tables built from this one).
+    pub fn set_preview_key(&mut self, key: Arc<PreviewKey>) {
+        self.preview_key = Some(key);
+    }
+
+    /// The preview token key, if any.
+    pub fn preview_key(&self) -> Option<&PreviewKey> {
+        self.preview_key.as_deref()
     }
 
     /// The config generation this table was built from.
@@ -166,7 +187,13 @@ impl ServiceRoute {
             sole,
             timeouts: svc.timeouts.clone(),
             sticky: svc.sticky.clone(),
+            drain_timeout: svc.drain_timeout,
+            sticky_header: match &svc.sticky {
+                Some(Sticky::Header { name }) => HeaderName::try_from(name.as_str()).ok(),
+                _ => None,
+            },
             override_header: svc.override_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
+            preview_rejected: switchyard_metrics::preview_rejected(&svc.name),
         }
     }
 
@@ -194,6 +221,11 @@ impl PoolRoute {
     /// Returns the backend's index in `backends`.
     pub fn pick(&self, not: Option<usize>) -> Option<usize> {
         pick::backend(&self.backends, not)
+    }
+
+    /// Whether the proxy talks HTTP/2 (prior knowledge) to these backends.
+    pub fn is_h2c(&self) -> bool {
+        self.protocol == Protocol::H2c
     }
 
     /// How many of its backends are healthy now.

@@ -290,3 +290,38 @@ impl<T> futures_core::Stream for ReceiverStream<T> {
         self.0.poll_recv(cx)
     }
 }
+
+#[tokio::test]
+async fn h2c_pool_carries_bodies_both_ways_and_trailers() {
+    let (b, g) = (Upstream::spawn("blue-h2").await, Upstream::spawn("green").await);
+    let cfg = config_from(&format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"grpc\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\"]\nprotocol = \"h2c\"\n[service.pools.green]\nbackends = [\"{}\"]\n",
+        b.address(),
+        g.address()
+    ));
+    let proxy = TestProxy::start(&cfg).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    // Upload over h2 → h2c upstream.
+    let body = Full::new(Bytes::from(vec![b'u'; 300_000]));
+    let req = Request::post("http://grpc.example.com/upload").body(body).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "blue-h2 300000");
+    // The upstream saw HTTP/2 with TE: trailers restored.
+    let req = Request::get("http://grpc.example.com/headers")
+        .header("te", "trailers")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let echoed = send.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let echoed = String::from_utf8(echoed.to_vec()).unwrap();
+    assert!(echoed.lines().any(|l| l == "te: trailers"), "{echoed}");
+    assert!(echoed.lines().any(|l| l == "version: HTTP/2.0"), "{echoed}");
+    // Trailers come back to an HTTP/2 client.
+    let req = Request::get("http://grpc.example.com/trailers").body(Full::<Bytes>::default()).unwrap();
+    let collected = send.send_request(req).await.unwrap().into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().and_then(|t| t.get("grpc-status")).map(|v| v.to_str().unwrap()), Some("0"));
+    assert_eq!(collected.to_bytes(), "blue-h2");
+}

@@ -3,7 +3,8 @@
 //! Paths: `/hold` waits for `release()` (and reports its arrival), `/headers` echoes
 //! the request headers, `/upload` counts the request body, `/download?bytes=N`
 //! streams N bytes (pausing after the first chunk until `release()` when
-//! `&pause=1`), `/status/N` answers N; anything else answers the name.
+//! `&pause=1`), `/status/N` answers N, `/trailers` sends the name then a
+//! `grpc-status: 0` trailer; anything else answers the name.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -122,7 +123,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
             Response::new(full(s.name.clone()))
         }
         "/headers" => {
-            let mut out = String::new();
+            let mut out = format!("version: {:?}\n", req.version());
             for (k, v) in req.headers() {
                 out.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
             }
@@ -145,6 +146,13 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>
             Response::new(full(format!("{} {total}", s.name)))
         }
         "/download" => download(&s, &query),
+        "/trailers" => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let frames =
+                vec![Ok::<_, Infallible>(Frame::data(Bytes::from(s.name.clone()))), Ok(Frame::trailers(trailers))];
+            Response::new(http_body_util::StreamBody::new(futures_lite_iter(frames)).boxed())
+        }
         p if p.starts_with("/status/") => {
             let code = p["/status/".len()..].parse().unwrap_or(500);
             let mut r = Response::new(full(s.name.clone()));
@@ -177,6 +185,20 @@ fn download(s: &Arc<Shared>, query: &str) -> Response<Body> {
         }
     });
     Response::new(ChanBody(rx).boxed())
+}
+
+/// A stream over a fixed list of frames.
+fn futures_lite_iter<T: Unpin>(items: Vec<T>) -> IterStream<T> {
+    IterStream(items.into_iter())
+}
+
+struct IterStream<T>(std::vec::IntoIter<T>);
+
+impl<T: Unpin> futures_core::Stream for IterStream<T> {
+    type Item = T;
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
+        std::task::Poll::Ready(self.0.next())
+    }
 }
 
 /// A body fed by a channel, so the test decides when each chunk goes out.

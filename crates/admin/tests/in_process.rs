@@ -1,4 +1,4 @@
-//! Health checks, the health gate, passive ejection and draining, in process:
+//! Health checks, the health gate, passive ejection, draining and preview tokens, in process:
 //! real upstreams, the proxy, the control thread and the admin API together.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
@@ -19,6 +19,7 @@ use switchyard_test_support::{Conn, Upstream, assert_eventually};
 use tokio::net::TcpListener;
 
 struct Stack {
+    dir: std::path::PathBuf,
     proxy: SocketAddr,
     admin: SocketAddr,
     router: Router,
@@ -53,7 +54,14 @@ async fn stack(blue: &[String], green: &[String], extra: &str) -> Stack {
     tokio::spawn(switchyard_admin::serve(admin_l, state, std::future::pending()));
     let opts = ServerOptions::from_listener(&config.listener);
     tokio::spawn(switchyard_proxy::serve(proxy_l, router.clone(), opts, std::future::pending()));
-    Stack { proxy, admin, router, client: Client::builder(TokioExecutor::new()).build_http(), _dir: dir }
+    Stack {
+        dir: dir.path().to_owned(),
+        proxy,
+        admin,
+        router,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _dir: dir,
+    }
 }
 
 impl Stack {
@@ -178,4 +186,55 @@ async fn refusing_backend_is_ejected_without_client_errors() {
     assert!(!s.healthy("blue", &dead), "the refusing backend is ejected");
     let (_, v) = s.call("GET", "/v1/services/shop", json!({})).await;
     assert_eq!(v["pools"]["blue"]["healthy"], 1);
+}
+
+async fn get_with(proxy: SocketAddr, header: (&str, &str)) -> (StatusCode, String) {
+    let mut c = Conn::open(proxy).await;
+    let req = Request::get("/").header("host", "x").header(header.0, header.1).body(Full::default()).unwrap();
+    c.send(req).await
+}
+
+#[tokio::test]
+async fn preview_token_reaches_green_while_all_traffic_is_blue() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let s = stack(&[b.address()], &[g.address()], "").await;
+    let (status, v) = s.call("POST", "/v1/services/shop/preview-token", json!({"pool": "green", "ttl": "10m"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(v["pool"], "green");
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(get_with(s.proxy, ("x-switchyard-preview", &token)).await, (StatusCode::OK, "green".into()));
+    assert_eq!(
+        get_with(s.proxy, ("cookie", &format!("a=1; sy_preview={token}"))).await,
+        (StatusCode::OK, "green".into())
+    );
+    assert_eq!(Conn::open(s.proxy).await.get("x", "/").await.1, "blue");
+
+    // Tampered, expired and other-service tokens are ignored: normal routing, no 5xx.
+    let key_bytes = std::fs::read(s.dir.join("preview.key")).unwrap();
+    let key = switchyard_proxy::preview::PreviewKey::new(key_bytes.trim_ascii().to_vec()).unwrap();
+    let now = switchyard_proxy::preview::now();
+    let tampered = token.replacen("green", "blue", 1);
+    let expired = key.issue("shop", "green", now - 1);
+    let other_service = key.issue("api", "green", now + 600);
+    for bad in [tampered.as_str(), expired.as_str(), other_service.as_str(), "garbage"] {
+        assert_eq!(get_with(s.proxy, ("x-switchyard-preview", bad)).await, (StatusCode::OK, "blue".into()), "{bad}");
+    }
+    // A fresh token made with the same key does work (so the key above is the real one).
+    let minted = key.issue("shop", "green", now + 600);
+    assert_eq!(get_with(s.proxy, ("x-switchyard-preview", &minted)).await.1, "green");
+}
+
+#[tokio::test]
+async fn preview_token_requests_are_validated() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let s = stack(&[b.address()], &[g.address()], "").await;
+    let (status, _) = s.call("POST", "/v1/services/shop/preview-token", json!({"pool": "red"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.call("POST", "/v1/services/shop/preview-token", json!({"pool": "green", "ttl": "31d"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s.call("POST", "/v1/services/shop/preview-token", json!({"pool": "green", "ttl": "soon"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, v) = s.call("POST", "/v1/services/shop/preview-token", json!({"pool": "green"})).await;
+    assert_eq!(status, StatusCode::OK, "default ttl 1h: {v}");
 }

@@ -1,0 +1,51 @@
+//! The preview-token key: `[admin] preview_key_file`, or `preview.key` beside the
+//! state file, generated once (32 random bytes from the OS, hex, mode 0600).
+
+use crate::state::StateError;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use switchyard_config::Config;
+use switchyard_proxy::preview::PreviewKey;
+
+/// Where the key comes from for this config.
+pub(crate) fn path(config: &Config) -> (PathBuf, bool) {
+    match &config.admin.preview_key_file {
+        Some(p) => (p.clone(), false),
+        None => {
+            let dir = config.state.file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            (dir.join("preview.key"), true)
+        }
+    }
+}
+
+/// Reads the key, creating the generated one on first use.
+pub(crate) fn load_or_create(config: &Config) -> Result<Arc<PreviewKey>, StateError> {
+    let (path, generated) = path(config);
+    let read_err = |e: std::io::Error| StateError::Unreadable { path: path.clone(), message: e.to_string() };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if generated && e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
+        Err(e) => return Err(read_err(e)),
+    };
+    let trimmed = bytes.trim_ascii().to_vec();
+    PreviewKey::new(trimmed).map(Arc::new).ok_or_else(|| StateError::Unreadable {
+        path: path.clone(),
+        message: "a preview key needs at least 16 bytes".into(),
+    })
+}
+
+fn create(path: &Path) -> Result<Vec<u8>, StateError> {
+    let err = |e: std::io::Error| StateError::Write { path: path.into(), message: e.to_string() };
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut raw)).map_err(err)?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+    f.write_all(hex.as_bytes()).and_then(|()| f.sync_all()).map_err(err)?;
+    tracing::info!(path = %path.display(), "generated a preview token key");
+    Ok(hex.into_bytes())
+}

@@ -1,0 +1,43 @@
+//! TLS termination: a rustls `ServerConfig` (ALPN `h2`, `http/1.1`) built from
+//! PEM files and held in an `ArcSwap`, so a reload swaps certificates for new
+//! connections while open ones keep theirs.
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The live TLS settings of a listener; the control task stores new ones on reload.
+pub type TlsSettings = Arc<ArcSwap<ServerConfig>>;
+
+/// Reads a PEM certificate chain and key (PKCS#8, RSA or SEC1) into a server config.
+pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in the file", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{} / {}: {e}", cert.display(), key_path_hint()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn key_path_hint() -> &'static str {
+    "certificate and key do not match or are invalid"
+}
+
+/// Settings holding `config`.
+pub fn settings(config: Arc<ServerConfig>) -> TlsSettings {
+    Arc::new(ArcSwap::new(config))
+}

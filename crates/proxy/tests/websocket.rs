@@ -1,0 +1,95 @@
+//! WebSocket through the proxy: echo works, the connection stays on blue after a
+//! switch, it is counted as upgraded, and `drain_timeout` closes it.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use switchyard_test_support::{TestProxy, Upstream, assert_eventually, config_from};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A WebSocket echo server that prefixes its name.
+async fn ws_echo(name: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg
+                        && ws.send(Message::text(format!("{name}: {t}"))).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn cfg(blue: &str, green: &str, active: &str, extra: &str) -> switchyard_config::Config {
+    config_from(&format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"chat\"\n{extra}\n[service.traffic]\nactive = \"{active}\"\n[service.pools.blue]\nbackends = [\"{blue}\"]\n[service.pools.green]\nbackends = [\"{green}\"]\n"
+    ))
+}
+
+fn upgraded(proxy: &TestProxy, pool: &str) -> u64 {
+    proxy.router.load().service("chat").unwrap().pool(pool).unwrap().stats.upgraded()
+}
+
+#[tokio::test]
+async fn websocket_stays_on_blue_after_switch_and_drain_timeout_closes_it() {
+    let (blue, green) = (ws_echo("blue").await, ws_echo("green").await);
+    let proxy = TestProxy::start(&cfg(&blue, &green, "blue", "drain_timeout = \"300ms\"")).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async("ws://chat.example.com/socket", stream).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("blue: hi"));
+    assert_eq!(upgraded(&proxy, "blue"), 1);
+
+    proxy.apply(&cfg(&blue, &green, "green", "drain_timeout = \"300ms\""));
+    ws.send(Message::text("still there?")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("blue: still there?"));
+
+    // drain_timeout after blue lost its weight, the tunnel is closed.
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the upgraded connection was not closed after drain_timeout");
+    assert_eventually!(upgraded(&proxy, "blue") == 0, "tunnel still counted");
+
+    // New connections go to green.
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://chat.example.com/socket", stream).await.unwrap();
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("green: hi"));
+}
+
+#[tokio::test]
+async fn without_drain_timeout_the_websocket_outlives_the_switch() {
+    let (blue, green) = (ws_echo("blue").await, ws_echo("green").await);
+    let _plain = Upstream::spawn("unused").await;
+    let proxy = TestProxy::start(&cfg(&blue, &green, "blue", "")).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://chat.example.com/socket", stream).await.unwrap();
+    proxy.apply(&cfg(&blue, &green, "green", ""));
+    for i in 0..5 {
+        ws.send(Message::text(format!("m{i}"))).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("blue: m{i}")));
+    }
+    assert_eq!(upgraded(&proxy, "blue"), 1);
+    ws.close(None).await.unwrap();
+    // The tunnel lasts until both sockets are closed, not just the WebSocket.
+    drop(ws);
+    assert_eventually!(upgraded(&proxy, "blue") == 0, "closed tunnel still counted");
+}
