@@ -33,6 +33,9 @@ async fn demo_serves_blue_switches_to_green_and_stops_on_sigterm() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("green"), "{out}");
     assert!(c.get("localhost", "/").await.1.starts_with("green-"));
+    let (code, out, err) = tokio::task::block_in_place(|| ctl(&admin, &["drain", "demo", "blue", "--wait", "5s"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "pool blue drained: nothing in flight");
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) }, 0);
     assert_eq!(tokio::task::block_in_place(|| child.wait()).unwrap().code(), Some(0));

@@ -67,6 +67,14 @@ enum CtlCommand {
     },
     /// Traffic changes, newest first.
     History { service: String },
+    /// In-flight requests and upgraded connections of a pool; with --wait, until it is empty.
+    Drain {
+        service: String,
+        pool: String,
+        /// Wait up to this long for the pool to drain (exit 1 if it does not).
+        #[arg(long)]
+        wait: Option<String>,
+    },
     /// A token that sends its bearer to POOL whatever the weights.
     PreviewToken {
         service: String,
@@ -118,6 +126,10 @@ async fn ctl(args: CtlArgs) -> ExitCode {
             (Method::POST, format!("/v1/services/{service}/rollback"), Some(json!({"reason": reason, "force": force})))
         }
         CtlCommand::History { service } => (Method::GET, format!("/v1/services/{service}/history"), None),
+        CtlCommand::Drain { service, pool, wait } => {
+            let wait = wait.as_ref().map(|w| format!("&wait={w}")).unwrap_or_default();
+            (Method::GET, format!("/v1/services/{service}/drain?pool={pool}{wait}"), None)
+        }
         CtlCommand::PreviewToken { service, pool, ttl } => {
             (Method::POST, format!("/v1/services/{service}/preview-token"), Some(json!({"pool": pool, "ttl": ttl})))
         }
@@ -131,6 +143,23 @@ async fn ctl(args: CtlArgs) -> ExitCode {
             return ExitCode::from(super::IO_FAILURE);
         }
     };
+    if let (CtlCommand::Drain { .. }, false) = (&args.command, args.json) {
+        let (pool, inflight, upgraded) = (&value["pool"], &value["inflight"], &value["upgraded"]);
+        if value["drained"].as_bool() == Some(true) {
+            println!("pool {} drained: nothing in flight", pool.as_str().unwrap_or("?"));
+        } else if status.is_success() || status == http::StatusCode::REQUEST_TIMEOUT {
+            println!(
+                "pool {}: {inflight} request(s) in flight, {upgraded} upgraded connection(s)",
+                pool.as_str().unwrap_or("?")
+            );
+            if status == http::StatusCode::REQUEST_TIMEOUT {
+                return ExitCode::from(super::INVALID);
+            }
+        }
+        if status.is_success() || status == http::StatusCode::REQUEST_TIMEOUT {
+            return ExitCode::SUCCESS;
+        }
+    }
     if !status.is_success() {
         if args.json {
             println!("{value}");
