@@ -273,20 +273,29 @@ def switch_storm(proxy, seconds, tmp):
     t = threading.Thread(target=lambda: result.update(wrk(proxy.port, seconds, 64, tmp)))
     t.start()
     time.sleep(0.5)
-    flips, windows, pool = 0, [], "blue"
+    flips, windows, pool, dropped = 0, [], "blue", 0
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
     end = time.time() + seconds - 1.5
     while time.time() < end:
         pool = "green" if pool == "blue" else "blue"
         if flips % 10 == 9:
-            conn.request("GET", "/")  # keep the probe connection open and warm before the switch
-            conn.getresponse().read()
+            try:  # make sure the probe connection is open and warm before the switch
+                conn.request("GET", "/")
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                dropped += 1  # the proxy closed a kept-alive client connection (nginx does on reload)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+                conn.request("GET", "/")
+                conn.getresponse().read()
         proxy.switch(pool)
         flips += 1
         if flips % 10 == 0:
             # How long an already-open keep-alive client still sees the old pool.
             w = stale_window(conn, "blue!" if pool == "blue" else "green")
             if w is None:
+                dropped += 1
+                conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
             else:
                 windows.append(w)
@@ -296,6 +305,7 @@ def switch_storm(proxy, seconds, tmp):
     result["flips"] = flips
     result["stale_old"] = sum(o for o, _ in windows)
     result["stale_samples"] = len(windows)
+    result["dropped"] = dropped
     result["stale_ms"] = statistics.median(ms for _, ms in windows) if windows else None
     return result
 
@@ -398,7 +408,8 @@ def main():
                 s = storms[p.name]
                 print(f"storm {p.name}: {s['flips']} switches, {s['requests']} requests, errors {s['errors']}, "
                       f"non2xx {s['non2xx']}, old-pool answers after {s['stale_samples']} sampled switches: "
-                      f"{s['stale_old']} (median {s['stale_ms']} ms to the first new-pool answer)", flush=True)
+                      f"{s['stale_old']} (median {s['stale_ms']} ms to the first new-pool answer); probe connection "
+                      f"closed by the proxy {s['dropped']} times", flush=True)
         rss = {}
         if args.rss:
             for make in [lambda: Switchyard(tmp, binary, 1, blue.port, green.port), lambda: Nginx(tmp, 1, blue.port, green.port)]:
@@ -457,12 +468,12 @@ def render(results, direct, direct_light, storms, rss, seconds, rounds, workers,
                   "client with an already-open keep-alive connection asks again right after the switch call returned: "
                   "old-pool answers it still got, and the median time to the first new-pool answer (one request "
                   "under load is ~1–2 ms).", "",
-                  "| proxy | switches | requests | socket errors | non-2xx | sampled switches | old-pool answers after them | ms to first new-pool answer |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| proxy | switches | requests | socket errors | non-2xx | sampled switches | old-pool answers after them | ms to first new-pool answer | probe connection closed by proxy |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, s in storms.items():
             stale = "n/a" if s["stale_ms"] is None else f"{s['stale_ms']:.1f}"
             lines.append(f"| {name} | {s['flips']} | {s['requests']} | {s['errors']} | {s['non2xx']} | "
-                         f"{s['stale_samples']} | {s['stale_old']} | {stale} |")
+                         f"{s['stale_samples']} | {s['stale_old']} | {stale} | {s['dropped']} |")
         lines.append("")
     if rss:
         lines += ["## Memory with idle keep-alive connections", "",

@@ -27,6 +27,20 @@ pub struct Controller {
     tls: Option<TlsSettings>,
 }
 
+/// Why the control path could not start. Each message names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state file is unreadable, corrupt or unwritable.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The preview token key could not be read or created.
+    #[error("{0}")]
+    PreviewKey(String),
+    /// The TLS certificate or key does not load.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
 /// Now, as RFC 3339 (UTC, seconds).
 pub(crate) fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
@@ -35,17 +49,14 @@ pub(crate) fn now() -> String {
 impl Controller {
     /// Loads the state file (or starts fresh with `reset_state`), reconciles it with
     /// the config, persists the result and publishes the first table.
-    pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StateError> {
+    pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StartError> {
         let saved = if reset_state { State::default() } else { state::load(&config.state.file)? };
         let state = merge(&config, &saved);
         state::save(&config.state.file, &state)?;
-        let preview_key = preview_key::load_or_create(&config)?;
+        let preview_key = preview_key::load_or_create(&config).map_err(StartError::PreviewKey)?;
         let tls = match &config.listener.tls {
             None => None,
-            Some(t) => Some(tls::settings(
-                tls::load(&t.cert, &t.key)
-                    .map_err(|message| StateError::Unreadable { path: t.cert.clone(), message })?,
-            )),
+            Some(t) => Some(tls::settings(tls::load(&t.cert, &t.key).map_err(StartError::Tls)?)),
         };
         let mut table = RoutingTable::build(&effective(&config, &state), None, 1);
         table.set_preview_key(preview_key.clone());
@@ -223,9 +234,9 @@ impl Controller {
         match preview_key::load_or_create(&config) {
             Ok(k) => self.preview_key = k,
             Err(e) => {
-                self.last_reload = Some(outcome(false, vec![e.to_string()]));
+                self.last_reload = Some(outcome(false, vec![e.clone()]));
                 switchyard_metrics::reload(false);
-                return Err(ControlError::InvalidConfig(vec![e.to_string()]));
+                return Err(ControlError::InvalidConfig(vec![e]));
             }
         }
         if let Err(e) = self.commit(config, next, self.generation + 1) {

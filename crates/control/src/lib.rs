@@ -16,7 +16,7 @@ pub mod state;
 mod view;
 
 pub use command::{ChangeMeta, Command, ControlError, PreviewTokenView, ReloadSource, Reply};
-pub use controller::Controller;
+pub use controller::{Controller, StartError};
 pub use handle::{ControlHandle, spawn};
 pub use state::{Event, Kind, StateError};
 pub use view::{BackendView, PoolView, ReloadOutcome, ServiceView, ServicesView};

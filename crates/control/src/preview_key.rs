@@ -1,7 +1,6 @@
 //! The preview-token key: `[admin] preview_key_file`, or `preview.key` beside the
 //! state file, generated once (32 random bytes from the OS, hex, mode 0600).
 
-use crate::state::StateError;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -20,24 +19,22 @@ pub(crate) fn path(config: &Config) -> (PathBuf, bool) {
     }
 }
 
-/// Reads the key, creating the generated one on first use.
-pub(crate) fn load_or_create(config: &Config) -> Result<Arc<PreviewKey>, StateError> {
+/// Reads the key, creating the generated one on first use. Errors name the file.
+pub(crate) fn load_or_create(config: &Config) -> Result<Arc<PreviewKey>, String> {
     let (path, generated) = path(config);
-    let read_err = |e: std::io::Error| StateError::Unreadable { path: path.clone(), message: e.to_string() };
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if generated && e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
-        Err(e) => return Err(read_err(e)),
+        Err(e) => return Err(format!("preview key {}: cannot read: {e}", path.display())),
     };
     let trimmed = bytes.trim_ascii().to_vec();
-    PreviewKey::new(trimmed).map(Arc::new).ok_or_else(|| StateError::Unreadable {
-        path: path.clone(),
-        message: "a preview key needs at least 16 bytes".into(),
-    })
+    PreviewKey::new(trimmed)
+        .map(Arc::new)
+        .ok_or_else(|| format!("preview key {}: needs at least 16 bytes", path.display()))
 }
 
-fn create(path: &Path) -> Result<Vec<u8>, StateError> {
-    let err = |e: std::io::Error| StateError::Write { path: path.into(), message: e.to_string() };
+fn create(path: &Path) -> Result<Vec<u8>, String> {
+    let err = |e: std::io::Error| format!("preview key {}: cannot create: {e}", path.display());
     let mut raw = [0u8; 32];
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut raw)).map_err(err)?;
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();

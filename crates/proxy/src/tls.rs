@@ -21,20 +21,16 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     if chain.is_empty() {
         return Err(format!("{}: no certificate in the file", cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("{} / {}: {e}", cert.display(), key_path_hint()))?;
+        .with_single_cert(chain, key_der)
+        .map_err(|e| format!("{} with {}: {e}", cert.display(), key.display()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-fn key_path_hint() -> &'static str {
-    "certificate and key do not match or are invalid"
 }
 
 /// Settings holding `config`.
