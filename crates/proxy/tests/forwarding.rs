@@ -36,6 +36,14 @@ backends = [{}]
     ))
 }
 
+/// One service whose only pool, blue, has these backends.
+fn blue_only(backends: &[String]) -> Config {
+    let list = backends.iter().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", ");
+    config_from(&format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [{list}]\n"
+    ))
+}
+
 /// A port nothing listens on.
 async fn dead_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -162,11 +170,7 @@ async fn unreachable_pool_answers_502_naming_service_and_pool() {
 #[tokio::test]
 async fn one_dead_backend_is_covered_by_the_other() {
     let alive = Upstream::spawn("blue-alive").await;
-    let cfg = config_from(&format!(
-        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\", \"{}\"]\n",
-        dead_port().await,
-        alive.address()
-    ));
+    let cfg = blue_only(&[dead_port().await, alive.address()]);
     let proxy = TestProxy::start(&cfg).await;
     let mut c = Conn::open(proxy.addr).await;
     for _ in 0..50 {
@@ -177,11 +181,7 @@ async fn one_dead_backend_is_covered_by_the_other() {
 #[tokio::test]
 async fn post_body_survives_the_connect_retry() {
     let alive = Upstream::spawn("blue-alive").await;
-    let cfg = config_from(&format!(
-        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\", \"{}\"]\n",
-        dead_port().await,
-        alive.address()
-    ));
+    let cfg = blue_only(&[dead_port().await, alive.address()]);
     let proxy = TestProxy::start(&cfg).await;
     let mut c = Conn::open(proxy.addr).await;
     for _ in 0..20 {
