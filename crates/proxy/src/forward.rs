@@ -68,6 +68,8 @@ impl Route {
 pub struct Proxy {
     router: Router,
     client_ip: IpAddr,
+    /// `client_ip` as a header value, made once per connection.
+    client_header: HeaderValue,
     proto: &'static str,
     log: AccessLog,
 }
@@ -78,7 +80,7 @@ static PREVIEW_HEADER: http::HeaderName = http::HeaderName::from_static(preview:
 impl Proxy {
     /// A handler for requests from `client_ip`; `proto` is `http` or `https`.
     pub fn new(router: Router, client_ip: IpAddr, proto: &'static str, log: AccessLog) -> Proxy {
-        Proxy { router, client_ip, proto, log }
+        Proxy { router, client_ip, client_header: headers::client_value(client_ip), proto, log }
     }
 
     /// Routes one request: host → service → pool → backend, on one snapshot load.
@@ -127,7 +129,10 @@ impl Proxy {
         mut log: Option<Box<Pending>>,
         start: Instant,
     ) -> Response<ResponseBody> {
-        let host = request_host(&req).map(str::to_owned);
+        let host = match req.uri().authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => req.headers().get(header::HOST).cloned(),
+        };
         let wants_upgrade = (req.version() == Version::HTTP_11 && upgrade::is_upgrade(req.headers()))
             .then(|| req.headers().get(header::UPGRADE).cloned())
             .flatten();
@@ -142,7 +147,7 @@ impl Proxy {
         if let Some(u) = wants_upgrade {
             upgrade::restore(&mut parts.headers, u);
         }
-        headers::add_forwarded(&mut parts.headers, self.client_ip, self.proto, host.as_deref());
+        headers::add_forwarded(&mut parts.headers, &self.client_header, self.proto, host);
         parts.version = Version::HTTP_11;
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| ROOT.clone());
 
@@ -278,12 +283,8 @@ async fn send(
     Err(failure)
 }
 
-/// The host a request is for: the URI's authority (HTTP/2, absolute-form) or `Host`.
-fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
-}
-
-/// The same as bytes, without UTF-8 validation (the routing decision's form).
+/// The host a request is for — the URI's authority (HTTP/2, absolute-form) or
+/// `Host` — as bytes, without UTF-8 validation (the routing decision's form).
 fn request_host_bytes<B>(req: &Request<B>) -> &[u8] {
     match req.uri().authority() {
         Some(a) => a.as_str().as_bytes(),

@@ -50,22 +50,33 @@ pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
 
 /// Adds `X-Forwarded-For` (appended to what the client sent), `-Proto` and `-Host`,
 /// and makes sure `Host` is present (HTTP/2 clients send `:authority` instead).
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&str>) {
-    let ip = client.to_string();
+/// `client` is the client's address as a header value, made once per connection;
+/// `host` is the request's host (the `Host` header's value is a cheap clone).
+pub(crate) fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: &HeaderValue,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
     let xff = match joined(headers, &X_FORWARDED_FOR) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", client.to_str().unwrap_or_default())).ok(),
+        None => Some(client.clone()),
     };
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(h) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(h) = host {
         if !headers.contains_key(header::HOST) {
             headers.insert(header::HOST, h.clone());
         }
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
+}
+
+/// The client address as a header value.
+pub(crate) fn client_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// All values of a header joined by `, ` (several `X-Forwarded-For` lines are one list).
@@ -106,7 +117,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", Some("shop.example.com"));
+        let client = client_value("127.0.0.1".parse().unwrap());
+        add_forwarded(&mut h, &client, "http", Some(HeaderValue::from_static("shop.example.com")));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "shop.example.com");
