@@ -3,6 +3,7 @@
 
 use super::{INVALID, IO_FAILURE, signals};
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -107,7 +108,8 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
             None
         }
     };
-    let tokens = match Tokens::load(&config.admin, std::env::var("SWITCHYARD_ADMIN_TOKEN").ok()) {
+    let env_token = std::env::var("SWITCHYARD_ADMIN_TOKEN").ok();
+    let tokens = match Tokens::load(&config.admin, env_token.clone()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
@@ -155,13 +157,18 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
             }
         });
     }
-    let admin = Arc::new(AdminState { control: control.clone(), tokens, router: router.clone(), metrics });
+    let admin = Arc::new(AdminState {
+        control: control.clone(),
+        tokens: ArcSwap::from_pointee(tokens),
+        router: router.clone(),
+        metrics,
+    });
     let stop = signals::Stop::new();
     signals::spawn_reload_on_sighup(control.clone());
     if opts.watch {
         signals::spawn_watch(&config.source, control.clone());
     }
-    let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, stop.wait()));
+    let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, env_token, stop.wait()));
     let server_opts = ServerOptions { access_log: opts.access_log, ..ServerOptions::from_listener(&config.listener) };
     let tls_addr =
         tls_listener.as_ref().and_then(|l| l.local_addr().ok()).map_or_else(|| "-".to_owned(), |a| a.to_string());

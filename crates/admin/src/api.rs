@@ -4,6 +4,7 @@
 use crate::auth::{Caller, Tokens};
 use crate::observe;
 use crate::respond::{self, Resp};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -23,8 +24,8 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminState {
     /// The one write path.
     pub control: ControlHandle,
-    /// Who may do what.
-    pub tokens: Tokens,
+    /// Who may do what; replaced when a reload brings new token files.
+    pub tokens: ArcSwap<Tokens>,
     /// Read side of the live table (drain, metrics gauges).
     pub router: Router,
     /// The Prometheus recorder, when installed.
@@ -80,7 +81,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         _ => return respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     }
     let auth = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let Some(caller) = state.tokens.check(auth) else {
+    let Some(caller) = state.tokens.load().check(auth) else {
         return respond::error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
     };
     if method != Method::GET && caller.role != Role::Operator {

@@ -20,8 +20,26 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Serves the admin API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl Future<Output = ()>) {
+/// Serves the admin API on `listener` until `shutdown` resolves. After every
+/// successful reload the token files are read again (`env_token` stands in for
+/// `token_file` as at start); if they fail to load, the old tokens stay.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    env_token: Option<String>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut configs = state.control.config();
+    let watcher = state.clone();
+    tokio::spawn(async move {
+        while configs.changed().await.is_ok() {
+            let config = configs.borrow_and_update().clone();
+            match Tokens::load(&config.admin, env_token.clone()) {
+                Ok(t) => watcher.tokens.store(Arc::new(t)),
+                Err(e) => tracing::error!("admin tokens not reloaded, old ones kept: {e}"),
+            }
+        }
+    });
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

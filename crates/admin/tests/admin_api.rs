@@ -42,10 +42,15 @@ async fn start() -> Api {
     let config = switchyard_config::load(&path).unwrap();
     let tokens = Tokens::load(&config.admin, None).unwrap();
     let (controller, router) = Controller::start(config, false).unwrap();
-    let state = Arc::new(AdminState { control: spawn(controller), tokens, router, metrics: None });
+    let state = Arc::new(AdminState {
+        control: spawn(controller),
+        tokens: arc_swap::ArcSwap::from_pointee(tokens),
+        router,
+        metrics: None,
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchyard_admin::serve(listener, state, std::future::pending()));
+    tokio::spawn(switchyard_admin::serve(listener, state, None, std::future::pending()));
     Api { addr, dir, client: Client::builder(TokioExecutor::new()).build_http(), _ups: (b, g) }
 }
 
@@ -199,4 +204,25 @@ async fn unknown_endpoints_and_methods() {
     assert_eq!(api.call("GET", "/v2/x", Some(OP), "", None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(api.call("DELETE", "/v1/services/shop", Some(OP), "", None).await.0, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(api.post("/v1/services/shop/explode", json!({})).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn reload_rotates_tokens_and_keeps_old_ones_when_new_files_fail() {
+    let api = start().await;
+    std::fs::write(api.dir.path().join("op"), "rotated-secret").unwrap();
+    let (s, v, _) = api.call("POST", "/v1/reload", Some(OP), "", None).await;
+    assert_eq!((s, v["generation"].as_u64()), (StatusCode::OK, Some(2)));
+    // The reload answer comes after the new config is published; the token swap
+    // follows on the admin's watcher task, so look until it lands.
+    switchyard_test_support::assert_eventually!(
+        api.call("GET", "/v1/services", Some(OP), "", None).await.0 == StatusCode::UNAUTHORIZED,
+        "old operator token still accepted"
+    );
+    assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
+
+    std::fs::write(api.dir.path().join("view"), "").unwrap(); // empty token file: refused
+    let (s, _, _) = api.call("POST", "/v1/reload", Some("rotated-secret"), "", None).await;
+    assert_eq!(s, StatusCode::OK, "the config itself is valid");
+    assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
+    assert_eq!(api.call("GET", "/v1/services", Some(VIEW), "", None).await.0, StatusCode::OK, "old viewer token kept");
 }

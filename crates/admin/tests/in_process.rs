@@ -44,14 +44,14 @@ async fn stack(blue: &[String], green: &[String], extra: &str) -> Stack {
     let (controller, router) = Controller::start(config.clone(), false).unwrap();
     let state = Arc::new(AdminState {
         control: spawn(controller),
-        tokens: Tokens::open(),
+        tokens: arc_swap::ArcSwap::from_pointee(Tokens::open()),
         router: router.clone(),
         metrics: None,
     });
     let admin_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (admin, proxy) = (admin_l.local_addr().unwrap(), proxy_l.local_addr().unwrap());
-    tokio::spawn(switchyard_admin::serve(admin_l, state, std::future::pending()));
+    tokio::spawn(switchyard_admin::serve(admin_l, state, None, std::future::pending()));
     let opts = ServerOptions::from_listener(&config.listener);
     tokio::spawn(switchyard_proxy::serve(proxy_l, router.clone(), opts, std::future::pending()));
     Stack {

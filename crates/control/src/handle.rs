@@ -7,30 +7,46 @@ use crate::controller::Controller;
 use crate::state::Event;
 use crate::view::{ServiceView, ServicesView};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use switchyard_config::Config;
 use switchyard_config::Weight;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Sends commands to the control task. Cheap to clone.
 #[derive(Clone)]
 pub struct ControlHandle {
     tx: mpsc::Sender<Envelope>,
+    config: watch::Receiver<Arc<Config>>,
 }
 
 /// Starts the control task; it runs until every handle is dropped.
 pub fn spawn(mut controller: Controller) -> ControlHandle {
     let (tx, mut rx) = mpsc::channel::<Envelope>(256);
+    let (config_tx, config) = watch::channel(Arc::new(controller.config().clone()));
     let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {
         while let Some((cmd, reply)) = rx.blocking_recv() {
-            let _ = reply.send(controller.apply(cmd));
+            let reloaded = matches!(cmd, Command::Reload { .. });
+            let result = controller.apply(cmd);
+            if reloaded && result.is_ok() {
+                // Before the reply, so a caller that saw the reload succeed sees the config too.
+                config_tx.send_replace(Arc::new(controller.config().clone()));
+            }
+            let _ = reply.send(result);
         }
     });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the control thread");
     }
-    ControlHandle { tx }
+    ControlHandle { tx, config }
 }
 
 impl ControlHandle {
+    /// The config in force, updated after every successful reload (for parts that
+    /// read files of their own from it, like the admin API's tokens).
+    pub fn config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.clone()
+    }
+
     /// Sends a command and waits for its answer (given after the change is live).
     pub async fn call(&self, cmd: Command) -> Result<Reply, ControlError> {
         let (tx, rx) = oneshot::channel();
