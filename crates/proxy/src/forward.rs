@@ -124,7 +124,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        route: Route,
+        mut route: Route,
         mut req: Request<Incoming>,
         mut log: Option<Box<Pending>>,
         start: Instant,
@@ -164,7 +164,7 @@ impl Proxy {
         let retry_parts = retry_body.as_ref().map(|_| parts.clone());
 
         let first = send(&route, parts, &path, first_body, start).await;
-        let set_cookie = route.set_cookie.clone();
+        let set_cookie = route.set_cookie.take();
         let (route, result) = match (first, retry_parts, retry_body) {
             (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(route.backend)) {
                 Some(next) => {
