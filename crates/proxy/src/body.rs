@@ -1,8 +1,10 @@
 //! Body types that stream without boxing: the request body sent upstream (which can
 //! be handed to a second backend when the first refused the connection) and the
-//! response body sent to the client (which carries the in-flight count).
+//! response body sent to the client (which carries the in-flight count and, for
+//! HTTP/1 upstreams, drives the upstream connection and gives it back at the end).
 
 use crate::tracker::Tracker;
+use crate::upstream::Lease;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -80,16 +82,41 @@ impl Body for RequestBody {
 
 /// The body of a response on its way to the client.
 pub enum ResponseBody {
-    /// Streamed from the backend; the tracker records the request when dropped.
-    Upstream(Incoming, Tracker),
+    /// Streamed from the backend.
+    Upstream(UpstreamBody),
     /// A short body the proxy wrote itself.
     Full(Option<Bytes>),
+}
+
+/// A backend's response body; the tracker records the request when it is dropped.
+pub struct UpstreamBody {
+    body: Incoming,
+    pub(crate) tracker: Tracker,
+    /// The HTTP/1 connection the body arrives on, driven here (`upstream`); `None`
+    /// for hyper-util's client, which drives its connections on their own tasks.
+    lease: Option<Lease>,
+    ended: bool,
 }
 
 impl ResponseBody {
     /// A body the proxy writes itself.
     pub fn text(text: impl Into<Bytes>) -> ResponseBody {
         ResponseBody::Full(Some(text.into()))
+    }
+
+    pub(crate) fn upstream(body: Incoming, tracker: Tracker, lease: Option<Lease>) -> ResponseBody {
+        ResponseBody::Upstream(UpstreamBody { body, tracker, lease, ended: false })
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // Only a connection whose answer was read to its end can carry another request.
+        if let Some(lease) = self.lease.take()
+            && (self.ended || self.body.is_end_stream())
+        {
+            self.tracker.conns().put(lease);
+        }
     }
 }
 
@@ -99,12 +126,20 @@ impl Body for ResponseBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream(b, tracker) => {
-                let frame = Pin::new(b).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(f))) = &frame
-                    && let Some(d) = f.data_ref()
-                {
-                    tracker.add_bytes(d.len());
+            ResponseBody::Upstream(u) => {
+                // Read what the connection has first, so the body finds it without a wake-up.
+                if let Some(lease) = &mut u.lease {
+                    lease.drive(cx);
+                }
+                let frame = Pin::new(&mut u.body).poll_frame(cx);
+                match &frame {
+                    Poll::Ready(Some(Ok(f))) => {
+                        if let Some(d) = f.data_ref() {
+                            u.tracker.add_bytes(d.len());
+                        }
+                    }
+                    Poll::Ready(None) => u.ended = true,
+                    Poll::Ready(Some(Err(_))) | Poll::Pending => {}
                 }
                 frame
             }
@@ -114,14 +149,14 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Upstream(b, _) => b.is_end_stream(),
+            ResponseBody::Upstream(u) => u.body.is_end_stream(),
             ResponseBody::Full(data) => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Upstream(b, _) => b.size_hint(),
+            ResponseBody::Upstream(u) => u.body.size_hint(),
             ResponseBody::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
             ResponseBody::Full(None) => SizeHint::with_exact(0),
         }

@@ -12,6 +12,7 @@ use crate::sticky;
 use crate::table::{PoolRoute, ServiceRoute};
 use crate::tracker::Tracker;
 use crate::upgrade::{self, Tunnel};
+use crate::upstream::{self, SendError};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body;
@@ -137,6 +138,8 @@ impl Proxy {
             .then(|| req.headers().get(header::UPGRADE).cloned())
             .flatten();
         let client_upgrade = wants_upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        // hyper-util's client carries h2c and upgrades; plain HTTP/1 stays in this task.
+        let in_task = !route.pool().is_h2c() && client_upgrade.is_none();
         let (mut parts, body) = req.into_parts();
         // `TE: trailers` is hop-by-hop, but gRPC over an HTTP/2 upstream needs it.
         let te_trailers = route.pool().is_h2c() && headers::wants_trailers(&parts.headers);
@@ -163,7 +166,7 @@ impl Proxy {
         };
         let retry_parts = retry_body.as_ref().map(|_| parts.clone());
 
-        let first = send(&route, parts, &path, first_body, start).await;
+        let first = send(&route, parts, &path, first_body, in_task, start).await;
         let set_cookie = route.set_cookie.take();
         let (route, result) = match (first, retry_parts, retry_body) {
             (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(route.backend)) {
@@ -171,7 +174,7 @@ impl Proxy {
                     let next =
                         Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
                     tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
-                    let r = send(&next, parts, &path, body, start).await;
+                    let r = send(&next, parts, &path, body, in_task, start).await;
                     (next, r)
                 }
                 None => (route, Err(Failure::Connect)),
@@ -196,8 +199,8 @@ impl Proxy {
                 if let Some(v) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
                     resp.headers_mut().append(header::SET_COOKIE, v);
                 }
-                if let ResponseBody::Upstream(_, tracker) = resp.body_mut() {
-                    tracker.set_log(log);
+                if let ResponseBody::Upstream(u) = resp.body_mut() {
+                    u.tracker.set_log(log);
                 }
                 resp
             }
@@ -240,20 +243,40 @@ async fn send(
     mut parts: http::request::Parts,
     path: &PathAndQuery,
     body: RequestBody,
+    in_task: bool,
     start: Instant,
 ) -> Result<Response<ResponseBody>, Failure> {
     let pool = route.pool();
-    let authority = route.backend().authority().ok_or(Failure::Connect)?;
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(path.clone());
-    parts.uri = Uri::from_parts(uri).map_err(|_| Failure::Other)?;
+    let backend = route.backend();
+    let authority = backend.authority().ok_or(Failure::Connect)?;
     let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
-    let fut = pool.client.request(Request::from_parts(parts, body));
-    let failure = match tokio::time::timeout(route.service.timeouts.request, fut).await {
-        Ok(Ok(resp)) => {
-            route.backend().connect_ok();
+    let timeouts = &route.service.timeouts;
+    let result = if in_task {
+        parts.uri = Uri::from(path.clone());
+        let conns = &pool.conns[route.backend];
+        let fut = upstream::send(conns, backend.address(), timeouts.connect, Request::from_parts(parts, body));
+        match tokio::time::timeout(timeouts.request, fut).await {
+            Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
+            Ok(Err(SendError::Connect(e))) => Err(Some((true, e.to_string()))),
+            Ok(Err(SendError::Http(e))) => Err(Some((false, e.to_string()))),
+            Err(_) => Err(None),
+        }
+    } else {
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(path.clone());
+        parts.uri = Uri::from_parts(uri).map_err(|_| Failure::Other)?;
+        let fut = pool.client.request(Request::from_parts(parts, body));
+        match tokio::time::timeout(timeouts.request, fut).await {
+            Ok(Ok(resp)) => Ok((resp, None)),
+            Ok(Err(e)) => Err(Some((e.is_connect(), format!("{e:?}")))),
+            Err(_) => Err(None),
+        }
+    };
+    let failure = match result {
+        Ok((resp, lease)) => {
+            backend.connect_ok();
             let (mut parts, body) = resp.into_parts();
             let upgrade_to = (parts.status == StatusCode::SWITCHING_PROTOCOLS)
                 .then(|| parts.headers.get(header::UPGRADE).cloned())
@@ -263,15 +286,16 @@ async fn send(
                 upgrade::restore(&mut parts.headers, u);
             }
             tracker.set_status(parts.status.as_u16());
-            return Ok(Response::from_parts(parts, ResponseBody::Upstream(body, tracker)));
+            return Ok(Response::from_parts(parts, ResponseBody::upstream(body, tracker, lease)));
         }
-        Err(_) => Failure::Timeout,
-        Ok(Err(e)) if e.is_connect() => {
-            route.backend().connect_failed();
+        Err(None) => Failure::Timeout,
+        Err(Some((true, error))) => {
+            tracing::debug!(%error, "upstream connect failed");
+            backend.connect_failed();
             Failure::Connect
         }
-        Ok(Err(e)) => {
-            tracing::debug!(error = ?e, "upstream error");
+        Err(Some((false, error))) => {
+            tracing::debug!(%error, "upstream error");
             Failure::Other
         }
     };

@@ -20,10 +20,11 @@ mod table;
 pub mod tls;
 mod tracker;
 mod upgrade;
+mod upstream;
 
 pub use access_log::{AccessLog, LogFormat};
 pub use backend::{Backend, PoolStats};
-pub use body::{RequestBody, ResponseBody};
+pub use body::{RequestBody, ResponseBody, UpstreamBody};
 pub use error::ProxyError;
 pub use forward::{Proxy, Refusal, Route};
 pub use routes::{Router, RoutesPublisher, channel};

@@ -6,6 +6,7 @@ use crate::backend::{Backend, PoolStats};
 use crate::client::{UpstreamClient, new_client};
 use crate::pick;
 use crate::preview::PreviewKey;
+use crate::upstream::IdleConns;
 use http::HeaderName;
 use metrics::Counter;
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct PoolRoute {
     /// The pool's own connection pool; replaced when the pool loses all traffic so
     /// its idle upstream connections close (draining).
     pub(crate) client: UpstreamClient,
+    /// Idle HTTP/1 connections per backend (same order as `backends`), replaced with it.
+    pub(crate) conns: Box<[Arc<IdleConns>]>,
     protocol: Protocol,
 }
 
@@ -160,6 +163,18 @@ impl ServiceRoute {
                     Some(o) => o.client.clone(),
                     None => new_client(&svc.timeouts, p.protocol),
                 };
+                let conns = p
+                    .backends
+                    .iter()
+                    .map(|addr| {
+                        reuse
+                            .and_then(|o| {
+                                let i = o.backends.iter().position(|b| b.address() == addr.as_str())?;
+                                Some(o.conns[i].clone())
+                            })
+                            .unwrap_or_else(|| Arc::new(IdleConns::new(svc.timeouts.pool_idle)))
+                    })
+                    .collect();
                 PoolRoute {
                     name: p.name.as_str().into(),
                     weight,
@@ -167,6 +182,7 @@ impl ServiceRoute {
                     stats: old.map_or_else(Default::default, |o| o.stats.clone()),
                     metrics: old.map_or_else(|| Arc::new(PoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
+                    conns,
                     protocol: p.protocol,
                 }
             })

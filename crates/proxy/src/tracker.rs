@@ -4,6 +4,7 @@
 
 use crate::access_log::Pending;
 use crate::table::{PoolRoute, ServiceRoute};
+use crate::upstream::IdleConns;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,6 +43,11 @@ impl Tracker {
     /// The access log line to write when the request ends.
     pub(crate) fn set_log(&mut self, log: Option<Box<Pending>>) {
         self.log = log;
+    }
+
+    /// The idle HTTP/1 connections of the backend this request went to.
+    pub(crate) fn conns(&self) -> &Arc<IdleConns> {
+        &self.pool().conns[self.backend]
     }
 
     /// Counts body bytes sent to the client.

@@ -24,6 +24,9 @@ use tokio::task::JoinHandle;
 struct Shared {
     name: String,
     hits: AtomicUsize,
+    /// Connections accepted so far, and those still open.
+    accepted: AtomicUsize,
+    open: AtomicUsize,
     gate: Semaphore,
     arrivals: mpsc::UnboundedSender<String>,
 }
@@ -49,8 +52,14 @@ impl Upstream {
     pub fn serve(name: &str, listener: TcpListener) -> Upstream {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared =
-            Arc::new(Shared { name: name.into(), hits: AtomicUsize::new(0), gate: Semaphore::new(0), arrivals: tx });
+        let shared = Arc::new(Shared {
+            name: name.into(),
+            hits: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            gate: Semaphore::new(0),
+            arrivals: tx,
+        });
         let s = shared.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -58,7 +67,10 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let s = s.clone();
                 let mut stopped = stopped.clone();
+                s.accepted.fetch_add(1, Ordering::SeqCst);
+                s.open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
+                    let counts = s.clone();
                     let svc = service_fn(move |req| handle(s.clone(), req));
                     let builder = auto::Builder::new(TokioExecutor::new());
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
@@ -67,6 +79,7 @@ impl Upstream {
                         _ = conn => {}
                         _ = stopped.wait_for(|s| *s) => {}
                     }
+                    counts.open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -81,6 +94,16 @@ impl Upstream {
     /// Requests answered or started so far.
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now (closed ones are counted once their socket is dropped).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
     }
 
     /// Lets `n` held requests (or paused downloads) go on.

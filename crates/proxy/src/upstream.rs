@@ -1,0 +1,182 @@
+//! HTTP/1 upstream connections driven inside the client connection's own task.
+//!
+//! Each backend keeps a stack of idle keep-alive connections. A request checks one
+//! out (or connects), and its future polls the connection itself until the response
+//! head arrives; the response body then polls it while the client reads. When the
+//! body has been read to its end the connection goes back on the stack. So a
+//! request never crosses to another task and back — what hyper-util's pooled
+//! client does, with a wake-up and a queue hand-off each way (see `ARCHITECTURE.md`).
+//! h2c pools and upgrades still use that client (`client.rs`).
+
+use crate::body::RequestBody;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// At most this many idle connections are kept per backend; more are closed.
+const MAX_IDLE: usize = 1024;
+/// The reaper closes idle connections at least this often.
+const MAX_REAP_INTERVAL: Duration = Duration::from_secs(15);
+
+/// One upstream connection: the request sender and the connection state machine it feeds.
+pub(crate) struct Lease {
+    send: http1::SendRequest<RequestBody>,
+    /// `None` once the connection has ended (never polled again after that). Boxed
+    /// once per connection, so a request moves a pointer, not the whole state.
+    conn: Option<Box<http1::Connection<TokioIo<TcpStream>, RequestBody>>>,
+}
+
+impl Lease {
+    /// Lets the connection write and read what it can; false once it has ended.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(conn) = &mut self.conn else { return false };
+        match Pin::new(&mut **conn).poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(r) => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                self.conn = None;
+                false
+            }
+        }
+    }
+
+    /// Ready for another request (after being driven once since the last one ended).
+    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        self.drive(cx) && self.send.is_ready()
+    }
+}
+
+/// Why a request got no response head.
+pub(crate) enum SendError {
+    /// No connection could be made.
+    Connect(std::io::Error),
+    /// The connection failed or closed before the head arrived.
+    Http(hyper::Error),
+}
+
+/// A backend's idle connections, newest last.
+pub(crate) struct IdleConns {
+    idle: Mutex<Vec<(Lease, Instant)>>,
+    idle_timeout: Duration,
+    reaper: AtomicBool,
+}
+
+impl IdleConns {
+    /// An empty stack whose connections close after `idle_timeout` unused.
+    pub(crate) fn new(idle_timeout: Duration) -> IdleConns {
+        IdleConns { idle: Mutex::new(Vec::new()), idle_timeout, reaper: AtomicBool::new(false) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(Lease, Instant)>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Option<(Lease, Instant)> {
+        self.lock().pop()
+    }
+
+    /// Gives back a connection whose response was read to its end.
+    pub(crate) fn put(self: &Arc<Self>, lease: Lease) {
+        if lease.conn.is_none() || lease.send.is_closed() {
+            return;
+        }
+        let start_reaper = {
+            let mut idle = self.lock();
+            if idle.len() >= MAX_IDLE {
+                return;
+            }
+            idle.push((lease, Instant::now()));
+            !self.reaper.swap(true, Ordering::Relaxed)
+        };
+        if start_reaper && let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(reap(Arc::downgrade(self)));
+        }
+    }
+
+    /// Closes connections idle too long or closed by the backend; false when none are left.
+    fn reap(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut idle = self.lock();
+        idle.retain_mut(|(lease, since)| since.elapsed() < self.idle_timeout && lease.drive(&mut cx));
+        if idle.is_empty() {
+            self.reaper.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// Sweeps a backend's idle connections until it has none (or is gone).
+async fn reap(conns: Weak<IdleConns>) {
+    loop {
+        let Some(interval) = conns.upgrade().map(|c| c.idle_timeout.min(MAX_REAP_INTERVAL)) else { return };
+        tokio::time::sleep(interval).await;
+        match conns.upgrade() {
+            Some(c) if c.reap() => {}
+            _ => return,
+        }
+    }
+}
+
+/// Sends `req` (origin-form URI, `Host` set) to `addr` on an idle connection or a new
+/// one, driving it in this task until the response head arrives. A request that an
+/// idle connection could not take (it had just closed) moves to the next one.
+pub(crate) async fn send(
+    conns: &IdleConns,
+    addr: &str,
+    connect_timeout: Duration,
+    mut req: Request<RequestBody>,
+) -> Result<(Response<Incoming>, Lease), SendError> {
+    loop {
+        let (mut lease, reused) = match checkout(conns).await {
+            Some(lease) => (lease, true),
+            None => (connect(addr, connect_timeout).await?, false),
+        };
+        let mut response = pin!(lease.send.try_send_request(req));
+        let result = poll_fn(|cx| {
+            lease.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await;
+        match result {
+            Ok(resp) => return Ok((resp, lease)),
+            Err(mut e) => match e.take_message() {
+                Some(back) if reused => req = back,
+                _ => return Err(SendError::Http(e.into_error())),
+            },
+        }
+    }
+}
+
+/// The newest idle connection that is still open and ready.
+async fn checkout(conns: &IdleConns) -> Option<Lease> {
+    loop {
+        let (mut lease, since) = conns.take()?;
+        let usable = since.elapsed() < conns.idle_timeout && poll_fn(|cx| Poll::Ready(lease.reusable(cx))).await;
+        if usable {
+            return Some(lease);
+        }
+    }
+}
+
+async fn connect(addr: &str, timeout: Duration) -> Result<Lease, SendError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(SendError::Connect(e)),
+        Err(_) => return Err(SendError::Connect(std::io::ErrorKind::TimedOut.into())),
+    };
+    // Small requests and answers go out at once.
+    let _ = stream.set_nodelay(true);
+    let (send, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
+    Ok(Lease { send, conn: Some(Box::new(conn)) })
+}

@@ -1,0 +1,97 @@
+//! The HTTP/1 upstream connection pool: keep-alive reuse, and every way an idle
+//! connection must go away without costing a request (the backend closed it, its
+//! answer was abandoned, its pool lost all traffic, it idled past `pool_idle`).
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use switchyard_config::Config;
+use switchyard_test_support::{Conn, TestProxy, Upstream, assert_eventually, config_from};
+use tokio::net::{TcpListener, TcpStream};
+
+fn config(blue: &Upstream, green: &Upstream, active: &str, timeouts: &str) -> Config {
+    config_from(&format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"shop\"\n{timeouts}\n[service.traffic]\nactive = \"{active}\"\n[service.pools.blue]\nbackends = [\"{}\"]\n[service.pools.green]\nbackends = [\"{}\"]\n",
+        blue.address(),
+        green.address()
+    ))
+}
+
+async fn get(proxy: &TestProxy) -> (StatusCode, String) {
+    Conn::open(proxy.addr).await.get("shop", "/").await
+}
+
+#[tokio::test]
+async fn one_upstream_connection_serves_sequential_requests_from_many_clients() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
+    let mut c = Conn::open(proxy.addr).await;
+    for _ in 0..5 {
+        assert_eq!(c.get("shop", "/").await, (StatusCode::OK, "blue".into()));
+    }
+    for _ in 0..5 {
+        assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    }
+    assert_eq!(b.hits(), 10);
+    assert_eq!(b.connections(), 1, "every request after the first reused the idle connection");
+}
+
+#[tokio::test]
+async fn a_connection_the_backend_closed_while_idle_costs_no_request() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    // The backend restarts on the same port: the proxy's idle connection is now closed.
+    b.stop();
+    assert_eventually!(b.open_connections() == 0, "the backend closed its side");
+    let again = Upstream::serve("blue-again", TcpListener::bind(b.addr).await.unwrap());
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue-again".into()));
+    assert_eq!(again.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_whose_answer_was_abandoned_is_closed_not_reused() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let client = tokio::spawn(conn);
+    let req = Request::get("/download?bytes=10000000&pause=1").header("host", "shop").body(Full::<Bytes>::default());
+    let mut body = send.send_request(req.unwrap()).await.unwrap().into_body();
+    assert!(!body.frame().await.unwrap().unwrap().into_data().unwrap().is_empty());
+    // The client goes away mid-body; the rest must never reach the next request.
+    drop((body, send));
+    client.abort();
+    b.release(1);
+    assert_eventually!(b.open_connections() == 0, "the proxy closed the abandoned upstream connection");
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    assert_eq!(b.connections(), 2);
+}
+
+#[tokio::test]
+async fn cutover_closes_idle_connections_to_the_pool_that_lost_its_traffic() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    assert_eq!(b.open_connections(), 1);
+    proxy.apply(&config(&b, &g, "green", ""));
+    assert_eventually!(b.open_connections() == 0, "blue's idle connection closes at cutover");
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "green".into()));
+    // A reload that keeps green's traffic keeps its connection.
+    proxy.apply(&config(&b, &g, "green", ""));
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "green".into()));
+    assert_eq!(g.connections(), 1);
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_pool_idle_without_traffic() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&config(&b, &g, "blue", "[service.timeouts]\npool_idle = \"100ms\"")).await;
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    assert_eventually!(b.open_connections() == 0, "the idle connection closes after pool_idle");
+    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    assert_eq!(b.connections(), 2);
+}
