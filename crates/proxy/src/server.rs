@@ -128,9 +128,13 @@ async fn connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let proxy = Arc::new(proxy);
     let svc = service_fn(move |req| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+        // Boxed: hyper keeps a connection's request future in place of its size for the
+        // connection's life, and moves it in for every request. A box is 8 bytes to move
+        // and lets idle connections hold nothing of it (~4.5 KiB each otherwise).
+        Box::pin(async move { Ok::<_, Infallible>(proxy.handle(req).await) })
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     if let Err(e) = watcher.watch(conn.into_owned()).await {
