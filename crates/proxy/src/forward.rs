@@ -155,31 +155,35 @@ impl Proxy {
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| ROOT.clone());
 
         // A second backend can only be tried if the first attempt leaves the request intact.
+        // The in-task client hands back a request it could not connect for; hyper-util's
+        // consumes it, so for that one a copy of the head and a take-once body are kept.
         let can_retry = route.pool().backends.len() > 1;
-        let (first_body, retry_body) = match (can_retry, body.is_end_stream()) {
+        let (first_body, spare) = match (can_retry && !in_task, body.is_end_stream()) {
             (false, _) => (RequestBody::Direct(body), None),
-            (true, true) => (RequestBody::Direct(body), Some(RequestBody::Empty)),
+            (true, true) => (RequestBody::Direct(body), Some((parts.clone(), RequestBody::Empty))),
             (true, false) => {
                 let (a, b) = RequestBody::shared(body);
-                (a, Some(b))
+                (a, Some((parts.clone(), b)))
             }
         };
-        let retry_parts = retry_body.as_ref().map(|_| parts.clone());
 
-        let first = send(&route, parts, &path, first_body, in_task, start).await;
+        let first = send(&route, Request::from_parts(parts, first_body), &path, in_task, start).await;
         let set_cookie = route.set_cookie.take();
-        let (route, result) = match (first, retry_parts, retry_body) {
-            (Err(Failure::Connect), Some(parts), Some(body)) => match route.pool().pick(Some(route.backend)) {
-                Some(next) => {
-                    let next =
-                        Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
-                    tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
-                    let r = send(&next, parts, &path, body, in_task, start).await;
-                    (next, r)
+        let (route, result) = match first {
+            Err((Failure::Connect, back)) if can_retry => {
+                let again = back.or_else(|| spare.map(|(parts, body)| Request::from_parts(parts, body)));
+                match (again, route.pool().pick(Some(route.backend))) {
+                    (Some(req), Some(next)) => {
+                        let next =
+                            Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
+                        tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
+                        let r = send(&next, req, &path, in_task, start).await;
+                        (next, r)
+                    }
+                    _ => (route, Err((Failure::Connect, None))),
                 }
-                None => (route, Err(Failure::Connect)),
-            },
-            (first, _, _) => (route, first),
+            }
+            first => (route, first),
         };
         if let Some(l) = &mut log {
             l.routed(&route.service, route.pool, Some(route.backend));
@@ -204,7 +208,7 @@ impl Proxy {
                 }
                 resp
             }
-            Err(f) => {
+            Err((f, _)) => {
                 let (service, pool, backend) =
                     (route.service.name.clone(), route.pool().name.clone(), route.backend().address().into());
                 tracing::warn!(%service, %pool, %backend, failure = ?f, "upstream request failed");
@@ -238,17 +242,19 @@ enum Failure {
     Other,
 }
 
+/// Sends one attempt. A request that never left (no connection could be made to
+/// the backend) comes back with the failure when the client allows it.
 async fn send(
     route: &Route,
-    mut parts: http::request::Parts,
+    req: Request<RequestBody>,
     path: &PathAndQuery,
-    body: RequestBody,
     in_task: bool,
     start: Instant,
-) -> Result<Response<ResponseBody>, Failure> {
+) -> Result<Response<ResponseBody>, (Failure, Option<Request<RequestBody>>)> {
     let pool = route.pool();
     let backend = route.backend();
-    let authority = backend.authority().ok_or(Failure::Connect)?;
+    let Some(authority) = backend.authority() else { return Err((Failure::Connect, Some(req))) };
+    let (mut parts, body) = req.into_parts();
     let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
     let timeouts = &route.service.timeouts;
     let result = if in_task {
@@ -257,24 +263,24 @@ async fn send(
         let fut = upstream::send(conns, backend.address(), timeouts.connect, Request::from_parts(parts, body));
         match tokio::time::timeout(timeouts.request, fut).await {
             Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
-            Ok(Err(SendError::Connect(e))) => Err(Some((true, e.to_string()))),
-            Ok(Err(SendError::Http(e))) => Err(Some((false, e.to_string()))),
-            Err(_) => Err(None),
+            Ok(Err(SendError::Connect(e, back))) => Err((Some((true, e.to_string())), Some(back))),
+            Ok(Err(SendError::Http(e))) => Err((Some((false, e.to_string())), None)),
+            Err(_) => Err((None, None)),
         }
     } else {
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(authority.clone());
         uri.path_and_query = Some(path.clone());
-        parts.uri = Uri::from_parts(uri).map_err(|_| Failure::Other)?;
+        parts.uri = Uri::from_parts(uri).map_err(|_| (Failure::Other, None))?;
         let fut = pool.client.request(Request::from_parts(parts, body));
         match tokio::time::timeout(timeouts.request, fut).await {
             Ok(Ok(resp)) => Ok((resp, None)),
-            Ok(Err(e)) => Err(Some((e.is_connect(), format!("{e:?}")))),
-            Err(_) => Err(None),
+            Ok(Err(e)) => Err((Some((e.is_connect(), format!("{e:?}"))), None)),
+            Err(_) => Err((None, None)),
         }
     };
-    let failure = match result {
+    let (failure, back) = match result {
         Ok((resp, lease)) => {
             backend.connect_ok();
             let (mut parts, body) = resp.into_parts();
@@ -288,15 +294,15 @@ async fn send(
             tracker.set_status(parts.status.as_u16());
             return Ok(Response::from_parts(parts, ResponseBody::upstream(body, tracker, lease)));
         }
-        Err(None) => Failure::Timeout,
-        Err(Some((true, error))) => {
+        Err((None, back)) => (Failure::Timeout, back),
+        Err((Some((true, error)), back)) => {
             tracing::debug!(%error, "upstream connect failed");
             backend.connect_failed();
-            Failure::Connect
+            (Failure::Connect, back)
         }
-        Err(Some((false, error))) => {
+        Err((Some((false, error)), back)) => {
             tracing::debug!(%error, "upstream error");
-            Failure::Other
+            (Failure::Other, back)
         }
     };
     pool.metrics.upstream_error(match failure {
@@ -304,7 +310,7 @@ async fn send(
         Failure::Timeout => "timeout",
         Failure::Other => "reset",
     });
-    Err(failure)
+    Err((failure, back))
 }
 
 /// The host a request is for — the URI's authority (HTTP/2, absolute-form) or

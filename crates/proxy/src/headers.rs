@@ -22,6 +22,11 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 /// `Upgrade` is removed too; the upgrade path puts it back deliberately.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass comparing names (no hashing) finds most messages clean, or with
+    // only `Connection`; ten hashed removals ran on every message before.
+    if !headers.keys().any(|k| k == header::UPGRADE || HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)

@@ -57,9 +57,10 @@ impl Lease {
 }
 
 /// Why a request got no response head.
+#[expect(clippy::large_enum_variant, reason = "returned by value once per failed attempt; boxing would allocate")]
 pub(crate) enum SendError {
-    /// No connection could be made.
-    Connect(std::io::Error),
+    /// No connection could be made; the request never left and comes back.
+    Connect(std::io::Error, Request<RequestBody>),
     /// The connection failed or closed before the head arrived.
     Http(hyper::Error),
 }
@@ -140,7 +141,11 @@ pub(crate) async fn send(
     loop {
         let (mut lease, reused) = match checkout(conns).await {
             Some(lease) => (lease, true),
-            None => (connect(addr, connect_timeout).await?, false),
+            None => match connect(addr, connect_timeout).await {
+                Ok(lease) => (lease, false),
+                Err(Connect::Refused(e)) => return Err(SendError::Connect(e, req)),
+                Err(Connect::Handshake(e)) => return Err(SendError::Http(e)),
+            },
         };
         let mut response = pin!(lease.send.try_send_request(req));
         let result = poll_fn(|cx| {
@@ -169,14 +174,19 @@ async fn checkout(conns: &IdleConns) -> Option<Lease> {
     }
 }
 
-async fn connect(addr: &str, timeout: Duration) -> Result<Lease, SendError> {
+enum Connect {
+    Refused(std::io::Error),
+    Handshake(hyper::Error),
+}
+
+async fn connect(addr: &str, timeout: Duration) -> Result<Lease, Connect> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(SendError::Connect(e)),
-        Err(_) => return Err(SendError::Connect(std::io::ErrorKind::TimedOut.into())),
+        Ok(Err(e)) => return Err(Connect::Refused(e)),
+        Err(_) => return Err(Connect::Refused(std::io::ErrorKind::TimedOut.into())),
     };
     // Small requests and answers go out at once.
     let _ = stream.set_nodelay(true);
-    let (send, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
+    let (send, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(Connect::Handshake)?;
     Ok(Lease { send, conn: Some(Box::new(conn)) })
 }
