@@ -12,8 +12,10 @@ const MAX_HOST: usize = 255;
 /// Calls `f` with `host` lower-cased and without its port, using a stack buffer.
 /// Works on bytes: a host that is not ASCII simply matches nothing.
 pub(crate) fn with_host_key<R>(host: &[u8], f: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
-    let host = strip_port(host);
-    if !host.iter().any(u8::is_ascii_uppercase) {
+    let flags = scan(host);
+    let host = if flags & 1 != 0 { strip_port(host) } else { host };
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    if flags & 2 == 0 {
         return f(host);
     }
     if host.len() > MAX_HOST {
@@ -26,12 +28,52 @@ pub(crate) fn with_host_key<R>(host: &[u8], f: impl FnOnce(&[u8]) -> Option<R>) 
     f(lower)
 }
 
-fn strip_port(host: &[u8]) -> &[u8] {
-    let host = match host.iter().rposition(|&b| b == b':') {
-        Some(i) if !host[i..].contains(&b']') => &host[..i],
-        _ => host,
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Bit 0: the host has a `:` (maybe a port); bit 1: it has an upper-case ASCII letter.
+/// Eight bytes per step (SWAR): a byte loop costs ~7 instructions a byte.
+fn scan(host: &[u8]) -> u8 {
+    let mut colon = 0;
+    let mut upper = 0;
+    let mut step = |w: u64| {
+        // A zero byte in `w ^ ':'` is a colon (the borrow trick: exact for "any").
+        let x = w ^ (ONES * u64::from(b':'));
+        colon |= x.wrapping_sub(ONES) & !x & HIGHS;
+        upper |= upper_marks(w);
     };
-    host.strip_suffix(b".").unwrap_or(host)
+    let mut chunks = host.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        step(u64::from_ne_bytes(w));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // Zero padding is neither a colon nor a letter.
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        step(u64::from_ne_bytes(w));
+    }
+    u8::from(colon != 0) | (u8::from(upper != 0) << 1)
+}
+
+/// 0x80 in every byte of `w` that is an ASCII capital, 0 elsewhere. On 7-bit bytes,
+/// adding 0x80 - c sets a byte's top bit iff the byte >= c (no carry between bytes);
+/// bytes that were >= 0x80 (not ASCII) are masked out by `!w`.
+fn upper_marks(w: u64) -> u64 {
+    let low = w & !HIGHS;
+    (low + ONES * (0x80 - u64::from(b'A'))) & !(low + ONES * (0x80 - u64::from(b'Z') - 1)) & !w & HIGHS
+}
+
+/// Without the port: up to the last `:` that is not inside `[…]` (an IPv6 literal).
+fn strip_port(host: &[u8]) -> &[u8] {
+    let Some(i) = host.iter().rposition(|&b| b == b':') else { return host };
+    // In `[v6]` and `[v6]:port` only a colon right after the `]` starts a port.
+    if host.first() == Some(&b'[') && (i == 0 || host[i - 1] != b']') {
+        return host;
+    }
+    &host[..i]
 }
 
 /// FxHash: a few instructions per word. The map is never written from the network,
@@ -107,7 +149,8 @@ pub(crate) fn backend(backends: &[Arc<Backend>], not: Option<usize>) -> Option<u
             let len = u32::try_from(n).unwrap_or(u32::MAX);
             let a = below(len) as usize;
             // A second, distinct index; a + 1 + r < 2n, so one subtraction wraps it (no division).
-            let b = a + 1 + below(len - 1) as usize;
+            // With two backends the other one is the only choice: no second draw.
+            let b = a + 1 + if n == 2 { 0 } else { below(len - 1) as usize };
             let b = if b >= n { b - n } else { b };
             match (usable(a), usable(b)) {
                 (true, true) => Some(if backends[b].inflight() < backends[a].inflight() { b } else { a }),
@@ -131,6 +174,29 @@ mod tests {
         assert_eq!(key("shop.example.com."), "shop.example.com");
         assert_eq!(key("[::1]:80"), "[::1]");
         assert_eq!(key("[::1]"), "[::1]");
+        assert_eq!(key("[::FFFF:1]:8443"), "[::ffff:1]");
+        assert_eq!(
+            key("A-Very-Long-Host-Name.With-Many.Labels.EXAMPLE.com:1"),
+            "a-very-long-host-name.with-many.labels.example.com"
+        );
+        assert_eq!(key("@[`{Z"), "@[`{z");
+    }
+
+    #[test]
+    fn scan_finds_colons_and_capitals_in_every_position_and_nothing_else() {
+        for len in 0..20 {
+            for at in 0..len {
+                for (c, want) in
+                    [(b':', 1), (b'A', 2), (b'Z', 2), (b'M', 2), (b'@', 0), (b'[', 0), (0xC1, 0), (0xFF, 0)]
+                {
+                    let mut host = vec![b'a'; len];
+                    host[at] = c;
+                    assert_eq!(scan(&host), want, "{host:?}");
+                }
+            }
+            assert_eq!(scan(&vec![b'z'; len]), 0);
+        }
+        assert_eq!(scan(b"Shop.example.com:8080"), 3);
     }
 
     #[test]
