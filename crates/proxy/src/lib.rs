@@ -1,6 +1,8 @@
 //! switchyard-proxy owns the data plane: the routing snapshot (`RoutingTable` in one
 //! `ArcSwap`, read by `Router`, written only through `RoutesPublisher`), the
-//! routing decision, and forwarding requests to backends with hyper.
+//! routing decision, and forwarding requests to backends with hyper: HTTP/1
+//! upstream connections pooled per backend and driven inside the request's own
+//! task (`upstream`), hyper-util's client for h2c and upgrades (`client`).
 //!
 //! It depends on switchyard-config only; never on control, admin, notify or toml.
 
