@@ -99,6 +99,21 @@ class Proc:
                 self.p.kill()
                 self.p.wait()
 
+    def cpu_seconds(self):
+        """(user, system) CPU seconds of the process and its children so far, from /proc."""
+        pids = [str(self.p.pid)] + subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True,
+                                                  text=True).stdout.split()
+        tick = os.sysconf("SC_CLK_TCK")
+        user = system = 0.0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+        return user, system
+
     def rss_kib(self):
         """RSS of the process and its children (nginx's workers hold the connections)."""
         pids = [str(self.p.pid)] + subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True,
@@ -388,14 +403,19 @@ def main():
                     started.append(p)
                     try:
                         wrk(p.port, 1, 64, tmp)  # warm up connections
+                        u0, s0 = p.proc.cpu_seconds()
                         heavy = wrk(p.port, seconds, 64, tmp)
+                        u1, s1 = p.proc.cpu_seconds()
+                        n = max(heavy["requests"], 1)
+                        heavy["user_us"], heavy["sys_us"] = (u1 - u0) * 1e6 / n, (s1 - s0) * 1e6 / n
                         light = wrk(p.port, seconds, 1, tmp)
                     finally:
                         p.proc.stop()
                     results.setdefault((w, p.name), []).append((heavy, light))
                     print(f"w={w} round {r + 1} {p.name}: {heavy['rps']:.0f} req/s p50 {heavy['p50']}us "
                           f"p99 {heavy['p99']}us p99.9 {heavy['p999']}us errors {heavy['errors']} "
-                          f"non2xx {heavy['non2xx']}; 1 conn p50 {light['p50']}us", flush=True)
+                          f"non2xx {heavy['non2xx']}; cpu/req user {heavy['user_us']:.1f}us sys {heavy['sys_us']:.1f}us; "
+                          f"1 conn p50 {light['p50']}us", flush=True)
         storms = {}
         if not args.no_storm:
             for make in [lambda: Switchyard(tmp, binary, 1, blue.port, green.port),
@@ -440,13 +460,15 @@ def render(results, direct, direct_light, storms, rss, seconds, rounds, workers,
              f"Machine: {cores}; kernel {versions['kernel']}; {versions['nginx']}; {versions['haproxy']}; {versions['wrk']}.",
              "", "Produced by `python3 benches/compare.py " + " ".join(sys.argv[1:]) + "` "
              f"({rounds} alternating round(s) of {seconds} s per proxy; wrk -t1 -c64; light load = wrk -t1 -c1).",
-             "Upstreams: two nginx instances with one worker each, answering a 5-byte body. All on loopback.", "",
+             "Upstreams: two nginx instances with one worker each, answering a 5-byte body. All on loopback. "
+             "CPU per request: the proxy's user and system time (with its children) from /proc over the "
+             "64-connection run, divided by the requests it answered.", "",
              f"Direct to the upstream: {direct['rps']:.0f} req/s, p50 {direct['p50']} µs, p99 {direct['p99']} µs; "
              f"one connection: p50 {direct_light['p50']} µs.", ""]
     for w in workers:
         lines += [f"## {w} worker(s)", "",
-                  "| proxy | req/s | vs nginx | vs direct | p50 µs | p99 µs | p99.9 µs | added p50 at 1 conn µs | errors | non-2xx |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| proxy | req/s | vs nginx | vs direct | p50 µs | p99 µs | p99.9 µs | added p50 at 1 conn µs | CPU µs/request user + sys | errors | non-2xx |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         nginx_rps = med([h["rps"] for h, _ in results.get((w, "nginx"), [])] or [float("nan")])
         names = {n for (ww, n) in results if ww == w}
         for (ww, name), runs in sorted(results.items(), key=lambda kv: kv[0][1]):
@@ -457,8 +479,9 @@ def render(results, direct, direct_light, storms, rss, seconds, rounds, workers,
             added = med([l["p50"] for _, l in runs]) - direct_light["p50"]
             errs = sum(h["errors"] for h, _ in runs)
             non2xx = sum(h["non2xx"] for h, _ in runs)
+            user, system = (med([h[k] for h, _ in runs]) for k in ("user_us", "sys_us"))
             lines.append(f"| {name} | {rps:.0f} | {rps / nginx_rps:.2f} | {rps / direct['rps']:.2f} | {p50:.0f} | "
-                         f"{p99:.0f} | {p999:.0f} | {added:.0f} | {errs} | {non2xx} |")
+                         f"{p99:.0f} | {p999:.0f} | {added:.0f} | {user:.1f} + {system:.1f} | {errs} | {non2xx} |")
         lines.append("")
     if storms:
         lines += ["## Switch storm", "",

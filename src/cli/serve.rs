@@ -1,9 +1,10 @@
 //! `switchyard serve`: wire config, control, admin and proxy together and run
 //! until SIGTERM/SIGINT.
 
-use super::{INVALID, IO_FAILURE, signals};
+use super::{INVALID, IO_FAILURE, signals, workers};
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use switchyard_admin::{AdminState, Tokens};
 use switchyard_config::Config;
 use switchyard_control::Controller;
+use switchyard_proxy::tls::TlsSettings;
 use switchyard_proxy::{AccessLog, ServerOptions};
 use tokio::net::TcpListener;
 
@@ -74,7 +76,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(INVALID);
         }
     };
-    let rt = match super::runtime(config.runtime.worker_threads) {
+    // Admin, health checks and signals; the proxy's traffic runs on its own workers.
+    let rt = match super::runtime(Some(1)) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -172,32 +175,44 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
     let server_opts = ServerOptions { access_log: opts.access_log, ..ServerOptions::from_listener(&config.listener) };
     let tls_addr =
         tls_listener.as_ref().and_then(|l| l.local_addr().ok()).map_or_else(|| "-".to_owned(), |a| a.to_string());
-    let tls_task = match (tls_listener, tls) {
-        (Some(l), Some(tls)) => {
-            let task = switchyard_proxy::serve_tls(l, router.clone(), server_opts.clone(), tls, stop.wait());
-            Some(tokio::spawn(task))
+    let listeners = match to_std(proxy_listener, tls_listener.zip(tls)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot hand the listeners to the workers: {e}");
+            return ExitCode::from(IO_FAILURE);
         }
-        _ => None,
     };
-    let proxy = tokio::spawn(switchyard_proxy::serve(proxy_listener, router, server_opts, stop.wait()));
+    let workers = workers::count(config.runtime.worker_threads);
+    let proxy = match workers::start(workers, &listeners, &router, &server_opts, &stop) {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("cannot start the proxy workers: {e}");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
+    // The workers hold duplicates; these copies would only keep the ports open.
+    drop(listeners);
     // Announced only once signal handlers and the watcher are in place.
-    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, tls = %tls_addr, config = %config.source.display(), "switchyard listening");
+    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, tls = %tls_addr, workers, config = %config.source.display(), "switchyard listening");
     on_ready(&bound);
     signals::wait_for_terminate().await;
     tracing::info!(timeout = ?config.runtime.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
     stop.trigger();
-    let listeners = async move {
-        let _ = proxy.await;
-        if let Some(t) = tls_task {
-            let _ = t.await;
-        }
-    };
-    finish(tokio::spawn(listeners), config.runtime.shutdown_timeout).await;
+    finish(proxy, config.runtime.shutdown_timeout).await;
     admin_task.abort();
     ExitCode::SUCCESS
 }
 
-async fn finish(proxy: tokio::task::JoinHandle<()>, timeout: Duration) {
+/// Listeners handed from this runtime to the workers' own runtimes.
+fn to_std(proxy: TcpListener, tls: Option<(TcpListener, TlsSettings)>) -> std::io::Result<workers::Listeners> {
+    let tls = match tls {
+        Some((l, settings)) => Some((l.into_std()?, settings)),
+        None => None,
+    };
+    Ok(workers::Listeners { plain: proxy.into_std()?, tls })
+}
+
+async fn finish(proxy: impl Future<Output = ()>, timeout: Duration) {
     match tokio::time::timeout(timeout, proxy).await {
         Ok(_) => tracing::info!("all in-flight requests finished"),
         Err(_) => tracing::warn!(?timeout, "shutdown_timeout passed with requests still in flight; closing them"),

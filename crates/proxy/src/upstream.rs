@@ -1,6 +1,6 @@
 //! HTTP/1 upstream connections driven inside the client connection's own task.
 //!
-//! Each backend keeps a stack of idle keep-alive connections. A request checks one
+//! Each backend keeps a stack of idle keep-alive connections per thread (worker). A request checks one
 //! out (or connects), and its future polls the connection itself until the response
 //! head arrives; the response body then polls it while the client reads. When the
 //! body has been read to its end the connection goes back on the stack. So a
@@ -15,7 +15,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -65,21 +65,41 @@ pub(crate) enum SendError {
     Http(hyper::Error),
 }
 
-/// A backend's idle connections, newest last.
+/// Idle stacks per backend; a thread uses its own (`shard`), so a worker reuses the
+/// connections registered with its own runtime and workers never contend.
+const SHARDS: usize = 8;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+fn shard() -> usize {
+    SHARD.with(|s| *s)
+}
+
+type Stack = Mutex<Vec<(Lease, Instant)>>;
+
+/// A backend's idle connections, newest last in each thread's stack.
 pub(crate) struct IdleConns {
-    idle: Mutex<Vec<(Lease, Instant)>>,
+    stacks: [Stack; SHARDS],
     idle_timeout: Duration,
     reaper: AtomicBool,
 }
 
+fn lock(stack: &Stack) -> MutexGuard<'_, Vec<(Lease, Instant)>> {
+    stack.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl IdleConns {
-    /// An empty stack whose connections close after `idle_timeout` unused.
+    /// Empty stacks whose connections close after `idle_timeout` unused.
     pub(crate) fn new(idle_timeout: Duration) -> IdleConns {
-        IdleConns { idle: Mutex::new(Vec::new()), idle_timeout, reaper: AtomicBool::new(false) }
+        IdleConns { stacks: Default::default(), idle_timeout, reaper: AtomicBool::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<(Lease, Instant)>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.stacks[shard()])
     }
 
     fn take(&self) -> Option<(Lease, Instant)> {
@@ -104,16 +124,23 @@ impl IdleConns {
         }
     }
 
-    /// Closes connections idle too long or closed by the backend; false when none are left.
+    /// Closes connections idle too long or closed by the backend; false when none are
+    /// left (and this reaper should end).
     fn reap(&self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        let mut idle = self.lock();
-        idle.retain_mut(|(lease, since)| since.elapsed() < self.idle_timeout && lease.drive(&mut cx));
-        if idle.is_empty() {
-            self.reaper.store(false, Ordering::Relaxed);
-            return false;
+        let mut left = false;
+        for stack in &self.stacks {
+            let mut idle = lock(stack);
+            idle.retain_mut(|(lease, since)| since.elapsed() < self.idle_timeout && lease.drive(&mut cx));
+            left |= !idle.is_empty();
         }
-        true
+        if left {
+            return true;
+        }
+        self.reaper.store(false, Ordering::Relaxed);
+        // A put that raced with the sweep saw the flag still set and started no reaper.
+        let raced = self.stacks.iter().any(|s| !lock(s).is_empty());
+        raced && !self.reaper.swap(true, Ordering::Relaxed)
     }
 }
 
