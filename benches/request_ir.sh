@@ -74,7 +74,7 @@ count() {
     python3 "$TMP/client.py" "$PROXY" "$1"
     kill -TERM $pid
     wait $pid || true
-    callgrind_annotate "$TMP/cg.$1" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+    callgrind_annotate "$TMP/cg.$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
 }
 
 A=$(count "$N1")

@@ -224,6 +224,9 @@ impl Controller {
         if config.listener != self.config.listener || config.admin.address != self.config.admin.address {
             tracing::warn!("listener and admin changes take effect at the next restart");
         }
+        if config.runtime != self.config.runtime {
+            tracing::warn!("[runtime] changes (worker_threads, shutdown_timeout) take effect at the next restart");
+        }
         let next = merge(&config, &self.state);
         if let Err(problem) = self.reload_tls(&config) {
             self.last_reload = Some(outcome(false, vec![problem.clone()]));
