@@ -20,20 +20,27 @@ fn config(blue: &Upstream, green: &Upstream, active: &str, timeouts: &str) -> Co
     ))
 }
 
-async fn get(proxy: &TestProxy) -> (StatusCode, String) {
-    Conn::open(proxy.addr).await.get("shop", "/").await
+/// Blue and green upstreams and a proxy sending all traffic to blue.
+async fn blue_active(timeouts: &str) -> (Upstream, Upstream, TestProxy) {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let proxy = TestProxy::start(&config(&b, &g, "blue", timeouts)).await;
+    (b, g, proxy)
+}
+
+/// A request on a new client connection answers 200 from `pool`.
+async fn answers_from(proxy: &TestProxy, pool: &str) {
+    assert_eq!(Conn::open(proxy.addr).await.get("shop", "/").await, (StatusCode::OK, pool.to_owned()));
 }
 
 #[tokio::test]
 async fn one_upstream_connection_serves_sequential_requests_from_many_clients() {
-    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
+    let (b, _g, proxy) = blue_active("").await;
     let mut c = Conn::open(proxy.addr).await;
     for _ in 0..5 {
         assert_eq!(c.get("shop", "/").await, (StatusCode::OK, "blue".into()));
     }
     for _ in 0..5 {
-        assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+        answers_from(&proxy, "blue").await;
     }
     assert_eq!(b.hits(), 10);
     assert_eq!(b.connections(), 1, "every request after the first reused the idle connection");
@@ -41,21 +48,19 @@ async fn one_upstream_connection_serves_sequential_requests_from_many_clients() 
 
 #[tokio::test]
 async fn a_connection_the_backend_closed_while_idle_costs_no_request() {
-    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    let (b, _g, proxy) = blue_active("").await;
+    answers_from(&proxy, "blue").await;
     // The backend restarts on the same port: the proxy's idle connection is now closed.
     b.stop();
     assert_eventually!(b.open_connections() == 0, "the backend closed its side");
     let again = Upstream::serve("blue-again", TcpListener::bind(b.addr).await.unwrap());
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue-again".into()));
+    answers_from(&proxy, "blue-again").await;
     assert_eq!(again.connections(), 1);
 }
 
 #[tokio::test]
 async fn a_connection_whose_answer_was_abandoned_is_closed_not_reused() {
-    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
+    let (b, _g, proxy) = blue_active("").await;
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     let client = tokio::spawn(conn);
@@ -67,31 +72,29 @@ async fn a_connection_whose_answer_was_abandoned_is_closed_not_reused() {
     client.abort();
     b.release(1);
     assert_eventually!(b.open_connections() == 0, "the proxy closed the abandoned upstream connection");
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    answers_from(&proxy, "blue").await;
     assert_eq!(b.connections(), 2);
 }
 
 #[tokio::test]
 async fn cutover_closes_idle_connections_to_the_pool_that_lost_its_traffic() {
-    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    let proxy = TestProxy::start(&config(&b, &g, "blue", "")).await;
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    let (b, g, proxy) = blue_active("").await;
+    answers_from(&proxy, "blue").await;
     assert_eq!(b.open_connections(), 1);
     proxy.apply(&config(&b, &g, "green", ""));
     assert_eventually!(b.open_connections() == 0, "blue's idle connection closes at cutover");
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "green".into()));
+    answers_from(&proxy, "green").await;
     // A reload that keeps green's traffic keeps its connection.
     proxy.apply(&config(&b, &g, "green", ""));
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "green".into()));
+    answers_from(&proxy, "green").await;
     assert_eq!(g.connections(), 1);
 }
 
 #[tokio::test]
 async fn idle_connections_close_after_pool_idle_without_traffic() {
-    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    let proxy = TestProxy::start(&config(&b, &g, "blue", "[service.timeouts]\npool_idle = \"100ms\"")).await;
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    let (b, _g, proxy) = blue_active("[service.timeouts]\npool_idle = \"100ms\"").await;
+    answers_from(&proxy, "blue").await;
     assert_eventually!(b.open_connections() == 0, "the idle connection closes after pool_idle");
-    assert_eq!(get(&proxy).await, (StatusCode::OK, "blue".into()));
+    answers_from(&proxy, "blue").await;
     assert_eq!(b.connections(), 2);
 }
