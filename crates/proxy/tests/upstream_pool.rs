@@ -1,6 +1,7 @@
 //! The HTTP/1 upstream connection pool: keep-alive reuse, and every way an idle
 //! connection must go away without costing a request (the backend closed it, its
-//! answer was abandoned, its pool lost all traffic, it idled past `pool_idle`).
+//! answer was abandoned, its pool lost all traffic, it idled past `pool_idle`),
+//! and upstreams that answer garbage or cut a body short.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -97,4 +98,62 @@ async fn idle_connections_close_after_pool_idle_without_traffic() {
     assert_eventually!(b.open_connections() == 0, "the idle connection closes after pool_idle");
     answers_from(&proxy, "blue").await;
     assert_eq!(b.connections(), 2);
+}
+
+/// A raw upstream: every connection gets `answer` to its first request, then is closed.
+async fn raw_upstream(answer: &'static [u8]) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+fn only_blue(backend: &str) -> Config {
+    config_from(&format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{backend}\"]\n"
+    ))
+}
+
+#[tokio::test]
+async fn an_upstream_answering_garbage_gets_502_naming_the_pool_every_time() {
+    let (addr, accepted) = raw_upstream(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+    let proxy = TestProxy::start(&only_blue(&addr)).await;
+    for n in 1..=2 {
+        let (status, body) = Conn::open(proxy.addr).await.get("shop", "/").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(body.contains("shop") && body.contains("blue"), "{body}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), n, "a broken connection is never reused");
+    }
+}
+
+#[tokio::test]
+async fn a_body_cut_short_by_the_upstream_fails_that_response_only() {
+    let (addr, accepted) = raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort").await;
+    let proxy = TestProxy::start(&only_blue(&addr)).await;
+    for n in 1..=2 {
+        let stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/").header("host", "shop").body(Full::<Bytes>::default()).unwrap();
+        // The head may or may not have left before the cut; either way the client
+        // must see a failure, never a short body passed off as complete.
+        let failed = match send.send_request(req).await {
+            Err(_) => true,
+            Ok(resp) => resp.into_body().collect().await.is_err(),
+        };
+        assert!(failed, "a truncated body must not look complete");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), n);
+    }
 }
