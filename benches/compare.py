@@ -99,10 +99,14 @@ class Proc:
                 self.p.kill()
                 self.p.wait()
 
+    def pids(self):
+        """The process and its children (nginx's workers do the work and hold the connections)."""
+        return [str(self.p.pid)] + subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True,
+                                                  text=True).stdout.split()
+
     def cpu_seconds(self):
         """(user, system) CPU seconds of the process and its children so far, from /proc."""
-        pids = [str(self.p.pid)] + subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True,
-                                                  text=True).stdout.split()
+        pids = self.pids()
         tick = os.sysconf("SC_CLK_TCK")
         user = system = 0.0
         for pid in pids:
@@ -116,8 +120,7 @@ class Proc:
 
     def rss_kib(self):
         """RSS of the process and its children (nginx's workers hold the connections)."""
-        pids = [str(self.p.pid)] + subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True,
-                                                  text=True).stdout.split()
+        pids = self.pids()
         total = 0
         for pid in pids:
             try:

@@ -263,9 +263,9 @@ async fn send(
         let fut = upstream::send(conns, backend.address(), timeouts.connect, Request::from_parts(parts, body));
         match tokio::time::timeout(timeouts.request, fut).await {
             Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
-            Ok(Err(SendError::Connect(e, back))) => Err((Some((true, e.to_string())), Some(back))),
-            Ok(Err(SendError::Http(e))) => Err((Some((false, e.to_string())), None)),
-            Err(_) => Err((None, None)),
+            Ok(Err(SendError::Connect(e, back))) => Err((Failure::Connect, e.to_string(), Some(back))),
+            Ok(Err(SendError::Http(e))) => Err((Failure::Other, e.to_string(), None)),
+            Err(_) => Err((Failure::Timeout, String::new(), None)),
         }
     } else {
         let mut uri = http::uri::Parts::default();
@@ -276,8 +276,9 @@ async fn send(
         let fut = pool.client.request(Request::from_parts(parts, body));
         match tokio::time::timeout(timeouts.request, fut).await {
             Ok(Ok(resp)) => Ok((resp, None)),
-            Ok(Err(e)) => Err((Some((e.is_connect(), format!("{e:?}"))), None)),
-            Err(_) => Err((None, None)),
+            Ok(Err(e)) if e.is_connect() => Err((Failure::Connect, format!("{e:?}"), None)),
+            Ok(Err(e)) => Err((Failure::Other, format!("{e:?}"), None)),
+            Err(_) => Err((Failure::Timeout, String::new(), None)),
         }
     };
     let (failure, back) = match result {
@@ -294,15 +295,12 @@ async fn send(
             tracker.set_status(parts.status.as_u16());
             return Ok(Response::from_parts(parts, ResponseBody::upstream(body, tracker, lease)));
         }
-        Err((None, back)) => (Failure::Timeout, back),
-        Err((Some((true, error)), back)) => {
-            tracing::debug!(%error, "upstream connect failed");
-            backend.connect_failed();
-            (Failure::Connect, back)
-        }
-        Err((Some((false, error)), back)) => {
-            tracing::debug!(%error, "upstream error");
-            (Failure::Other, back)
+        Err((failure, error, back)) => {
+            tracing::debug!(%error, ?failure, "upstream attempt failed");
+            if matches!(failure, Failure::Connect) {
+                backend.connect_failed();
+            }
+            (failure, back)
         }
     };
     pool.metrics.upstream_error(match failure {

@@ -143,15 +143,6 @@ impl ServiceRoute {
             .map(|p| {
                 let weight = svc.traffic.weight(&p.name);
                 let old = prev.and_then(|s| s.pool(&p.name));
-                let backends = p
-                    .backends
-                    .iter()
-                    .map(|addr| {
-                        old.and_then(|o| o.backends.iter().find(|b| b.address() == addr.as_str()))
-                            .cloned()
-                            .unwrap_or_else(|| Arc::new(Backend::new(addr)))
-                    })
-                    .collect();
                 // Keep the connection pool while the pool keeps traffic and its settings;
                 // a pool that loses all weight gets a fresh one, dropping idle connections.
                 let reuse = old.filter(|o| {
@@ -163,26 +154,30 @@ impl ServiceRoute {
                     Some(o) => o.client.clone(),
                     None => new_client(&svc.timeouts, p.protocol),
                 };
-                let conns = p
+                // Per backend: its shared state from the old pool, and its idle connections
+                // when the connection pool is kept.
+                let (backends, conns): (Vec<_>, Vec<_>) = p
                     .backends
                     .iter()
                     .map(|addr| {
-                        reuse
-                            .and_then(|o| {
-                                let i = o.backends.iter().position(|b| b.address() == addr.as_str())?;
-                                Some(o.conns[i].clone())
-                            })
-                            .unwrap_or_else(|| Arc::new(IdleConns::new(svc.timeouts.pool_idle)))
+                        let at = old.and_then(|o| o.backends.iter().position(|b| b.address() == addr.as_str()));
+                        let backend =
+                            old.zip(at).map_or_else(|| Arc::new(Backend::new(addr)), |(o, i)| o.backends[i].clone());
+                        let conns = reuse.zip(at).map_or_else(
+                            || Arc::new(IdleConns::new(svc.timeouts.pool_idle)),
+                            |(o, i)| o.conns[i].clone(),
+                        );
+                        (backend, conns)
                     })
-                    .collect();
+                    .unzip();
                 PoolRoute {
                     name: p.name.as_str().into(),
                     weight,
-                    backends,
+                    backends: backends.into(),
                     stats: old.map_or_else(Default::default, |o| o.stats.clone()),
                     metrics: old.map_or_else(|| Arc::new(PoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
-                    conns,
+                    conns: conns.into(),
                     protocol: p.protocol,
                 }
             })

@@ -111,16 +111,20 @@ impl IdleConns {
         if lease.conn.is_none() || lease.send.is_closed() {
             return;
         }
-        let start_reaper = {
+        {
             let mut idle = self.lock();
             if idle.len() >= MAX_IDLE {
-                return;
+                drop(idle);
+                return; // closes it, outside the lock
             }
             idle.push((lease, Instant::now()));
-            !self.reaper.swap(true, Ordering::Relaxed)
-        };
-        if start_reaper && let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(reap(Arc::downgrade(self)));
+        }
+        if !self.reaper.swap(true, Ordering::Relaxed) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn(reap(Arc::downgrade(self)))),
+                // No runtime to sweep from: let the next put try again.
+                Err(_) => self.reaper.store(false, Ordering::Relaxed),
+            }
         }
     }
 
