@@ -110,6 +110,7 @@ mod tests {
             token_file: None,
             preview_key_file: None,
             tokens: vec![NamedToken { name: "dash".into(), file: dir.join("viewer"), role: Role::Viewer }],
+            hosts: vec![],
         }
     }
 

@@ -15,7 +15,7 @@ mod weight;
 
 pub use error::{ConfigError, Problem};
 pub use model::*;
-pub use reader::parse_duration;
+pub use reader::{parse_duration, parse_size};
 pub use weight::{Weight, from_f64 as weight_from_f64};
 
 use error::{Problems, locate};

@@ -52,6 +52,12 @@ pub struct Listener {
     pub idle_timeout: Duration,
     /// Larger request heads are answered 431.
     pub max_header_bytes: usize,
+    /// Open client connections at most; at the limit the proxy stops accepting.
+    pub max_connections: usize,
+    /// Connections per backend at most; 0 = unlimited.
+    pub max_upstream_connections: usize,
+    /// Largest request body in bytes; 0 = unlimited.
+    pub max_request_body: u64,
     /// Optional TLS listener.
     pub tls: Option<Tls>,
 }
@@ -78,6 +84,8 @@ pub struct Admin {
     pub preview_key_file: Option<PathBuf>,
     /// Further named tokens.
     pub tokens: Vec<NamedToken>,
+    /// Names (lower case, besides IPs and `localhost`) accepted in the `Host` header.
+    pub hosts: Vec<String>,
 }
 
 /// `[[admin.tokens]]`.
@@ -229,6 +237,8 @@ pub enum Protocol {
 pub struct Health {
     /// Probe path.
     pub path: String,
+    /// `Host` header of the probe; `None` = the backend address.
+    pub host: Option<String>,
     /// Time between probes.
     pub interval: Duration,
     /// Probe timeout.
@@ -244,14 +254,21 @@ pub struct Health {
 pub struct Timeouts {
     /// TCP connect to a backend.
     pub connect: Duration,
-    /// From sending the request until the response headers arrive.
+    /// From the last request byte sent upstream until the response headers arrive.
     pub request: Duration,
+    /// No byte moved in either direction of one exchange for this long: cut it.
+    pub idle: Duration,
     /// Idle upstream connections are closed after this.
     pub pool_idle: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(1), request: Duration::from_secs(30), pool_idle: Duration::from_secs(90) }
+        Self {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+            pool_idle: Duration::from_secs(90),
+        }
     }
 }

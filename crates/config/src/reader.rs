@@ -160,6 +160,42 @@ impl<'t, 'i> Field<'t, 'i> {
         }
     }
 
+    /// A duration longer than zero.
+    pub(crate) fn positive_duration(&self, p: &mut Problems) -> Option<Duration> {
+        let d = self.duration(p)?;
+        if d.is_zero() {
+            p.at(self.at(), format!("`{}` must be longer than 0", self.key));
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A size: an integer of bytes, or a string such as `"10MiB"`.
+    pub(crate) fn size(&self, p: &mut Problems) -> Option<u64> {
+        let parsed = match self.value.get_ref() {
+            DeValue::Integer(_) => return self.int(p).and_then(|v| self.non_negative(v, p)),
+            DeValue::String(s) => parse_size(s),
+            other => Err(format!("must be a size (bytes, or a string like \"10MiB\"), found {}", other.type_str())),
+        };
+        match parsed {
+            Ok(n) => Some(n),
+            Err(e) => {
+                p.at(self.at(), format!("`{}`: {e}", self.key));
+                None
+            }
+        }
+    }
+
+    fn non_negative(&self, v: i64, p: &mut Problems) -> Option<u64> {
+        match u64::try_from(v) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                p.at(self.at(), format!("`{}` must be at least 0, found {v}", self.key));
+                None
+            }
+        }
+    }
+
     pub(crate) fn socket_addr(&self, p: &mut Problems) -> Option<SocketAddr> {
         let s = self.str(p)?;
         match s.parse() {
@@ -189,6 +225,23 @@ impl<'t, 'i> Field<'t, 'i> {
         }
         Some(base.join(s))
     }
+}
+
+/// Parses a size: `"512"`, `"64KiB"`, `"10MiB"`, `"1GiB"` (bytes when no unit).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let bad = || format!("invalid size \"{s}\" (bytes, or a number with KiB, MiB or GiB, e.g. \"10MiB\")");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
 }
 
 /// Parses `"250ms"`, `"2s"`, `"1m"`, `"30d"` (humantime's grammar).

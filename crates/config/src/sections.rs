@@ -34,6 +34,9 @@ pub(crate) fn listener(field: Option<Field>, p: &mut Problems, base: &Path) -> L
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
         max_header_bytes: 65536,
+        max_connections: 10_000,
+        max_upstream_connections: 0,
+        max_request_body: 0,
         tls: None,
     };
     let Some(field) = field else {
@@ -46,14 +49,23 @@ pub(crate) fn listener(field: Option<Field>, p: &mut Problems, base: &Path) -> L
     if let Some(a) = t.require("address", p).and_then(|f| f.socket_addr(p)) {
         l.address = a;
     }
-    if let Some(d) = t.take("header_timeout").and_then(|f| f.duration(p)) {
+    if let Some(d) = t.take("header_timeout").and_then(|f| f.positive_duration(p)) {
         l.header_timeout = d;
     }
-    if let Some(d) = t.take("idle_timeout").and_then(|f| f.duration(p)) {
+    if let Some(d) = t.take("idle_timeout").and_then(|f| f.positive_duration(p)) {
         l.idle_timeout = d;
     }
     if let Some(n) = t.take("max_header_bytes").and_then(|f| f.count(p, MIN_HEADER_BYTES)) {
         l.max_header_bytes = n as usize;
+    }
+    if let Some(n) = t.take("max_connections").and_then(|f| f.count(p, 1)) {
+        l.max_connections = n as usize;
+    }
+    if let Some(n) = t.take("max_upstream_connections").and_then(|f| f.count(p, 0)) {
+        l.max_upstream_connections = n as usize;
+    }
+    if let Some(n) = t.take("max_request_body").and_then(|f| f.size(p)) {
+        l.max_request_body = n;
     }
     l.tls = t.take("tls").and_then(|f| f.table(p, "[listener.tls]")).map(|t| tls(t, p, base));
     t.finish(p);
@@ -74,6 +86,7 @@ pub(crate) fn admin(field: Option<Field>, p: &mut Problems, base: &Path) -> Admi
         token_file: None,
         preview_key_file: None,
         tokens: Vec::new(),
+        hosts: Vec::new(),
     };
     let Some(mut t) = field.and_then(|f| f.table(p, "[admin]")) else {
         return a;
@@ -83,6 +96,14 @@ pub(crate) fn admin(field: Option<Field>, p: &mut Problems, base: &Path) -> Admi
     }
     a.token_file = t.take("token_file").and_then(|f| f.readable_file(p, base));
     a.preview_key_file = t.take("preview_key_file").and_then(|f| f.readable_file(p, base));
+    if let Some(items) = t.take("hosts").and_then(|f| f.strings(p)) {
+        for (h, at) in items {
+            if !crate::service::valid_host(h) {
+                p.at(at, format!("invalid host \"{h}\" in [admin] hosts (a DNS name without port or scheme)"));
+            }
+            a.hosts.push(h.to_ascii_lowercase());
+        }
+    }
     if let Some(items) = t.take("tokens").and_then(|f| f.array(p)) {
         for item in items {
             if let Some(tt) = item.table(p, "[[admin.tokens]]") {

@@ -81,13 +81,17 @@ fn hosts(field: Option<Field>, p: &mut Problems) -> (Vec<String>, Vec<usize>) {
     }
     let mut out = Vec::new();
     for (h, at) in items {
-        let valid = !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-        if !valid {
+        if !valid_host(h) {
             p.at(at, format!("invalid host \"{h}\" (a DNS name without port or scheme)"));
         }
         out.push((h.to_ascii_lowercase(), at));
     }
     out.into_iter().unzip()
+}
+
+/// A DNS name without port or scheme.
+pub(crate) fn valid_host(h: &str) -> bool {
+    !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
 fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool>> {
@@ -254,6 +258,7 @@ fn header_name(f: Field, p: &mut Problems) -> Option<String> {
 fn health(mut t: Table, p: &mut Problems) -> Health {
     let mut h = Health {
         path: "/healthz".into(),
+        host: None,
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
         healthy_threshold: 2,
@@ -263,6 +268,13 @@ fn health(mut t: Table, p: &mut Problems) -> Health {
         match f.str(p) {
             Some(s) if s.starts_with('/') && http::uri::PathAndQuery::try_from(s).is_ok() => h.path = s.into(),
             Some(s) => p.at(f.at(), format!("`path` must be an absolute request path, found \"{s}\"")),
+            None => {}
+        }
+    }
+    if let Some(f) = t.take("host") {
+        match f.str(p) {
+            Some(s) if !s.contains('@') && s.parse::<http::uri::Authority>().is_ok() => h.host = Some(s.to_owned()),
+            Some(s) => p.at(f.at(), format!("`host` must be a host name (optionally with :PORT), found \"{s}\"")),
             None => {}
         }
     }
@@ -290,6 +302,9 @@ fn timeouts(mut t: Table, p: &mut Problems) -> Timeouts {
     if let Some(d) = t.take("request").and_then(|f| positive(f, p)) {
         out.request = d;
     }
+    if let Some(d) = t.take("idle").and_then(|f| positive(f, p)) {
+        out.idle = d;
+    }
     if let Some(d) = t.take("pool_idle").and_then(|f| positive(f, p)) {
         out.pool_idle = d;
     }
@@ -298,10 +313,5 @@ fn timeouts(mut t: Table, p: &mut Problems) -> Timeouts {
 }
 
 fn positive(f: Field, p: &mut Problems) -> Option<Duration> {
-    let d = f.duration(p)?;
-    if d.is_zero() {
-        p.at(f.at(), format!("`{}` must be longer than 0", f.key));
-        return None;
-    }
-    Some(d)
+    f.positive_duration(p)
 }

@@ -232,3 +232,42 @@ fn small_header_limit_and_bad_hosts_and_sticky() {
         ]
     );
 }
+
+#[test]
+fn zero_timeouts_are_refused_where_they_make_no_sense() {
+    let src = format!(
+        "[listener]\naddress = \"127.0.0.1:8080\"\nheader_timeout = \"0s\"\nidle_timeout = \"0ms\"\n\n[[service]]\nname = \"shop\"\n{}",
+        "[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"127.0.0.1:1\"]\n[service.timeouts]\nidle = \"0s\"\nconnect = \"0s\""
+    );
+    let lines = problems(&src);
+    assert_eq!(
+        lines,
+        [
+            "sy.toml:3:18: `header_timeout` must be longer than 0",
+            "sy.toml:4:16: `idle_timeout` must be longer than 0",
+            "sy.toml:13:8: `idle` must be longer than 0",
+            "sy.toml:14:11: `connect` must be longer than 0",
+        ]
+    );
+}
+
+#[test]
+fn limits_sizes_admin_hosts_and_probe_host() {
+    let src = "[listener]\naddress = \"127.0.0.1:8080\"\nmax_connections = 1000\nmax_upstream_connections = 8\nmax_request_body = \"10MiB\"\n\n[admin]\nhosts = [\"Proxy-1.internal\"]\n\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"127.0.0.1:1\"]\n[service.health]\nhost = \"shop.example.com\"\n[service.timeouts]\nidle = \"5s\"\n";
+    let c = parse(src, Path::new("sy.toml")).unwrap();
+    assert_eq!(c.listener.max_connections, 1000);
+    assert_eq!(c.listener.max_upstream_connections, 8);
+    assert_eq!(c.listener.max_request_body, 10 << 20);
+    assert_eq!(c.admin.hosts, ["proxy-1.internal"]);
+    assert_eq!(c.services[0].health.as_ref().unwrap().host.as_deref(), Some("shop.example.com"));
+    assert_eq!(c.services[0].timeouts.idle, std::time::Duration::from_secs(5));
+    let bad = "[listener]\naddress = \"127.0.0.1:8080\"\nmax_connections = 0\nmax_request_body = \"10MB\"\n\n[admin]\nhosts = [\"http://x\"]\n\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"127.0.0.1:1\"]\n";
+    let lines = problems(bad);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("sy.toml:3:19: `max_connections` must be at least 1"), "{lines:?}");
+    assert!(lines[1].starts_with("sy.toml:4:20: `max_request_body`: invalid size \"10MB\""), "{lines:?}");
+    assert!(lines[2].starts_with("sy.toml:7:10: invalid host \"http://x\""), "{lines:?}");
+    assert_eq!(parse_size("512"), Ok(512));
+    assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+    assert!(parse_size("99999999999999GiB").is_err());
+}
