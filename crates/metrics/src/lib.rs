@@ -42,6 +42,8 @@ pub mod names {
     pub const PREVIEW_REJECTED: &str = "switchyard_preview_tokens_rejected_total";
     /// Access log lines dropped because the writer fell behind.
     pub const ACCESS_LOG_DROPPED: &str = "switchyard_access_log_dropped_total";
+    /// Open client connections, by listener (`http`, `https`).
+    pub const CLIENT_CONNECTIONS: &str = "switchyard_client_connections";
 }
 
 /// HTTP latency buckets: 0.5 ms to 30 s.
@@ -74,6 +76,7 @@ fn describe() {
     describe_gauge!(LAST_CHANGE, Unit::Seconds, "Unix time of the service's latest traffic change.");
     describe_counter!(PREVIEW_REJECTED, "Requests whose preview token was invalid, expired or for another service.");
     describe_counter!(ACCESS_LOG_DROPPED, "Access log lines dropped because the writer fell behind.");
+    describe_gauge!(CLIENT_CONNECTIONS, "Open client connections, by listener (http, https).");
 }
 
 /// Sets a pool's weight gauge (percent).
@@ -119,4 +122,10 @@ pub fn preview_rejected(service: &str) -> metrics::Counter {
 /// Counts a dropped access log line.
 pub fn access_log_dropped() {
     metrics::counter!(names::ACCESS_LOG_DROPPED).increment(1);
+}
+
+/// The open-connections gauge of a listener (`http` or `https`), resolved once per
+/// listener loop; each connection increments it when accepted and decrements it when closed.
+pub fn client_connections(listener: &'static str) -> metrics::Gauge {
+    metrics::gauge!(names::CLIENT_CONNECTIONS, "listener" => listener)
 }

@@ -3,6 +3,7 @@
 //! response body sent to the client (which carries the in-flight count and, for
 //! HTTP/1 upstreams, drives the upstream connection and gives it back at the end).
 
+use crate::limits::{BoxError, ClientBody};
 use crate::tracker::Tracker;
 use crate::upstream::Lease;
 use bytes::Bytes;
@@ -15,14 +16,14 @@ use std::task::{Context, Poll};
 /// The body of a request on its way upstream.
 pub enum RequestBody {
     /// The client's body, streamed as it arrives.
-    Direct(Incoming),
+    Direct(ClientBody),
     /// The client's body behind a slot that the first poll empties: a connect
     /// failure happens before any poll, so a retry finds the body still there.
     Shared {
         /// The body until someone polls it.
-        slot: Arc<Mutex<Option<Incoming>>>,
+        slot: Arc<Mutex<Option<ClientBody>>>,
         /// The body once taken.
-        taken: Option<Incoming>,
+        taken: Option<ClientBody>,
         /// Hint of the body's size, known before it is taken.
         hint: SizeHint,
     },
@@ -32,7 +33,7 @@ pub enum RequestBody {
 
 impl RequestBody {
     /// A body that can be sent twice as long as the first attempt never polled it.
-    pub(crate) fn shared(body: Incoming) -> (RequestBody, RequestBody) {
+    pub(crate) fn shared(body: ClientBody) -> (RequestBody, RequestBody) {
         let hint = body.size_hint();
         let slot = Arc::new(Mutex::new(Some(body)));
         let again = RequestBody::Shared { slot: slot.clone(), taken: None, hint };
@@ -42,9 +43,9 @@ impl RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RequestBody::Direct(b) => Pin::new(b).poll_frame(cx),
             RequestBody::Empty => Poll::Ready(None),

@@ -7,14 +7,18 @@
 //! It depends on switchyard-config only; never on control, admin, notify or toml.
 
 mod access_log;
+mod activity;
 mod backend;
 mod body;
 mod client;
 mod error;
 mod forward;
 mod headers;
+mod lifetime;
+mod limits;
 mod pick;
 pub mod preview;
+mod request_check;
 mod routes;
 mod server;
 pub mod sticky;
