@@ -44,7 +44,8 @@ pub(crate) struct Activity {
     /// Set while an HTTP/1 connection is idle between requests: the next read is
     /// the start of a request head.
     watch_reads: AtomicBool,
-    /// Set when a read changed the deadline, for the timer to look again.
+    /// Set when the deadline may have moved earlier (a request ended, a head or the
+    /// HTTP/2 preface began to arrive), for the timer to look again.
     moved: AtomicBool,
     h2: AtomicBool,
 }
@@ -94,7 +95,7 @@ impl Activity {
         }
     }
 
-    /// Whether a read moved the deadline since the last call (clears the mark).
+    /// Whether the deadline may have moved since the last call (clears the mark).
     pub(crate) fn take_moved(&self) -> bool {
         self.moved.load(Relaxed) && self.moved.swap(false, Relaxed)
     }
@@ -115,6 +116,7 @@ impl Activity {
     fn end(&self) {
         if self.inflight.fetch_sub(1, Relaxed) == 1 {
             self.idle_since.store(self.now_us(), Relaxed);
+            self.moved.store(true, Relaxed);
             // HTTP/2 reads while idle are pings and settings, not a request head.
             if !self.h2.load(Relaxed) {
                 self.watch_reads.store(true, Relaxed);

@@ -12,9 +12,10 @@
 //! - while a request is in flight no client timer runs (the upstream timeouts do).
 //!
 //! The timer is re-armed lazily: when it fires it recomputes the deadline from
-//! the connection's `Activity` and sleeps again if that moved later. Only a read
-//! that makes the deadline earlier (a head starting on an idle connection) asks
-//! for an immediate re-arm, checked after each poll of the connection.
+//! the connection's `Activity` and sleeps again if that moved later. What can
+//! make the deadline earlier (a request ending, a head or the HTTP/2 preface
+//! starting to arrive) leaves a mark that is checked after each poll of the
+//! connection, and the timer is reset then if needed.
 
 use crate::activity::{Activity, Deadline};
 use std::future::{Future, poll_fn};
@@ -70,7 +71,7 @@ pub(crate) async fn drive<C, E>(
                 closing = true;
                 graceful(conn.as_mut());
             }
-            // Polled after the connection: a read there may have moved the deadline earlier.
+            // Polled after the connection: what happened there may have moved the deadline earlier.
             () = poll_fn(|_| if activity.take_moved() { Poll::Ready(()) } else { Poll::Pending }) => {
                 match activity.deadline(timeouts.header, timeouts.idle) {
                     Deadline::Head(d) | Deadline::Idle(d) if d < sleep.deadline() => sleep.as_mut().reset(d),
@@ -100,3 +101,7 @@ pub(crate) async fn drive<C, E>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lifetime_tests.rs"]
+mod tests;

@@ -81,14 +81,15 @@ pub async fn serve_tls(
     run(listener, router, ServerOptions { proto: "https", ..opts }, Some(tls), shutdown).await;
 }
 
-fn builder(opts: &ServerOptions) -> auto::Builder<TokioExecutor> {
+/// The connection builder for a listener's protocol settings.
+pub(crate) fn builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         // `lifetime` times request heads and idle connections for both protocols.
         .header_read_timeout(None)
-        .max_buf_size(opts.max_header_bytes.max(8192))
+        .max_buf_size(max_header_bytes.max(8192))
         // A client that sends its request and shuts its write side still gets the answer.
         .half_close(true)
         .keep_alive(true);
@@ -96,7 +97,7 @@ fn builder(opts: &ServerOptions) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         // Over it, h2 answers the stream 431 and resets it; the connection lives on.
-        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 
@@ -126,7 +127,7 @@ async fn run(
     tls: Option<TlsSettings>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = Arc::new(builder(&opts));
+    let builder = Arc::new(builder(opts.max_header_bytes));
     let gauge = switchyard_metrics::client_connections(opts.proto);
     let timeouts = ClientTimeouts { header: opts.header_timeout, idle: opts.idle_timeout };
     let (stop, stopped) = watch::channel(false);

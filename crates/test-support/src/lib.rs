@@ -25,3 +25,6 @@ macro_rules! assert_eventually {
         }
     }};
 }
+
+mod raw;
+pub use raw::{RawConn, RawResponse};
