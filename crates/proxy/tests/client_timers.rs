@@ -128,9 +128,11 @@ async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     assert!(c.send(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").await);
     c.shutdown_write().await;
     // The proxy has read the EOF by the time the backend holds the request.
-    up.arrived().await;
+    let bound = Duration::from_secs(10);
+    tokio::time::timeout(bound, up.arrived()).await.expect("the request never reached the backend");
     up.release(1);
-    let r = c.response().await.expect("the answer, although the client shut its write side");
+    let r = tokio::time::timeout(bound, c.response()).await.unwrap();
+    let r = r.expect("the answer, although the client shut its write side");
     assert_eq!((r.status, r.text()), (200, "blue".to_owned()));
     assert!(c.closed().await.is_empty(), "then the connection is closed");
 }
