@@ -45,7 +45,7 @@ pub async fn wait_for_terminate() {
 
 async fn reload(control: &ControlHandle, source: ReloadSource) {
     match control.reload(source).await {
-        Ok(generation) => tracing::info!(generation, source = source.as_str(), "reload applied"),
+        Ok(report) => tracing::info!(generation = report.generation, source = source.as_str(), "reload applied"),
         // The control task has logged every problem already.
         Err(e) => tracing::error!(source = source.as_str(), "reload failed: {e}"),
     }

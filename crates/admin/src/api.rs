@@ -105,7 +105,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             mutate(c, &caller, &svc, &action, req).await
         }
         (Method::POST, ["reload"]) => match c.reload(ReloadSource::Admin).await {
-            Ok(generation) => respond::json(StatusCode::OK, &serde_json::json!({ "generation": generation })),
+            Ok(report) => respond::json(StatusCode::OK, &report),
             Err(e) => respond::refused(&e),
         },
         (_, ["services"] | ["services", _] | ["services", _, "history"] | ["services", _, _] | ["reload"]) => {

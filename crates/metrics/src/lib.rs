@@ -87,6 +87,11 @@ pub fn traffic_change(service: &str, kind: &'static str, unix_seconds: f64) {
     metrics::gauge!(names::LAST_CHANGE, "service" => service.to_owned()).set(unix_seconds);
 }
 
+/// Sets a service's last-change time (Unix seconds) without counting a change.
+pub fn last_change(service: &str, unix_seconds: f64) {
+    metrics::gauge!(names::LAST_CHANGE, "service" => service.to_owned()).set(unix_seconds);
+}
+
 /// Counts a reload attempt.
 pub fn reload(ok: bool) {
     metrics::counter!(names::RELOADS, "result" => if ok { "ok" } else { "error" }).increment(1);
