@@ -20,16 +20,19 @@ pub fn metrics(handle: Option<&PrometheusHandle>, router: &Router) -> Resp {
         return respond::error(StatusCode::NOT_FOUND, "metrics are not enabled in this process");
     };
     let table = router.load();
+    let mut live = switchyard_metrics::Live::default();
     for svc in table.services() {
         for pool in svc.pools.iter() {
             switchyard_metrics::inflight(&svc.name, &pool.name, pool.stats.inflight());
             for b in pool.backends.iter() {
                 switchyard_metrics::backend_healthy(&svc.name, &pool.name, b.address(), b.is_healthy());
             }
+            live.add(&svc.name, &pool.name, pool.backends.iter().map(|b| b.address()));
         }
     }
     drop(table);
-    let mut r = Response::new(Full::new(Bytes::from(handle.render())));
+    // Series of pools and backends a reload removed are not shown.
+    let mut r = Response::new(Full::new(Bytes::from(live.filter(&handle.render()))));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
 }

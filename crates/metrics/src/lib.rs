@@ -9,8 +9,10 @@
 //! Depends on nothing of switchyard's; proxy, control and admin depend on it.
 
 mod handles;
+mod live;
 
 pub use handles::{PoolMetrics, StatusCounters};
+pub use live::Live;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
