@@ -180,7 +180,8 @@ backends = ["127.0.0.1:{green}"]
 
     def switch(self, pool):
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin}/v1/services/app/switch",
-                                     data=json.dumps({"pool": pool}).encode(), method="POST")
+                                     data=json.dumps({"pool": pool}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
             r.read()
 

@@ -70,6 +70,9 @@ impl Api {
         if let Some(v) = if_match {
             req = req.header("if-match", v);
         }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
         let resp = self.client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
         let status = resp.status();
         let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
@@ -225,4 +228,17 @@ async fn reload_rotates_tokens_and_keeps_old_ones_when_new_files_fail() {
     assert_eq!(s, StatusCode::OK, "the config itself is valid");
     assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
     assert_eq!(api.call("GET", "/v1/services", Some(VIEW), "", None).await.0, StatusCode::OK, "old viewer token kept");
+}
+
+#[tokio::test]
+async fn drain_query_is_percent_decoded_and_unknown_or_repeated_keys_are_400() {
+    let api = start().await;
+    let (s, v, _) = api.call("GET", "/v1/services/shop/drain?pool=bl%75e&wait=1%30ms", Some(VIEW), "", None).await;
+    assert_eq!((s, v["pool"].as_str(), v["drained"].as_bool()), (StatusCode::OK, Some("blue"), Some(true)), "{v}");
+    let (s, v, _) = api.call("GET", "/v1/services/shop/drain?pool=blue&colour=red", Some(VIEW), "", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("\"colour\""), "{v}");
+    let (s, v, _) = api.call("GET", "/v1/services/shop/drain?pool=blue&pool=green", Some(VIEW), "", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("pool given more than once"), "{v}");
 }
