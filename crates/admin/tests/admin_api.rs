@@ -210,7 +210,7 @@ async fn unknown_endpoints_and_methods() {
 }
 
 #[tokio::test]
-async fn reload_rotates_tokens_and_keeps_old_ones_when_new_files_fail() {
+async fn reload_rotates_tokens_and_an_empty_token_file_refuses_the_reload() {
     let api = start().await;
     std::fs::write(api.dir.path().join("op"), "rotated-secret").unwrap();
     let (s, v, _) = api.call("POST", "/v1/reload", Some(OP), "", None).await;
@@ -223,9 +223,11 @@ async fn reload_rotates_tokens_and_keeps_old_ones_when_new_files_fail() {
     );
     assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
 
-    std::fs::write(api.dir.path().join("view"), "").unwrap(); // empty token file: refused
-    let (s, _, _) = api.call("POST", "/v1/reload", Some("rotated-secret"), "", None).await;
-    assert_eq!(s, StatusCode::OK, "the config itself is valid");
+    // An empty token file makes the config invalid: the whole reload is refused.
+    std::fs::write(api.dir.path().join("view"), "").unwrap();
+    let (s, v, _) = api.call("POST", "/v1/reload", Some("rotated-secret"), "", None).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["problems"][0].as_str().unwrap().contains("`file`"), "{v}");
     assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
     assert_eq!(api.call("GET", "/v1/services", Some(VIEW), "", None).await.0, StatusCode::OK, "old viewer token kept");
 }
