@@ -44,6 +44,8 @@ pub mod names {
     pub const PREVIEW_REJECTED: &str = "switchyard_preview_tokens_rejected_total";
     /// Access log lines dropped because the writer fell behind.
     pub const ACCESS_LOG_DROPPED: &str = "switchyard_access_log_dropped_total";
+    /// Requests sent to a backend again, by service, pool and reason.
+    pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
 }
 
 /// HTTP latency buckets: 0.5 ms to 30 s.
@@ -76,6 +78,10 @@ fn describe() {
     describe_gauge!(LAST_CHANGE, Unit::Seconds, "Unix time of the service's latest traffic change.");
     describe_counter!(PREVIEW_REJECTED, "Requests whose preview token was invalid, expired or for another service.");
     describe_counter!(ACCESS_LOG_DROPPED, "Access log lines dropped because the writer fell behind.");
+    describe_counter!(
+        UPSTREAM_RETRIES,
+        "Requests sent again, by reason (connect: refused, tried on another backend; reused_closed: a reused keep-alive connection closed unanswered, sent on a fresh one)."
+    );
 }
 
 /// Sets a pool's weight gauge (percent).
