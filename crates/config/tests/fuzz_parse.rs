@@ -80,7 +80,7 @@ fn check(text: &str) {
             assert!(!problems.is_empty());
             for p in &problems {
                 assert!(p.line >= 1 && p.line <= lines + 1 && p.col >= 1, "{p:?} outside the text");
-                assert!(!p.message.trim().is_empty(), "{p:?}");
+                assert!(!p.message.trim().is_empty() && !p.message.contains('\n'), "{p:?}");
             }
             for line in e.lines() {
                 assert!(line.starts_with("fz.toml:"), "{line}");
@@ -127,6 +127,17 @@ proptest! {
         let _ = switchyard_config::parse_duration(&s);
         let _ = switchyard_config::parse_size(&s);
     }
+}
+
+/// Found by the libFuzzer target: a name written as a multi-line string was quoted
+/// into its message and split one problem over two lines of `check`'s output.
+#[test]
+fn problems_quoting_multi_line_values_stay_on_one_line() {
+    let text = "[listener]\naddress = \"127.0.0.1:1\"\n[[service]]\nname = \"\"\"a\nb\"\"\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"127.0.0.1:2\"]\n";
+    let e = parse(text, Path::new("fz.toml")).unwrap_err();
+    assert_eq!(e.lines().len(), 1, "{e}");
+    assert!(e.lines()[0].contains("\"a\\nb\""), "{e}");
+    check(text);
 }
 
 #[test]
