@@ -153,7 +153,7 @@ fn drain_calls(admin: &str) -> BoxedStrategy<Call> {
 
 fn check(rt: &tokio::runtime::Runtime, api: &Admin, call: Call) -> Result<(), TestCaseError> {
     let headers: Vec<(&str, &[u8])> = call.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-    let (status, body) = rt
+    let (status, body, _) = rt
         .block_on(api.exact(call.method, &call.path, &headers, &call.body))
         .map_err(|e| TestCaseError::fail(format!("no answer (did the handler panic?): {e}")))?;
     prop_assert!(DOCUMENTED.contains(&status.as_u16()), "undocumented status {status}: {body}");

@@ -1,10 +1,10 @@
 //! One admin API on 127.0.0.1:0 over a real control thread and temp config,
-//! for the browser-safety, listener and fuzz tests.
+//! for the API, browser-safety, listener, accept-backoff and fuzz tests.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it; helpers fail loudly
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -36,9 +36,17 @@ pub fn config_text(blue: &str, green: &str, admin_extra: &str) -> String {
 
 /// Starts the admin API with `limits` and `admin_extra` in `[admin]`.
 pub async fn start(limits: Limits, admin_extra: &str) -> Admin {
+    start_with_files(limits, admin_extra, &[]).await
+}
+
+/// [`start`], with more token files (name, content) beside the operator's `op`
+/// for `admin_extra` to name, e.g. in `[[admin.tokens]]`.
+pub async fn start_with_files(limits: Limits, admin_extra: &str, files: &[(&str, &str)]) -> Admin {
     let dir = tempfile::tempdir().unwrap();
     let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    std::fs::write(dir.path().join("op"), OP).unwrap();
+    for (name, content) in [("op", OP)].iter().chain(files) {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let path = dir.path().join("sy.toml");
     std::fs::write(&path, config_text(&b.address(), &g.address(), admin_extra)).unwrap();
     let config = switchyard_config::load(&path).unwrap();
@@ -60,44 +68,36 @@ impl Admin {
     /// Sends `method path` with `headers` (the operator token unless given) and
     /// `body`; answers the status and the body as JSON (a JSON string when not JSON).
     pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &[u8])], body: &[u8]) -> (StatusCode, Value) {
-        self.try_send(method, path, headers, body).await.unwrap()
-    }
-
-    /// [`Admin::send`], with a client error (e.g. a closed connection) as `Err`.
-    pub async fn try_send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-    ) -> Result<(StatusCode, Value), String> {
         let bearer = format!("Bearer {OP}");
         let mut all = headers.to_vec();
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
             all.push(("authorization", bearer.as_bytes()));
         }
-        self.exact(method, path, &all, body).await
+        let (status, value, _) = self.exact(method, path, &all, body).await.unwrap();
+        (status, value)
     }
 
-    /// Sends exactly these headers (the client adds `Host` only when absent).
+    /// Sends exactly these headers (the client adds `Host` only when absent);
+    /// answers as [`Admin::send`] plus the response headers, a client error
+    /// (e.g. a closed connection) as `Err`.
     pub async fn exact(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &[u8])],
         body: &[u8],
-    ) -> Result<(StatusCode, Value), String> {
+    ) -> Result<(StatusCode, Value, HeaderMap), String> {
         let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req.body(Full::new(Bytes::copy_from_slice(body))).map_err(|e| format!("request: {e}"))?;
         let resp = self.client.request(req).await.map_err(|e| format!("{e:?}"))?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
         let value =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        Ok((status, value))
+        Ok((parts.status, value, parts.headers))
     }
 
     /// A JSON POST with the operator token.
