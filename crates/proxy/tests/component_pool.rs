@@ -22,19 +22,29 @@ fn capped(backend: &Upstream, cap: usize, timeouts: &str) -> Config {
     ))
 }
 
+/// A request on its own task: its status and body text once read to the end.
+type Pending = JoinHandle<(StatusCode, Result<String, String>)>;
+
 /// `GET path` on its own task, read to its end.
-fn spawn_get(proxy: &Proxy, path: &str) -> JoinHandle<(StatusCode, Result<String, String>)> {
+fn spawn_get(proxy: &Proxy, path: &str) -> Pending {
     let (proxy, req) = (proxy.clone(), Request::get(path).header("host", "shop").body(Empty::<Bytes>::new()).unwrap());
     tokio::spawn(async move { text(proxy.handle(req).await).await })
+}
+
+/// One backend behind a cap of one connection, which a held `GET /hold` (`first`)
+/// keeps busy: (backend, handler, first).
+async fn at_the_cap(timeouts: &str) -> (Upstream, Handler, Pending) {
+    let b = Upstream::spawn("blue").await;
+    let h = Handler::new(&capped(&b, 1, timeouts));
+    let first = spawn_get(&h.proxy, "/hold");
+    assert_eq!(b.arrived().await, "/hold");
+    (b, h, first)
 }
 
 #[tokio::test(start_paused = true)]
 async fn at_the_cap_a_request_waits_for_the_connection_to_come_back() {
     let _tick = Ticker::start();
-    let b = Upstream::spawn("blue").await;
-    let h = Handler::new(&capped(&b, 1, ""));
-    let first = spawn_get(&h.proxy, "/hold");
-    assert_eq!(b.arrived().await, "/hold");
+    let (b, h, first) = at_the_cap("").await;
     let second = spawn_get(&h.proxy, "/");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished(), "the second request waits while the only connection is busy");
@@ -48,10 +58,7 @@ async fn at_the_cap_a_request_waits_for_the_connection_to_come_back() {
 #[tokio::test(start_paused = true)]
 async fn at_the_cap_a_request_gets_503_naming_service_and_pool_after_the_connect_timeout() {
     let _tick = Ticker::start();
-    let b = Upstream::spawn("blue").await;
-    let h = Handler::new(&capped(&b, 1, "[service.timeouts]\nconnect = \"500ms\""));
-    let first = spawn_get(&h.proxy, "/hold");
-    assert_eq!(b.arrived().await, "/hold");
+    let (b, h, first) = at_the_cap("[service.timeouts]\nconnect = \"500ms\"").await;
     let start = Instant::now();
     let (status, body) = h.get_text("/").await;
     let waited = start.elapsed();

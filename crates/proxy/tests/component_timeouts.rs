@@ -48,6 +48,16 @@ async fn upload(
     (status, body, took)
 }
 
+/// GETs `/hold`, which `b` holds until released; returns status, body text and how
+/// long the answer took, then lets the held request go.
+async fn get_held(h: &Handler, b: &Upstream) -> (StatusCode, Result<String, String>, Duration) {
+    let start = Instant::now();
+    let (status, body) = h.get_text("/hold").await;
+    let took = start.elapsed();
+    b.release(1);
+    (status, body, took)
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_upload_longer_than_the_request_timeout_succeeds_while_it_moves() {
     let _tick = Ticker::start();
@@ -84,16 +94,13 @@ async fn a_backend_that_never_answers_gets_504_after_the_request_timeout() {
     let b = Upstream::spawn("blue").await;
     for protocol in PROTOCOLS {
         let h = Handler::new(&config(&b, protocol, "request = \"200ms\""));
-        let start = Instant::now();
-        let (status, body) = h.get_text("/hold").await;
-        let took = start.elapsed();
+        let (status, body, took) = get_held(&h, &b).await;
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{protocol}");
         assert!(body.unwrap().contains("service \"shop\" pool \"blue\""));
         assert!(
             took >= Duration::from_millis(200) && took < Duration::from_millis(400),
             "{protocol}: 504 after {took:?}"
         );
-        b.release(1);
     }
 }
 
@@ -103,14 +110,12 @@ async fn an_idle_timeout_shorter_than_the_request_timeout_also_ends_the_wait_for
     let b = Upstream::spawn("blue").await;
     for protocol in PROTOCOLS {
         let h = Handler::new(&config(&b, protocol, "request = \"30s\"\nidle = \"300ms\""));
-        let start = Instant::now();
-        assert_eq!(h.get_text("/hold").await.0, StatusCode::GATEWAY_TIMEOUT, "{protocol}");
-        let took = start.elapsed();
+        let (status, _, took) = get_held(&h, &b).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{protocol}");
         assert!(
             took >= Duration::from_millis(300) && took < Duration::from_millis(500),
             "{protocol}: 504 after {took:?}"
         );
-        b.release(1);
     }
 }
 
