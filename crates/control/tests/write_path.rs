@@ -19,7 +19,10 @@ async fn serve(router: Router) -> std::net::SocketAddr {
         proto: "http",
         access_log: switchyard_proxy::AccessLog::off(),
         header_timeout: std::time::Duration::from_secs(5),
+        idle_timeout: std::time::Duration::from_secs(60),
         max_header_bytes: 65536,
+        max_request_body: 0,
+        connections: std::sync::Arc::new(tokio::sync::Semaphore::new(1024)),
     };
     tokio::spawn(switchyard_proxy::serve(listener, router, opts, std::future::pending()));
     addr

@@ -46,6 +46,8 @@ pub mod names {
     pub const ACCESS_LOG_DROPPED: &str = "switchyard_access_log_dropped_total";
     /// Requests sent to a backend again, by service, pool and reason.
     pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
+    /// Open client connections, by listener (`http`, `https`).
+    pub const CLIENT_CONNECTIONS: &str = "switchyard_client_connections";
 }
 
 /// HTTP latency buckets: 0.5 ms to 30 s.
@@ -82,6 +84,7 @@ fn describe() {
         UPSTREAM_RETRIES,
         "Requests sent again, by reason (connect: refused, tried on another backend; reused_closed: a reused keep-alive connection closed unanswered, sent on a fresh one)."
     );
+    describe_gauge!(CLIENT_CONNECTIONS, "Open client connections, by listener (http, https).");
 }
 
 /// Sets a pool's weight gauge (percent).
@@ -132,4 +135,10 @@ pub fn preview_rejected(service: &str) -> metrics::Counter {
 /// Counts a dropped access log line.
 pub fn access_log_dropped() {
     metrics::counter!(names::ACCESS_LOG_DROPPED).increment(1);
+}
+
+/// The open-connections gauge of a listener (`http` or `https`), resolved once per
+/// listener loop; each connection increments it when accepted and decrements it when closed.
+pub fn client_connections(listener: &'static str) -> metrics::Gauge {
+    metrics::gauge!(names::CLIENT_CONNECTIONS, "listener" => listener)
 }

@@ -160,11 +160,17 @@ fn render(e: &Entry, format: LogFormat, s: &mut String) {
     };
     let ms = e.duration.as_secs_f64() * 1000.0;
     let _ = match format {
-        LogFormat::Text => writeln!(
-            s,
-            "{at} {} \"{} {host} {path}\" {} {service}/{pool} {backend} {ms:.3}ms {}B",
-            e.client, e.method, e.status, e.bytes
-        ),
+        LogFormat::Text => {
+            // Host and path are the client's: escaped, so they cannot end the quoted
+            // field or fake another line.
+            let _ = write!(s, "{at} {} \"", e.client);
+            text_field(s, e.method.as_str().as_bytes());
+            s.push(' ');
+            text_field(s, e.host.as_ref().map_or(&b"-"[..], HeaderValue::as_bytes));
+            s.push(' ');
+            text_field(s, path.as_bytes());
+            writeln!(s, "\" {} {service}/{pool} {backend} {ms:.3}ms {}B", e.status, e.bytes)
+        }
         LogFormat::Json => writeln!(
             s,
             "{{\"at\":\"{at}\",\"client\":\"{}\",\"method\":{},\"host\":{},\"path\":{},\"status\":{},\"service\":{},\"pool\":{},\"backend\":\"{backend}\",\"duration_ms\":{ms:.3},\"bytes\":{}}}",
@@ -178,6 +184,21 @@ fn render(e: &Entry, format: LogFormat, s: &mut String) {
             e.bytes
         ),
     };
+}
+
+/// A client-controlled field of a text line: `"` and `\\` are backslash-escaped,
+/// control and non-ASCII bytes written as `\xHH` (as nginx does).
+fn text_field(out: &mut String, v: &[u8]) {
+    for &b in v {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02X}");
+            }
+        }
+    }
 }
 
 /// A JSON string literal.
@@ -221,12 +242,26 @@ mod tests {
     fn text_and_json_lines() {
         let mut s = String::new();
         render(&entry(), LogFormat::Text, &mut s);
-        assert_eq!(s, "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET shop\"x /a?q=1\" 200 -/- - 1.500ms 5B\n");
+        assert_eq!(s, "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET shop\\\"x /a?q=1\" 200 -/- - 1.500ms 5B\n");
         s.clear();
         render(&entry(), LogFormat::Json, &mut s);
         assert_eq!(
             s,
             "{\"at\":\"1970-01-01T00:00:00.000Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\",\"host\":\"shop\\\"x\",\"path\":\"/a?q=1\",\"status\":200,\"service\":\"-\",\"pool\":\"-\",\"backend\":\"-\",\"duration_ms\":1.500,\"bytes\":5}\n"
         );
+    }
+
+    #[test]
+    fn text_lines_escape_what_the_client_sent() {
+        let mut e = entry();
+        e.host = Some(HeaderValue::from_bytes(b"a\" 200 x\\\xff\t").unwrap());
+        e.path = Some(PathAndQuery::from_static("/q\"x"));
+        let mut s = String::new();
+        render(&e, LogFormat::Text, &mut s);
+        assert_eq!(
+            s,
+            "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET a\\\" 200 x\\\\\\xFF\\x09 /q\\\"x\" 200 -/- - 1.500ms 5B\n"
+        );
+        assert_eq!(s.matches('\n').count(), 1);
     }
 }

@@ -26,47 +26,55 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Boxed = Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>;
 
 /// A client's request body: hyper's own, or any other body (tests, embedders), boxed once.
-pub(crate) enum ClientBody {
+pub(crate) enum Inbound {
     Incoming(Incoming),
     Other(Boxed),
 }
 
-impl ClientBody {
+/// A client's request body as it goes upstream: limited to `max_request_body`.
+pub(crate) type ClientBody = crate::limits::Limited<Inbound>;
+
+impl Inbound {
     /// Wraps `body`; hyper's `Incoming` is kept as it is (no box on the real path).
-    pub(crate) fn new<B>(body: B) -> ClientBody
+    pub(crate) fn new<B>(body: B) -> Inbound
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let mut slot = Some(body);
         if let Some(incoming) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Incoming>>().and_then(Option::take) {
-            return ClientBody::Incoming(incoming);
+            return Inbound::Incoming(incoming);
         }
         match slot {
-            Some(b) => ClientBody::Other(Box::pin(b.map_err(Into::into))),
+            Some(b) => Inbound::Other(Box::pin(b.map_err(Into::into))),
             // Unreachable: only an `Incoming` was taken out, and that returned above.
-            None => ClientBody::Other(Box::pin(http_body_util::Empty::new().map_err(|n: Infallible| match n {}))),
+            None => Inbound::Other(Box::pin(http_body_util::Empty::new().map_err(|n: Infallible| match n {}))),
+        }
+    }
+}
+
+impl Body for Inbound {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Inbound::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inbound::Other(b) => b.as_mut().poll_frame(cx),
         }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn is_end_stream(&self) -> bool {
         match self {
-            ClientBody::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            ClientBody::Other(b) => b.as_mut().poll_frame(cx),
-        }
-    }
-
-    pub(crate) fn is_end_stream(&self) -> bool {
-        match self {
-            ClientBody::Incoming(b) => b.is_end_stream(),
-            ClientBody::Other(b) => b.is_end_stream(),
+            Inbound::Incoming(b) => b.is_end_stream(),
+            Inbound::Other(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ClientBody::Incoming(b) => b.size_hint(),
-            ClientBody::Other(b) => b.size_hint(),
+            Inbound::Incoming(b) => b.size_hint(),
+            Inbound::Other(b) => b.size_hint(),
         }
     }
 }
@@ -129,14 +137,14 @@ impl RequestBody {
 
     fn poll_source(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.source {
-            Source::Direct(b) => b.poll(cx),
+            Source::Direct(b) => Pin::new(b).poll_frame(cx),
             Source::Empty => Poll::Ready(None),
             Source::Shared { slot, taken, .. } => {
                 if taken.is_none() {
                     *taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
                 }
                 match taken {
-                    Some(b) => b.poll(cx),
+                    Some(b) => Pin::new(b).poll_frame(cx),
                     // The other attempt took it; this one has nothing to send.
                     None => Poll::Ready(None),
                 }

@@ -3,11 +3,13 @@
 
 use crate::access_log::{AccessLog, Pending};
 use crate::backend::Backend;
-use crate::body::{BoxError, ClientBody, RequestBody, ResponseBody};
+use crate::body::{BoxError, Inbound, RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::exchange;
 use crate::headers;
+use crate::limits::{self, Limited};
 use crate::preview::{self, PreviewKey};
+use crate::request_check::{self, Reject};
 use crate::routes::Router;
 use crate::sticky;
 use crate::table::{PoolRoute, ServiceRoute};
@@ -74,6 +76,8 @@ pub struct Proxy {
     client_header: HeaderValue,
     proto: &'static str,
     log: AccessLog,
+    /// `max_request_body`; 0 = unlimited.
+    max_body: u64,
 }
 
 static ROOT: PathAndQuery = PathAndQuery::from_static("/");
@@ -82,7 +86,14 @@ static PREVIEW_HEADER: http::HeaderName = http::HeaderName::from_static(preview:
 impl Proxy {
     /// A handler for requests from `client_ip`; `proto` is `http` or `https`.
     pub fn new(router: Router, client_ip: IpAddr, proto: &'static str, log: AccessLog) -> Proxy {
-        Proxy { router, client_ip, client_header: headers::client_value(client_ip), proto, log }
+        Proxy { router, client_ip, client_header: headers::client_value(client_ip), proto, log, max_body: 0 }
+    }
+
+    /// Limits request bodies to `limit` bytes (`max_request_body`; 0 = unlimited).
+    #[must_use]
+    pub fn with_max_request_body(mut self, limit: u64) -> Proxy {
+        self.max_body = limit;
+        self
     }
 
     /// Routes one request: host → service → pool → backend, on one snapshot load.
@@ -102,7 +113,7 @@ impl Proxy {
 
     /// Handles one request end to end; never fails, every failure is a response.
     /// Generic over the request body so that tests can call it without a client
-    /// socket; hyper's `Incoming` goes through unboxed (see `ClientBody`).
+    /// socket; hyper's `Incoming` goes through unboxed (see `body::Inbound`).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -114,7 +125,15 @@ impl Proxy {
             let counters = self.router.load().unrouted.clone();
             return answer(ProxyError::MethodNotAllowed, |s| counters.count(s), log, start);
         }
+        if let Err(reject) = request_check::check_head(req.version(), req.headers()) {
+            let counters = self.router.load().unrouted.clone();
+            return reject.answer(req.version(), |s| counters.count(s), log, start);
+        }
         match self.route(&req) {
+            // A declared length over the limit: refused before anything goes upstream.
+            Ok(route) if self.max_body > 0 && req.body().size_hint().lower() > self.max_body => {
+                self.too_large(&route, req.version(), log, start)
+            }
             Ok(route) => self.forward(route, req, log, start).await,
             Err(Refusal::NoService { host, counters }) => {
                 answer(ProxyError::NoService { host }, |s| counters.count(s), log, start)
@@ -130,6 +149,23 @@ impl Proxy {
         }
     }
 
+    /// 413 for a body over `max_request_body`, counted under the routed pool.
+    fn too_large(
+        &self,
+        route: &Route,
+        version: Version,
+        mut log: Option<Box<Pending>>,
+        start: Instant,
+    ) -> Response<ResponseBody> {
+        if let Some(l) = &mut log {
+            l.routed(&route.service, route.pool, None);
+        }
+        let p = route.pool();
+        let reject =
+            Reject::BodyTooLarge { service: route.service.name.clone(), pool: p.name.clone(), limit: self.max_body };
+        reject.answer(version, |s| p.metrics.record(s, start.elapsed()), log, start)
+    }
+
     async fn forward<B>(
         &self,
         mut route: Route,
@@ -141,27 +177,36 @@ impl Proxy {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        // The host the request was routed by is the host the backend sees.
         let host = match req.uri().authority() {
-            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            Some(a) => HeaderValue::from_str(headers::authority_host(a.as_str())).ok(),
             None => req.headers().get(header::HOST).cloned(),
         };
-        let wants_upgrade = (req.version() == Version::HTTP_11 && upgrade::is_upgrade(req.headers()))
-            .then(|| req.headers().get(header::UPGRADE).cloned())
-            .flatten();
-        let client_upgrade = wants_upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let version = req.version();
+        // Only WebSocket is tunnelled; any other Upgrade is dropped below with the hop-by-hop headers.
+        let wants_upgrade = version == Version::HTTP_11 && upgrade::is_websocket(req.headers());
+        let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
         // hyper-util's client carries h2c and upgrades; plain HTTP/1 stays in this task.
         let in_task = !route.pool().is_h2c() && client_upgrade.is_none();
         let (mut parts, body) = req.into_parts();
+        let body = Limited::new(Inbound::new(body), self.max_body);
+        let overflow = body.trip_flag();
         // `TE: trailers` is hop-by-hop, but gRPC over an HTTP/2 upstream needs it.
         let te_trailers = route.pool().is_h2c() && headers::wants_trailers(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers);
         if te_trailers {
             parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        if let Some(u) = wants_upgrade {
-            upgrade::restore(&mut parts.headers, u);
+        if wants_upgrade {
+            upgrade::restore(&mut parts.headers, upgrade::WEBSOCKET.clone());
         }
         headers::add_forwarded(&mut parts.headers, &self.client_header, self.proto, host);
+        // Routing inputs that are the proxy's own are not forwarded.
+        headers::scrub_cookies(&mut parts.headers, preview::COOKIE);
+        parts.headers.remove(&PREVIEW_HEADER);
+        if let Some(name) = &route.service.override_header {
+            parts.headers.remove(name);
+        }
         parts.version = Version::HTTP_11;
         let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| ROOT.clone());
 
@@ -169,7 +214,6 @@ impl Proxy {
         // The in-task client hands back a request it could not connect for; hyper-util's
         // consumes it, so for that one a copy of the head and a take-once body are kept.
         let can_retry = route.pool().backends.len() > 1;
-        let body = ClientBody::new(body);
         let (first_body, spare) = match (can_retry && !in_task, body.is_end_stream()) {
             (false, _) => (RequestBody::direct(body), None),
             (true, true) => (RequestBody::direct(body), Some((parts.clone(), RequestBody::empty()))),
@@ -221,6 +265,8 @@ impl Proxy {
                 }
                 resp
             }
+            // The body grew past max_request_body before the backend answered.
+            Err(_) if limits::tripped(overflow.as_ref()) => self.too_large(&route, version, log, start),
             Err((f, _)) => {
                 let (service, pool, backend) =
                     (route.service.name.clone(), route.pool().name.clone(), route.backend().address().into());
@@ -337,7 +383,7 @@ async fn send(
 /// `Host` — as bytes, without UTF-8 validation (the routing decision's form).
 fn request_host_bytes<B>(req: &Request<B>) -> &[u8] {
     match req.uri().authority() {
-        Some(a) => a.as_str().as_bytes(),
+        Some(a) => headers::authority_host(a.as_str()).as_bytes(),
         None => req.headers().get(header::HOST).map_or(&[], |h| h.as_bytes()),
     }
 }

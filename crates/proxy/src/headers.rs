@@ -1,4 +1,6 @@
-//! Header hygiene between client and backend: hop-by-hop removal and X-Forwarded-*.
+//! Header hygiene between client and backend: hop-by-hop removal, X-Forwarded-*,
+//! the routed host as `Host`, and cookies (HTTP/2 fields joined, the proxy's own
+//! preview cookie removed).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
@@ -58,7 +60,8 @@ pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
 }
 
 /// Adds `X-Forwarded-For` (appended to what the client sent), `-Proto` and `-Host`,
-/// and makes sure `Host` is present (HTTP/2 clients send `:authority` instead).
+/// and sets `Host` to `host`, the host the request was routed by: an absolute-form
+/// URI's or HTTP/2 `:authority` replaces whatever `Host` the client also sent.
 /// `client` is the client's address as a header value, made once per connection;
 /// `host` is the request's host (the `Host` header's value is a cheap clone).
 pub(crate) fn add_forwarded(
@@ -76,11 +79,48 @@ pub(crate) fn add_forwarded(
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(h) = host {
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, h.clone());
-        }
+        headers.insert(header::HOST, h.clone());
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
+}
+
+/// An authority without its `userinfo@` part: the host and port a `Host` header carries.
+pub(crate) fn authority_host(authority: &str) -> &str {
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+}
+
+/// Joins several `Cookie` fields (HTTP/2 sends one per cookie) into one with `; `
+/// for HTTP/1 backends, and removes the `sy_preview` pair, which is the proxy's.
+/// A single `Cookie` without that pair (the common case) is left as it is.
+pub(crate) fn scrub_cookies(headers: &mut HeaderMap, drop_name: &str) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let Some(first) = values.next() else { return };
+    if values.next().is_none() && !first.as_bytes().split(|&b| b == b';').any(|p| is_pair(p, drop_name)) {
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::new();
+    for v in headers.get_all(header::COOKIE) {
+        for pair in v.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() || is_pair(pair, drop_name) {
+                continue;
+            }
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(pair);
+        }
+    }
+    let value = HeaderValue::from_bytes(&joined).ok().filter(|_| !joined.is_empty());
+    headers.remove(header::COOKIE);
+    if let Some(v) = value {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+/// Whether `pair` (`name=value`, maybe with spaces around) is the cookie `name`.
+fn is_pair(pair: &[u8], name: &str) -> bool {
+    pair.trim_ascii().strip_prefix(name.as_bytes()).is_some_and(|rest| rest.trim_ascii_start().starts_with(b"="))
 }
 
 /// The client address as a header value.
@@ -132,5 +172,38 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "shop.example.com");
         assert_eq!(h[header::HOST], "shop.example.com");
+    }
+
+    #[test]
+    fn the_routed_host_replaces_the_clients_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("other"));
+        let client = client_value("127.0.0.1".parse().unwrap());
+        add_forwarded(&mut h, &client, "http", Some(HeaderValue::from_static("shop.example.com")));
+        assert_eq!(h.get_all(header::HOST).iter().collect::<Vec<_>>(), ["shop.example.com"]);
+        assert_eq!(h["x-forwarded-host"], "shop.example.com");
+        assert_eq!(authority_host("user:pw@shop.example.com:8080"), "shop.example.com:8080");
+        assert_eq!(authority_host("shop.example.com"), "shop.example.com");
+    }
+
+    fn cookies(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::COOKIE, HeaderValue::from_static(v));
+        }
+        scrub_cookies(&mut h, "sy_preview");
+        h
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_and_the_preview_cookie_removed() {
+        let one =
+            |h: HeaderMap| h.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+        assert_eq!(one(cookies(&["a=1", "b=2"])), ["a=1; b=2"]);
+        assert_eq!(one(cookies(&["a=1; sy_preview=tok; b=2"])), ["a=1; b=2"]);
+        assert_eq!(one(cookies(&["sy_preview=tok", "c=3"])), ["c=3"]);
+        assert!(one(cookies(&["sy_preview=tok"])).is_empty());
+        assert_eq!(one(cookies(&["sy_preview_other=1; a=2"])), ["sy_preview_other=1; a=2"]);
+        assert_eq!(one(cookies(&["a=1"])), ["a=1"]);
     }
 }

@@ -7,6 +7,7 @@
 //! It depends on switchyard-config only; never on control, admin, notify or toml.
 
 mod access_log;
+mod activity;
 mod backend;
 mod body;
 mod client;
@@ -15,8 +16,11 @@ mod exchange;
 mod forward;
 mod headers;
 mod idle;
+mod lifetime;
+mod limits;
 mod pick;
 pub mod preview;
+mod request_check;
 mod routes;
 mod server;
 pub mod sticky;

@@ -1,31 +1,47 @@
-//! The listener loop: accept, optionally terminate TLS, serve HTTP/1.1 and h2 on
-//! each connection (with upgrades), and shut down gracefully (stop accepting, let
-//! in-flight requests finish).
+//! The listener loop: accept (at most `max_connections` open at once, shared by
+//! every worker of the process), optionally terminate TLS, serve HTTP/1.1 and h2
+//! on each connection (with upgrades) under the client timers of `lifetime`, and
+//! shut down gracefully (stop accepting, let in-flight requests finish).
 
 use crate::access_log::AccessLog;
+use crate::activity::{Activity, Conn, Counted, InFlight, Watched};
 use crate::forward::Proxy;
+use crate::lifetime::{self, ClientTimeouts};
 use crate::routes::Router;
 use crate::tls::TlsSettings;
+use http::Request;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+/// How long to wait before accepting again after an accept error (EMFILE, ENFILE, ...).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Per-listener protocol settings (from `[listener]`).
 #[derive(Clone)]
 pub struct ServerOptions {
-    /// Time to receive a request head, on a fresh connection or between keep-alive
-    /// requests (and, with TLS, to finish the handshake).
+    /// Time to receive a request head: the first one from the connection's opening
+    /// (HTTP/2: its preface), later ones from their first byte (and, with TLS, to
+    /// finish the handshake).
     pub header_timeout: Duration,
-    /// Larger request heads are answered 431.
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Larger request heads are answered 431 (HTTP/1 and HTTP/2).
     pub max_header_bytes: usize,
+    /// Larger request bodies are answered 413 (or cut once answered); 0 = unlimited.
+    pub max_request_body: u64,
+    /// Open client connections allowed; clones share it, so every worker (and the
+    /// TLS listener) of one process counts against the same `max_connections`.
+    pub connections: Arc<Semaphore>,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
     /// Where access log lines go.
@@ -37,7 +53,10 @@ impl ServerOptions {
     pub fn from_listener(l: &switchyard_config::Listener) -> ServerOptions {
         ServerOptions {
             header_timeout: l.header_timeout,
+            idle_timeout: l.idle_timeout,
             max_header_bytes: l.max_header_bytes,
+            max_request_body: l.max_request_body,
+            connections: Arc::new(Semaphore::new(l.max_connections.min(Semaphore::MAX_PERMITS))),
             proto: "http",
             access_log: AccessLog::off(),
         }
@@ -62,6 +81,45 @@ pub async fn serve_tls(
     run(listener, router, ServerOptions { proto: "https", ..opts }, Some(tls), shutdown).await;
 }
 
+/// The connection builder for a listener's protocol settings.
+pub(crate) fn builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // `lifetime` times request heads and idle connections for both protocols.
+        .header_read_timeout(None)
+        .max_buf_size(max_header_bytes.max(8192))
+        // A client that sends its request and shuts its write side still gets the answer.
+        .half_close(true)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Over it, h2 answers the stream 431 and resets it; the connection lives on.
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// An accepted connection's place under `max_connections`, and its gauge count.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    gauge: metrics::Gauge,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, gauge: &metrics::Gauge) -> Slot {
+        gauge.increment(1.0);
+        Slot { _permit: permit, gauge: gauge.clone() }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
 async fn run(
     listener: TcpListener,
     router: Router,
@@ -69,75 +127,118 @@ async fn run(
     tls: Option<TlsSettings>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
-        .max_buf_size(opts.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder(opts.max_header_bytes));
+    let gauge = switchyard_metrics::client_connections(opts.proto);
+    let timeouts = ClientTimeouts { header: opts.header_timeout, idle: opts.idle_timeout };
+    let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let mut failing = false;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+        // At the limit, wait for a connection to close before accepting again; the
+        // kernel's backlog holds new clients meanwhile.
+        let held = match permit.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                p = opts.connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning, and say so once per burst.
+                    if !failing {
+                        tracing::warn!(error = %e, "accept failed; retrying every 50 ms until it works");
+                        failing = true;
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = Proxy::new(router.clone(), peer.ip(), opts.proto, opts.access_log.clone());
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
-                match &tls {
-                    None => {
-                        tokio::spawn(connection(builder, watcher, stream, proxy, peer));
-                    }
-                    Some(tls) => {
-                        let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
-                        let limit = opts.header_timeout;
-                        tokio::spawn(async move {
-                            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                                Ok(Ok(io)) => connection(builder, watcher, io, proxy, peer).await,
-                                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        });
+                    permit = Some(held);
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        () = &mut shutdown => break,
                     }
                 }
-            }
+            },
             () = &mut shutdown => break,
+        };
+        if failing {
+            tracing::info!("accepting connections again");
+            failing = false;
         }
+        let slot = Slot::new(held, &gauge);
+        spawn_connection(stream, peer, &router, &opts, tls.as_ref(), &builder, timeouts, &stopped, slot);
     }
     drop(listener);
-    graceful.shutdown().await;
+    drop(stopped);
+    let _ = stop.send(true);
+    stop.closed().await;
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: &Router,
+    opts: &ServerOptions,
+    tls: Option<&TlsSettings>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    timeouts: ClientTimeouts,
+    stopped: &watch::Receiver<bool>,
+    slot: Slot,
+) {
+    let _ = stream.set_nodelay(true);
+    let proxy = Proxy::new(router.clone(), peer.ip(), opts.proto, opts.access_log.clone())
+        .with_max_request_body(opts.max_request_body);
+    let conn = Arc::new(Conn { proxy, activity: Activity::new() });
+    let (builder, stopped) = (builder.clone(), stopped.clone());
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let _slot = slot;
+                connection(builder, stopped, stream, conn, timeouts, peer).await;
+            });
+        }
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
+            tokio::spawn(async move {
+                let _slot = slot;
+                match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
+                    Ok(Ok(io)) => connection(builder, stopped, io, conn, timeouts, peer).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    }
 }
 
 async fn connection<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    stopped: watch::Receiver<bool>,
     io: I,
-    proxy: Proxy,
+    conn: Arc<Conn>,
+    timeouts: ClientTimeouts,
     peer: SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let proxy = Arc::new(proxy);
-    let svc = service_fn(move |req| {
-        let proxy = proxy.clone();
+    let shared = conn.clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        // Counted from the head's arrival until the response body is dropped.
+        let request = InFlight::begin(shared.clone(), req.version());
         // Boxed: hyper keeps a connection's request future in place of its size for the
         // connection's life, and moves it in for every request. A box is 8 bytes to move
         // and lets idle connections hold nothing of it (~4.5 KiB each otherwise).
-        Box::pin(async move { Ok::<_, Infallible>(proxy.handle(req).await) })
+        Box::pin(async move {
+            let resp = request.proxy().handle(req).await;
+            Ok::<_, Infallible>(resp.map(|body| Counted::new(body, request)))
+        })
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(error = %e, %peer, "client connection ended with an error");
-    }
+    let io = TokioIo::new(Watched::new(io, conn.clone()));
+    let served = builder.serve_connection_with_upgrades(io, svc);
+    lifetime::drive(served, |c| c.graceful_shutdown(), &conn.activity, timeouts, stopped, peer).await;
 }
