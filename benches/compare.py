@@ -34,7 +34,9 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, cpu_times, free_port, rss_kib, wait_port  # noqa: E402
+
 LUA = """
 done = function(summary, latency, requests)
   io.write(string.format("SY p50=%d p99=%d p999=%d requests=%d connect=%d read=%d write=%d status=%d timeout=%d\\n",
@@ -42,23 +44,6 @@ done = function(summary, latency, requests)
     summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout))
 end
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
 
 
 def sh(cmd, **kw):
@@ -106,26 +91,21 @@ class Proc:
 
     def cpu_seconds(self):
         """(user, system) CPU seconds of the process and its children so far, from /proc."""
-        pids = self.pids()
-        tick = os.sysconf("SC_CLK_TCK")
         user = system = 0.0
-        for pid in pids:
+        for pid in self.pids():
             try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
+                u, s = cpu_times(pid)
             except (OSError, IndexError, ValueError):
-                pass
+                continue
+            user, system = user + u, system + s
         return user, system
 
     def rss_kib(self):
         """RSS of the process and its children (nginx's workers hold the connections)."""
-        pids = self.pids()
         total = 0
-        for pid in pids:
+        for pid in self.pids():
             try:
-                with open(f"/proc/{pid}/status") as f:
-                    total += next((int(l.split()[1]) for l in f if l.startswith("VmRSS:")), 0)
+                total += rss_kib(pid)
             except OSError:
                 pass
         return total
@@ -180,7 +160,8 @@ backends = ["127.0.0.1:{green}"]
 
     def switch(self, pool):
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin}/v1/services/app/switch",
-                                     data=json.dumps({"pool": pool}).encode(), method="POST")
+                                     data=json.dumps({"pool": pool}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
             r.read()
 

@@ -147,3 +147,28 @@ async fn rejected_preview_tokens_are_counted_once_per_request() {
     assert_eq!(sample(&m, "switchyard_preview_tokens_rejected_total", &["service=\"shop\""]), Some(3.0));
     promtool_accepts(&m);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_of_removed_pools_and_backends_disappear_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g, b2) = (Upstream::spawn("blue").await, Upstream::spawn("green").await, Upstream::spawn("blue-2").await);
+    let cfg = write_config(dir.path(), &[b.address(), b2.address()], &[g.address()], "active = \"green\"");
+    let sy = Sy::start(&cfg, &["--access-log", "off"]);
+    let mut c = Conn::open(sy.proxy).await;
+    assert_eq!(c.get("x", "/").await.1, "green");
+    let m = scrape(&sy).await;
+    let gone = format!("backend=\"{}\"", b2.address());
+    assert!(m.contains(&gone) && m.contains("pool=\"green\""), "{m}");
+    // Green goes away (no weight after the file's [traffic] changed), and so does blue-2.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("active = \"green\"", "active = \"blue\"");
+    let text = text.replace(&format!(", \"{}\"", b2.address()), "");
+    let text = &text[..text.find("[service.pools.green]").unwrap()];
+    std::fs::write(&cfg, text).unwrap();
+    sy.signal(libc::SIGHUP);
+    sy.wait_log("reload applied");
+    let m = scrape(&sy).await;
+    assert!(!m.contains("pool=\"green\"") && !m.contains(&gone), "{m}");
+    assert!(m.contains("pool=\"blue\""), "{m}");
+    promtool_accepts(&m);
+}

@@ -147,3 +147,37 @@ async fn watch_reloads_a_file_replaced_by_rename() {
     sy.wait_log("reload applied");
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "green");
 }
+
+/// A Kubernetes ConfigMap volume: `sy.toml -> ..data/sy.toml`, `..data -> ..TIMESTAMP`;
+/// an update writes a new timestamped folder and swaps `..data` by rename. The file
+/// itself is never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_a_configmap_symlink_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g) = fleets().await;
+    let version = |name: &str, traffic: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        let written = write_config(&d, &[b.address()], &[g.address()], traffic);
+        // State beside the ConfigMap, as a writable volume would be.
+        let text = std::fs::read_to_string(&written).unwrap();
+        let state = dir.path().join("state.json");
+        std::fs::write(&written, text.replace("state/sy.json", &state.display().to_string())).unwrap();
+    };
+    version("..2026_01", "active = \"blue\"");
+    std::os::unix::fs::symlink("..2026_01", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/sy.toml", dir.path().join("sy.toml")).unwrap();
+    let sy = Sy::start(&dir.path().join("sy.toml"), &["--watch"]);
+    assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
+    version("..2026_02", "active = \"green\"");
+    std::os::unix::fs::symlink("..2026_02", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    sy.wait_log("reload applied");
+    assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "green");
+    // The next swap is seen too (the watch follows the new target folder).
+    version("..2026_03", "active = \"blue\"");
+    std::os::unix::fs::symlink("..2026_03", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    sy.wait_log("reload applied");
+    assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
+}

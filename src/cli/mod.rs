@@ -7,6 +7,7 @@ mod ctl_print;
 mod demo;
 mod serve;
 mod signals;
+mod watch;
 mod workers;
 
 use clap::{Parser, Subcommand};

@@ -1,7 +1,7 @@
 //! `switchyard serve`: wire config, control, admin and proxy together and run
 //! until SIGTERM/SIGINT.
 
-use super::{INVALID, IO_FAILURE, signals, workers};
+use super::{INVALID, IO_FAILURE, signals, watch, workers};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::future::Future;
@@ -103,6 +103,14 @@ pub struct Bound {
 
 /// Runs a validated config until SIGTERM/SIGINT; `on_ready` sees the bound addresses.
 pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound)) -> ExitCode {
+    // First: a SIGTERM or SIGHUP during start-up must not kill the process.
+    let signals = match signals::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
     // Before the first table is built, so the handles it resolves are live.
     let metrics = match switchyard_metrics::install() {
         Ok(h) => Some(h),
@@ -119,7 +127,7 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
             return ExitCode::from(INVALID);
         }
     };
-    let (controller, router) = match Controller::start(config.clone(), opts.reset_state) {
+    let (mut controller, router) = match Controller::start(config.clone(), opts.reset_state) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -148,6 +156,7 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
         proxy: proxy_listener.local_addr().unwrap_or(config.listener.address),
         admin: admin_listener.local_addr().unwrap_or(config.admin.address),
     };
+    controller.set_admin(bound.admin, env_token.is_some());
 
     let control = switchyard_control::spawn(controller);
     if let Some(h) = metrics.clone() {
@@ -167,9 +176,9 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
         metrics,
     });
     let stop = signals::Stop::new();
-    signals::spawn_reload_on_sighup(control.clone());
+    let terminate = signals.reload_on_sighup(control.clone());
     if opts.watch {
-        signals::spawn_watch(&config.source, control.clone());
+        watch::spawn_watch(&config.source, control.clone());
     }
     let admin_task = tokio::spawn(switchyard_admin::serve(admin_listener, admin, env_token, stop.wait()));
     let server_opts = ServerOptions { access_log: opts.access_log, ..ServerOptions::from_listener(&config.listener) };
@@ -195,7 +204,7 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
     // Announced only once signal handlers and the watcher are in place.
     tracing::info!(proxy = %bound.proxy, admin = %bound.admin, tls = %tls_addr, workers, config = %config.source.display(), "switchyard listening");
     on_ready(&bound);
-    signals::wait_for_terminate().await;
+    terminate.wait().await;
     tracing::info!(timeout = ?config.runtime.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
     stop.trigger();
     finish(proxy, config.runtime.shutdown_timeout).await;

@@ -2,13 +2,13 @@
 //! handle, answer. No traffic logic lives here.
 
 use crate::auth::{Caller, Tokens};
-use crate::observe;
 use crate::respond::{self, Resp};
+use crate::{guard, observe};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -74,6 +74,9 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();
+    if let Err((status, message)) = browser_safety(state, &req, &segments) {
+        return respond::error(status, message);
+    }
     match (method.clone(), segments.as_slice()) {
         (Method::GET, ["healthz"]) => return respond::text(StatusCode::OK, "ok\n"),
         (Method::GET, ["metrics"]) => return observe::metrics(state.metrics.as_ref(), &state.router),
@@ -105,7 +108,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             mutate(c, &caller, &svc, &action, req).await
         }
         (Method::POST, ["reload"]) => match c.reload(ReloadSource::Admin).await {
-            Ok(generation) => respond::json(StatusCode::OK, &serde_json::json!({ "generation": generation })),
+            Ok(report) => respond::json(StatusCode::OK, &report),
             Err(e) => respond::refused(&e),
         },
         (_, ["services"] | ["services", _] | ["services", _, "history"] | ["services", _, _] | ["reload"]) => {
@@ -113,6 +116,22 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         }
         _ => respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     }
+}
+
+/// SPEC §4's browser rules, before auth and routing: Origin everywhere, Host
+/// except on `/metrics` and `/healthz`, `Content-Type` on `/v1` POSTs with a body.
+fn browser_safety(state: &AdminState, req: &Request<Incoming>, segments: &[&str]) -> Result<(), guard::Refusal> {
+    let headers = req.headers();
+    guard::origin(headers)?;
+    if matches!(segments, ["metrics"] | ["healthz"]) {
+        return Ok(());
+    }
+    // The hosts of the config in force, read only for a name that needs them.
+    guard::host(headers, |name| state.control.config().borrow().admin.hosts.iter().any(|h| h == name))?;
+    if req.method() == Method::POST && segments.first() == Some(&"v1") {
+        guard::json_body(headers, !req.body().is_end_stream())?;
+    }
+    Ok(())
 }
 
 fn answer(r: Result<switchyard_control::ServiceView, switchyard_control::ControlError>) -> Resp {

@@ -2,6 +2,7 @@
 //! change is recorded under.
 
 use std::net::SocketAddr;
+use subtle::ConstantTimeEq;
 use switchyard_config::{Admin, Role};
 
 /// One accepted token.
@@ -75,7 +76,8 @@ impl Tokens {
     }
 
     /// Who sent this `Authorization` header value; `None` = unknown or missing.
-    /// Every token is compared, each in constant time, so timing says nothing.
+    /// Every token is compared, each in constant time (`subtle`), so timing says
+    /// nothing about which token, or how much of one, matched.
     pub fn check(&self, authorization: Option<&[u8]>) -> Option<Caller> {
         if self.tokens.is_empty() {
             return Some(Caller { name: "api".into(), role: Role::Operator });
@@ -83,19 +85,12 @@ impl Tokens {
         let presented = authorization?.strip_prefix(b"Bearer ")?;
         let mut found = None;
         for t in &self.tokens {
-            if constant_time_eq(presented, &t.secret) && found.is_none() {
+            if bool::from(presented.ct_eq(&t.secret)) && found.is_none() {
                 found = Some(Caller { name: t.name.clone(), role: t.role });
             }
         }
         found
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -123,6 +118,9 @@ mod tests {
         assert_eq!(t.check(Some(b"Bearer nope")), None);
         assert_eq!(t.check(Some(b"op-secret")), None);
         assert_eq!(t.check(None), None);
+        for near in ["Bearer op-secreT", "Bearer op-secre", "Bearer op-secret2", "Bearer ", "bearer op-secret"] {
+            assert_eq!(t.check(Some(near.as_bytes())), None, "{near}");
+        }
     }
 
     #[test]

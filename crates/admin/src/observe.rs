@@ -20,33 +20,69 @@ pub fn metrics(handle: Option<&PrometheusHandle>, router: &Router) -> Resp {
         return respond::error(StatusCode::NOT_FOUND, "metrics are not enabled in this process");
     };
     let table = router.load();
+    let mut live = switchyard_metrics::Live::default();
     for svc in table.services() {
         for pool in svc.pools.iter() {
             switchyard_metrics::inflight(&svc.name, &pool.name, pool.stats.inflight());
             for b in pool.backends.iter() {
                 switchyard_metrics::backend_healthy(&svc.name, &pool.name, b.address(), b.is_healthy());
             }
+            live.add(&svc.name, &pool.name, pool.backends.iter().map(|b| b.address()));
         }
     }
     drop(table);
-    let mut r = Response::new(Full::new(Bytes::from(handle.render())));
+    // Series of pools and backends a reload removed are not shown.
+    let mut r = Response::new(Full::new(Bytes::from(live.filter(&handle.render()))));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
 }
 
-/// `GET /v1/services/{svc}/drain?pool=P[&wait=D]`.
-pub async fn drain(router: &Router, service: &str, query: Option<&str>) -> Resp {
-    let param =
-        |k: &str| query.unwrap_or("").split('&').find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')));
-    let Some(pool) = param("pool").filter(|p| !p.is_empty()) else {
-        return respond::error(StatusCode::BAD_REQUEST, "drain needs ?pool=POOL");
+/// The parameters of a drain call.
+#[derive(Debug, PartialEq, Eq)]
+struct DrainQuery {
+    pool: String,
+    wait: Option<Duration>,
+}
+
+/// Parses `pool=P[&wait=D]` (percent-decoded); `Err` is a 400 message.
+fn drain_query(query: Option<&str>) -> Result<DrainQuery, String> {
+    let (mut pool, mut wait) = (None, None);
+    let mut unknown = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = match key.as_ref() {
+            "pool" => &mut pool,
+            "wait" => &mut wait,
+            _ => {
+                unknown.push(format!("{key:?}"));
+                continue;
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(format!("drain: {key} given more than once"));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!("drain: unknown query parameter(s) {}; known: pool, wait", unknown.join(", ")));
+    }
+    let Some(pool) = pool.filter(|p| !p.is_empty()) else {
+        return Err("drain needs ?pool=POOL".into());
     };
-    let wait = match param("wait").map(switchyard_config::parse_duration) {
+    let wait = match wait.as_deref().map(switchyard_config::parse_duration) {
         None => None,
         Some(Ok(d)) if d <= MAX_WAIT => Some(d),
-        Some(Ok(_)) => return respond::error(StatusCode::BAD_REQUEST, "wait may be at most 1h"),
-        Some(Err(e)) => return respond::error(StatusCode::BAD_REQUEST, format!("wait: {e}")),
+        Some(Ok(_)) => return Err("wait may be at most 1h".into()),
+        Some(Err(e)) => return Err(format!("wait: {e}")),
     };
+    Ok(DrainQuery { pool: pool.into_owned(), wait })
+}
+
+/// `GET /v1/services/{svc}/drain?pool=P[&wait=D]`.
+pub async fn drain(router: &Router, service: &str, query: Option<&str>) -> Resp {
+    let (pool, wait) = match drain_query(query) {
+        Ok(q) => (q.pool, q.wait),
+        Err(message) => return respond::error(StatusCode::BAD_REQUEST, message),
+    };
+    let pool = pool.as_str();
     let stats = {
         let table = router.load();
         let Some(svc) = table.service(service) else {
@@ -68,5 +104,27 @@ pub async fn drain(router: &Router, service: &str, query: Option<&str>) -> Resp 
             Some(_) if !drained => return respond::json(StatusCode::REQUEST_TIMEOUT, &body),
             _ => return respond::json(StatusCode::OK, &body),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_query_is_percent_decoded_and_strict() {
+        let q = drain_query(Some("pool=bl%75e&wait=1%30s")).unwrap();
+        assert_eq!(q, DrainQuery { pool: "blue".into(), wait: Some(Duration::from_secs(10)) });
+        assert_eq!(drain_query(Some("pool=a+b")).unwrap().pool, "a b");
+        let e = drain_query(Some("pool=blue&colour=red&x")).unwrap_err();
+        assert!(e.contains("\"colour\"") && e.contains("\"x\""), "{e}");
+        let e = drain_query(Some("pool=blue&pool=green")).unwrap_err();
+        assert!(e.contains("pool given more than once"), "{e}");
+        assert!(drain_query(Some("wait=1s&wait=2s&pool=b")).unwrap_err().contains("wait given more than once"));
+        assert!(drain_query(None).unwrap_err().contains("needs ?pool"));
+        assert!(drain_query(Some("pool=")).unwrap_err().contains("needs ?pool"));
+        assert!(drain_query(Some("pool=b&wait=2h")).unwrap_err().contains("at most 1h"));
+        assert!(drain_query(Some("pool=b&wait=soon")).unwrap_err().starts_with("wait:"));
     }
 }

@@ -2,59 +2,26 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+mod common;
+
+use common::{Admin, OP, start_with_files};
+use http::StatusCode;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use switchyard_admin::{AdminState, Tokens};
-use switchyard_control::{Controller, spawn};
-use switchyard_test_support::Upstream;
-use tokio::net::TcpListener;
+use switchyard_admin::Limits;
 
-struct Api {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    _ups: (Upstream, Upstream),
-}
-
-const OP: &str = "op-secret";
 const VIEW: &str = "view-secret";
 const CI: &str = "ci-secret";
 
-async fn start() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    std::fs::write(dir.path().join("op"), OP).unwrap();
-    std::fs::write(dir.path().join("view"), VIEW).unwrap();
-    std::fs::write(dir.path().join("ci"), CI).unwrap();
-    let text = format!(
-        "[listener]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.1:0\"\ntoken_file = \"op\"\n[[admin.tokens]]\nname = \"dash\"\nfile = \"view\"\nrole = \"viewer\"\n[[admin.tokens]]\nname = \"ci\"\nfile = \"ci\"\n[state]\nfile = \"state.json\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\"]\n[service.pools.green]\nbackends = [\"{}\"]\n",
-        b.address(),
-        g.address()
-    );
-    let path = dir.path().join("sy.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = switchyard_config::load(&path).unwrap();
-    let tokens = Tokens::load(&config.admin, None).unwrap();
-    let (controller, router) = Controller::start(config, false).unwrap();
-    let state = Arc::new(AdminState {
-        control: spawn(controller),
-        tokens: arc_swap::ArcSwap::from_pointee(tokens),
-        router,
-        metrics: None,
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchyard_admin::serve(listener, state, None, std::future::pending()));
-    Api { addr, dir, client: Client::builder(TokioExecutor::new()).build_http(), _ups: (b, g) }
+/// A viewer token `dash` (file `view`) and an operator token `ci` (file `ci`) beside `op`.
+const NAMED_TOKENS: &str = "[[admin.tokens]]\nname = \"dash\"\nfile = \"view\"\nrole = \"viewer\"\n[[admin.tokens]]\nname = \"ci\"\nfile = \"ci\"";
+
+async fn start() -> Admin {
+    start_with_files(Limits::default(), NAMED_TOKENS, &[("view", VIEW), ("ci", CI)]).await
 }
 
-impl Api {
+impl Admin {
+    /// `method path` with `body` (as JSON when not empty), the bearer `token` and
+    /// `If-Match` when given; answers the status, the body as JSON and the ETag.
     async fn call(
         &self,
         method: &str,
@@ -63,23 +30,24 @@ impl Api {
         body: &str,
         if_match: Option<&str>,
     ) -> (StatusCode, Value, Option<String>) {
-        let mut req = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &[u8])> = Vec::new();
+        if let Some(b) = &bearer {
+            headers.push(("authorization", b.as_bytes()));
         }
         if let Some(v) = if_match {
-            req = req.header("if-match", v);
+            headers.push(("if-match", v.as_bytes()));
         }
-        let resp = self.client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
-        let status = resp.status();
-        let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        if !body.is_empty() {
+            headers.push(("content-type", b"application/json"));
+        }
+        let (status, value, headers) = self.exact(method, path, &headers, body.as_bytes()).await.unwrap();
+        let etag = headers.get("etag").map(|v| v.to_str().unwrap().to_owned());
         (status, value, etag)
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value, Option<String>) {
+    /// A JSON POST with the operator token.
+    async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value, Option<String>) {
         self.call("POST", path, Some(OP), &body.to_string(), None).await
     }
 }
@@ -111,7 +79,7 @@ async fn viewer_cannot_switch_and_operator_can() {
     let (s, e, _) = api.call("POST", "/v1/services/shop/switch", Some(VIEW), r#"{"pool":"green"}"#, None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(e["error"].as_str().unwrap().contains("read-only"));
-    let (s, svc, etag) = api.post("/v1/services/shop/switch", json!({"pool": "green", "reason": "cutover"})).await;
+    let (s, svc, etag) = api.post_json("/v1/services/shop/switch", json!({"pool": "green", "reason": "cutover"})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!((svc["active"].as_str(), svc["version"].as_u64()), (Some("green"), Some(2)));
     assert_eq!(etag.as_deref(), Some("\"2\""));
@@ -162,10 +130,10 @@ async fn bad_requests_get_400_with_a_message() {
 #[tokio::test]
 async fn unknown_pool_404_nothing_to_roll_back_409_stale_if_match_412() {
     let api = start().await;
-    let (s, e, _) = api.post("/v1/services/shop/switch", json!({"pool": "red"})).await;
+    let (s, e, _) = api.post_json("/v1/services/shop/switch", json!({"pool": "red"})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(e["error"].as_str().unwrap().contains("\"red\""));
-    assert_eq!(api.post("/v1/services/nope/switch", json!({"pool": "green"})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(api.post_json("/v1/services/nope/switch", json!({"pool": "green"})).await.0, StatusCode::NOT_FOUND);
     assert_eq!(api.call("POST", "/v1/services/shop/rollback", Some(OP), "", None).await.0, StatusCode::CONFLICT);
     let (s, _, _) = api.call("POST", "/v1/services/shop/switch", Some(OP), r#"{"pool":"green"}"#, Some("\"7\"")).await;
     assert_eq!(s, StatusCode::PRECONDITION_FAILED);
@@ -178,7 +146,7 @@ async fn unknown_pool_404_nothing_to_roll_back_409_stale_if_match_412() {
 #[tokio::test]
 async fn reload_answers_generation_or_422_with_every_problem() {
     let api = start().await;
-    let (s, v, _) = api.post("/v1/reload", json!({})).await;
+    let (s, v, _) = api.post_json("/v1/reload", json!({})).await;
     assert_eq!((s, v["generation"].as_u64()), (StatusCode::OK, Some(2)));
     let path = api.dir.path().join("sy.toml");
     let good = std::fs::read_to_string(&path).unwrap();
@@ -187,7 +155,7 @@ async fn reload_answers_generation_or_422_with_every_problem() {
         good.replace("active = \"blue\"", "active = \"red\"").replace("[state]", "bogus = 1\n[state]"),
     )
     .unwrap();
-    let (s, v, _) = api.post("/v1/reload", json!({})).await;
+    let (s, v, _) = api.post_json("/v1/reload", json!({})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let problems: Vec<&str> = v["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
@@ -203,11 +171,11 @@ async fn unknown_endpoints_and_methods() {
     let api = start().await;
     assert_eq!(api.call("GET", "/v2/x", Some(OP), "", None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(api.call("DELETE", "/v1/services/shop", Some(OP), "", None).await.0, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(api.post("/v1/services/shop/explode", json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(api.post_json("/v1/services/shop/explode", json!({})).await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
-async fn reload_rotates_tokens_and_keeps_old_ones_when_new_files_fail() {
+async fn reload_rotates_tokens_and_an_empty_token_file_refuses_the_reload() {
     let api = start().await;
     std::fs::write(api.dir.path().join("op"), "rotated-secret").unwrap();
     let (s, v, _) = api.call("POST", "/v1/reload", Some(OP), "", None).await;
@@ -220,9 +188,24 @@ async fn reload_rotates_tokens_and_keeps_old_ones_when_new_files_fail() {
     );
     assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
 
-    std::fs::write(api.dir.path().join("view"), "").unwrap(); // empty token file: refused
-    let (s, _, _) = api.call("POST", "/v1/reload", Some("rotated-secret"), "", None).await;
-    assert_eq!(s, StatusCode::OK, "the config itself is valid");
+    // An empty token file makes the config invalid: the whole reload is refused.
+    std::fs::write(api.dir.path().join("view"), "").unwrap();
+    let (s, v, _) = api.call("POST", "/v1/reload", Some("rotated-secret"), "", None).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["problems"][0].as_str().unwrap().contains("`file`"), "{v}");
     assert_eq!(api.call("GET", "/v1/services", Some("rotated-secret"), "", None).await.0, StatusCode::OK);
     assert_eq!(api.call("GET", "/v1/services", Some(VIEW), "", None).await.0, StatusCode::OK, "old viewer token kept");
+}
+
+#[tokio::test]
+async fn drain_query_is_percent_decoded_and_unknown_or_repeated_keys_are_400() {
+    let api = start().await;
+    let (s, v, _) = api.call("GET", "/v1/services/shop/drain?pool=bl%75e&wait=1%30ms", Some(VIEW), "", None).await;
+    assert_eq!((s, v["pool"].as_str(), v["drained"].as_bool()), (StatusCode::OK, Some("blue"), Some(true)), "{v}");
+    let (s, v, _) = api.call("GET", "/v1/services/shop/drain?pool=blue&colour=red", Some(VIEW), "", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("\"colour\""), "{v}");
+    let (s, v, _) = api.call("GET", "/v1/services/shop/drain?pool=blue&pool=green", Some(VIEW), "", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("pool given more than once"), "{v}");
 }

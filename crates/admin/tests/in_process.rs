@@ -69,6 +69,7 @@ impl Stack {
         let req = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.admin))
+            .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
             .unwrap();
         let resp = self.client.request(req).await.unwrap();

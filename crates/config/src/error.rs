@@ -60,6 +60,15 @@ fn render(file: &str, problems: &[Problem]) -> String {
     out
 }
 
+/// A message that quotes the file's text stays one line: control characters
+/// (a newline inside a multi-line string, say) are escaped.
+pub(crate) fn one_line(message: &str) -> String {
+    if !message.chars().any(char::is_control) {
+        return message.to_owned();
+    }
+    message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// Problems collected while reading a file, located by byte offset until rendered.
 pub(crate) struct Problems<'s> {
     src: &'s str,
@@ -96,7 +105,7 @@ pub(crate) fn locate(src: &str, offset: usize, message: String) -> Problem {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = before[line_start..].chars().count() + 1;
-    Problem { line, col, message }
+    Problem { line, col, message: one_line(&message) }
 }
 
 #[cfg(test)]

@@ -216,6 +216,20 @@ impl<'t, 'i> Field<'t, 'i> {
         Some(path)
     }
 
+    /// A readable file holding a secret of at least `min` bytes (surrounding
+    /// whitespace ignored), so that what reads it after a reload cannot fail on it.
+    pub(crate) fn secret_file(&self, p: &mut Problems, base: &Path, min: usize) -> Option<PathBuf> {
+        let path = self.path(p, base)?;
+        match std::fs::read(&path) {
+            Err(e) => p.at(self.at(), format!("`{}`: cannot read {}: {e}", self.key, path.display())),
+            Ok(b) if b.trim_ascii().len() < min => {
+                p.at(self.at(), format!("`{}`: {} holds fewer than {min} bytes", self.key, path.display()))
+            }
+            Ok(_) => {}
+        }
+        Some(path)
+    }
+
     /// A path resolved against the config's folder.
     pub(crate) fn path(&self, p: &mut Problems, base: &Path) -> Option<PathBuf> {
         let s = self.str(p)?;

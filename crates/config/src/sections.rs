@@ -94,8 +94,8 @@ pub(crate) fn admin(field: Option<Field>, p: &mut Problems, base: &Path) -> Admi
     if let Some(addr) = t.take("address").and_then(|f| f.socket_addr(p)) {
         a.address = addr;
     }
-    a.token_file = t.take("token_file").and_then(|f| f.readable_file(p, base));
-    a.preview_key_file = t.take("preview_key_file").and_then(|f| f.readable_file(p, base));
+    a.token_file = t.take("token_file").and_then(|f| f.secret_file(p, base, 1));
+    a.preview_key_file = t.take("preview_key_file").and_then(|f| f.secret_file(p, base, 16));
     if let Some(items) = t.take("hosts").and_then(|f| f.strings(p)) {
         for (h, at) in items {
             if !crate::service::valid_host(h) {
@@ -117,7 +117,7 @@ pub(crate) fn admin(field: Option<Field>, p: &mut Problems, base: &Path) -> Admi
 
 fn named_token(mut t: Table, p: &mut Problems, base: &Path) -> NamedToken {
     let name = t.require("name", p).and_then(|f| f.str(p)).unwrap_or_default().to_owned();
-    let file = t.require("file", p).and_then(|f| f.readable_file(p, base)).unwrap_or_default();
+    let file = t.require("file", p).and_then(|f| f.secret_file(p, base, 1)).unwrap_or_default();
     let role = match t.take("role") {
         None => Role::Operator,
         Some(f) => match f.str(p) {

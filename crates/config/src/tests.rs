@@ -271,3 +271,18 @@ fn limits_sizes_admin_hosts_and_probe_host() {
     assert_eq!(parse_size("1GiB"), Ok(1 << 30));
     assert!(parse_size("99999999999999GiB").is_err());
 }
+
+#[test]
+fn empty_token_files_and_short_preview_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), " \n").unwrap();
+    std::fs::write(dir.path().join("key"), "short").unwrap();
+    let src = format!(
+        "[admin]\ntoken_file = \"token\"\npreview_key_file = \"key\"\n{}",
+        with_service(&format!("[service.traffic]\nactive = \"blue\"\n{BLUE}"))
+    );
+    let e = parse(&src, &dir.path().join("sy.toml")).unwrap_err().lines();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].contains(":2:14: `token_file`:") && e[0].ends_with("holds fewer than 1 bytes"), "{e:?}");
+    assert!(e[1].contains(":3:20: `preview_key_file`:") && e[1].ends_with("holds fewer than 16 bytes"), "{e:?}");
+}

@@ -100,8 +100,8 @@ pub enum Reply {
     Services(ServicesView),
     /// Events, newest first.
     History(Vec<Event>),
-    /// The generation now in force.
-    Reloaded(u64),
+    /// The generation now in force, and restart-only settings that changed.
+    Reloaded(crate::ReloadReport),
     /// A new preview token.
     PreviewToken(PreviewTokenView),
 }

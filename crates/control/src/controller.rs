@@ -1,7 +1,7 @@
 //! The control task's logic: every change is validated, built into a new table,
 //! persisted, published, then answered — in that order, or not at all.
 
-use crate::command::{ChangeMeta, Command, ControlError, PreviewTokenView, ReloadSource, Reply};
+use crate::command::{ChangeMeta, Command, ControlError, PreviewTokenView, Reply};
 use crate::health::HealthChecks;
 use crate::merge::{effective, merge};
 use crate::preview_key;
@@ -13,18 +13,21 @@ use std::time::SystemTime;
 use switchyard_config::{Config, Traffic, Weight};
 use switchyard_proxy::preview::{self, PreviewKey};
 use switchyard_proxy::tls::{self, TlsSettings};
+
 use switchyard_proxy::{Router, RoutesPublisher, RoutingTable};
 
 /// Owns the traffic state and the snapshot's write side.
 pub struct Controller {
-    config: Config,
-    state: State,
-    publisher: RoutesPublisher,
-    generation: u64,
-    last_reload: Option<ReloadOutcome>,
+    pub(crate) config: Config,
+    pub(crate) state: State,
+    pub(crate) publisher: RoutesPublisher,
+    pub(crate) generation: u64,
+    pub(crate) last_reload: Option<ReloadOutcome>,
     health: HealthChecks,
-    preview_key: Arc<PreviewKey>,
-    tls: Option<TlsSettings>,
+    pub(crate) preview_key: Arc<PreviewKey>,
+    pub(crate) tls: Option<TlsSettings>,
+    /// Whether `SWITCHYARD_ADMIN_TOKEN` stands in for `token_file`.
+    pub(crate) env_token: bool,
 }
 
 /// Why the control path could not start. Each message names the file at fault.
@@ -39,6 +42,14 @@ pub enum StartError {
     /// The TLS certificate or key does not load.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The saved runtime traffic gives weight to a pool the config no longer has.
+    #[error("state file {path}: {problems} (restore the pool, or start with --reset-state)", path = .path.display(), problems = .problems.join("; "))]
+    Conflict {
+        /// The state file.
+        path: std::path::PathBuf,
+        /// One line per service.
+        problems: Vec<String>,
+    },
 }
 
 /// Now, as RFC 3339 (UTC, seconds).
@@ -51,7 +62,8 @@ impl Controller {
     /// the config, persists the result and publishes the first table.
     pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StartError> {
         let saved = if reset_state { State::default() } else { state::load(&config.state.file)? };
-        let state = merge(&config, &saved);
+        let state = merge(&config, &saved)
+            .map_err(|problems| StartError::Conflict { path: config.state.file.clone(), problems })?;
         state::save(&config.state.file, &state)?;
         let preview_key = preview_key::load_or_create(&config).map_err(StartError::PreviewKey)?;
         let tls = match &config.listener.tls {
@@ -70,9 +82,30 @@ impl Controller {
             health: HealthChecks::new(),
             preview_key,
             tls,
+            env_token: false,
         };
-        c.observe(&State::default());
+        // What the saved history already counted is not counted again (no replay on restart).
+        c.observe(&saved);
+        c.stamp_last_changes();
         Ok((c, router))
+    }
+
+    /// Says whether `SWITCHYARD_ADMIN_TOKEN` stands in for `token_file` (a reload
+    /// may never leave a non-loopback admin API without any token), and which
+    /// address the admin API actually listens on (a restart-only setting).
+    pub fn set_admin(&mut self, bound: std::net::SocketAddr, env_token: bool) {
+        self.config.admin.address = bound;
+        self.env_token = env_token;
+    }
+
+    /// `last_change_timestamp_seconds` from each service's latest saved event.
+    fn stamp_last_changes(&self) {
+        for (name, st) in &self.state.services {
+            let at = st.history.last().and_then(|e| humantime::parse_rfc3339(&e.at).ok());
+            if let Some(d) = at.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()) {
+                switchyard_metrics::last_change(name, d.as_secs_f64());
+            }
+        }
     }
 
     /// Applies one command.
@@ -207,67 +240,6 @@ impl Controller {
         }))
     }
 
-    fn reload(&mut self, source: ReloadSource) -> Result<Reply, ControlError> {
-        let outcome = |ok, problems| ReloadOutcome { at: now(), source: source.as_str(), ok, problems };
-        let config = match switchyard_config::load(&self.config.source) {
-            Ok(c) => c,
-            Err(e) => {
-                let problems = e.lines();
-                for p in &problems {
-                    tracing::error!(source = source.as_str(), "reload refused, old config kept: {p}");
-                }
-                self.last_reload = Some(outcome(false, problems.clone()));
-                switchyard_metrics::reload(false);
-                return Err(ControlError::InvalidConfig(problems));
-            }
-        };
-        if config.listener != self.config.listener || config.admin.address != self.config.admin.address {
-            tracing::warn!("listener and admin changes take effect at the next restart");
-        }
-        if config.runtime != self.config.runtime {
-            tracing::warn!("[runtime] changes (worker_threads, shutdown_timeout) take effect at the next restart");
-        }
-        let next = merge(&config, &self.state);
-        if let Err(problem) = self.reload_tls(&config) {
-            self.last_reload = Some(outcome(false, vec![problem.clone()]));
-            switchyard_metrics::reload(false);
-            tracing::error!("reload refused, old config and certificate kept: {problem}");
-            return Err(ControlError::InvalidConfig(vec![problem]));
-        }
-        match preview_key::load_or_create(&config) {
-            Ok(k) => self.preview_key = k,
-            Err(e) => {
-                self.last_reload = Some(outcome(false, vec![e.clone()]));
-                switchyard_metrics::reload(false);
-                return Err(ControlError::InvalidConfig(vec![e]));
-            }
-        }
-        if let Err(e) = self.commit(config, next, self.generation + 1) {
-            self.last_reload = Some(outcome(false, vec![e.to_string()]));
-            switchyard_metrics::reload(false);
-            return Err(e);
-        }
-        self.last_reload = Some(outcome(true, Vec::new()));
-        switchyard_metrics::reload(true);
-        tracing::info!(generation = self.generation, source = source.as_str(), "config reloaded");
-        Ok(Reply::Reloaded(self.generation))
-    }
-
-    /// Re-reads the certificate and key; on success new TLS connections use them.
-    fn reload_tls(&self, config: &Config) -> Result<(), String> {
-        match (&self.tls, &config.listener.tls) {
-            (Some(live), Some(t)) => {
-                live.store(tls::load(&t.cert, &t.key)?);
-                Ok(())
-            }
-            (None, None) => Ok(()),
-            _ => {
-                tracing::warn!("adding or removing [listener.tls] takes effect at the next restart");
-                Ok(())
-            }
-        }
-    }
-
     /// The TLS listener's live settings, when `[listener.tls]` is configured.
     pub fn tls(&self) -> Option<TlsSettings> {
         self.tls.clone()
@@ -275,11 +247,24 @@ impl Controller {
 
     /// Build → persist → publish. Any failure leaves everything as it was.
     fn commit(&mut self, config: Config, next: State, generation: u64) -> Result<(), ControlError> {
+        self.commit_with(config, next, generation, self.preview_key.clone())
+    }
+
+    /// `commit`, with the preview key the new table verifies tokens against (kept
+    /// only once the commit succeeded).
+    pub(crate) fn commit_with(
+        &mut self,
+        config: Config,
+        next: State,
+        generation: u64,
+        preview_key: Arc<PreviewKey>,
+    ) -> Result<(), ControlError> {
         let current = self.publisher.current();
         let mut table = RoutingTable::build(&effective(&config, &next), Some(&current), generation);
-        table.set_preview_key(self.preview_key.clone());
+        table.set_preview_key(preview_key.clone());
         state::save(&config.state.file, &next).map_err(|e| ControlError::Persist(e.to_string()))?;
         self.publisher.publish(table);
+        self.preview_key = preview_key;
         self.config = config;
         let before = std::mem::replace(&mut self.state, next);
         self.generation = generation;

@@ -81,10 +81,10 @@ impl ControlHandle {
         self.service_reply(Command::Rollback { service: service.into(), meta }).await
     }
 
-    /// Re-read the config file; the new generation, or every problem.
-    pub async fn reload(&self, source: ReloadSource) -> Result<u64, ControlError> {
+    /// Re-read the config file; the new generation and warnings, or every problem.
+    pub async fn reload(&self, source: ReloadSource) -> Result<crate::ReloadReport, ControlError> {
         match self.call(Command::Reload { source }).await? {
-            Reply::Reloaded(g) => Ok(g),
+            Reply::Reloaded(r) => Ok(r),
             _ => Err(ControlError::Unavailable),
         }
     }

@@ -4,23 +4,26 @@
 //! hot path reads the flag, so a verdict needs no table rebuild and no lock.
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, header};
 use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchyard_config::{Config, Health};
+use switchyard_config::{Config, Health, Protocol};
 use switchyard_proxy::{Backend, RoutingTable};
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 type Key = (String, String, String);
 
+const USER_AGENT: &str = "switchyard-health";
+
 struct Probe {
     backend: Arc<Backend>,
     health: Health,
+    protocol: Protocol,
     task: JoinHandle<()>,
 }
 
@@ -40,29 +43,32 @@ impl HealthChecks {
     /// changed, stops those no longer configured.
     pub(crate) fn reconcile(&mut self, table: &RoutingTable, config: &Config) {
         let Some(rt) = &self.runtime else { return };
-        let mut wanted: HashMap<Key, (Arc<Backend>, Health)> = HashMap::new();
+        let mut wanted: HashMap<Key, (Arc<Backend>, Health, Protocol)> = HashMap::new();
         for svc in &config.services {
             let (Some(health), Some(route)) = (&svc.health, table.service(&svc.name)) else { continue };
             for pool in route.pools.iter() {
+                let protocol = svc.pool(&pool.name).map_or(Protocol::Http1, |p| p.protocol);
                 for b in pool.backends.iter() {
                     let key = (svc.name.clone(), pool.name.to_string(), b.address().to_owned());
-                    wanted.insert(key, (b.clone(), health.clone()));
+                    wanted.insert(key, (b.clone(), health.clone(), protocol));
                 }
             }
         }
         self.probes.retain(|key, probe| {
-            let keep = wanted.get(key).is_some_and(|(b, h)| Arc::ptr_eq(b, &probe.backend) && *h == probe.health);
+            let keep = wanted.get(key).is_some_and(|(b, h, proto)| {
+                Arc::ptr_eq(b, &probe.backend) && *h == probe.health && *proto == probe.protocol
+            });
             if !keep {
                 probe.task.abort();
             }
             keep
         });
-        for (key, (backend, health)) in wanted {
+        for (key, (backend, health, protocol)) in wanted {
             if self.probes.contains_key(&key) {
                 continue;
             }
-            let task = rt.spawn(probe_loop(key.clone(), backend.clone(), health.clone()));
-            self.probes.insert(key, Probe { backend, health, task });
+            let task = rt.spawn(probe_loop(key.clone(), backend.clone(), health.clone(), protocol));
+            self.probes.insert(key, Probe { backend, health, protocol, task });
         }
     }
 }
@@ -75,21 +81,18 @@ impl Drop for HealthChecks {
     }
 }
 
-async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health) {
+async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health, protocol: Protocol) {
     let (service, pool, address) = key;
-    // A fresh connection per probe: the question is whether the backend accepts them.
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(health.timeout));
-    let client: Client<_, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
-    let uri = format!("http://{address}{}", health.path);
     let mut ticks = tokio::time::interval(health.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut successes, mut failures) = (0u32, 0u32);
     switchyard_metrics::backend_healthy(&service, &pool, &address, backend.is_healthy());
     loop {
         ticks.tick().await;
-        let outcome = probe(&client, &uri, &health).await;
+        let outcome = match tokio::time::timeout(health.timeout, probe(&address, protocol, &health)).await {
+            Err(_) => Err(format!("no answer within {:?}", health.timeout)),
+            Ok(r) => r,
+        };
         match outcome {
             Ok(()) => {
                 backend.connect_ok();
@@ -109,13 +112,39 @@ async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health) {
     }
 }
 
-async fn probe(client: &Client<HttpConnector, Empty<Bytes>>, uri: &str, health: &Health) -> Result<(), String> {
-    let req =
-        Request::get(uri).header("user-agent", "switchyard-health").body(Empty::new()).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(health.timeout, client.request(req)).await {
-        Err(_) => Err(format!("no answer within {:?}", health.timeout)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(resp)) if resp.status().is_success() || resp.status().is_redirection() => Ok(()),
-        Ok(Ok(resp)) => Err(format!("status {}", resp.status())),
-    }
+/// One probe on a fresh connection (the question is whether the backend accepts
+/// them), in the pool's protocol: HTTP/1.1, or HTTP/2 with prior knowledge for h2c
+/// pools (gRPC servers speak nothing else). Any 2xx or 3xx is a success.
+async fn probe(address: &str, protocol: Protocol, health: &Health) -> Result<(), String> {
+    let stream = TcpStream::connect(address).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(stream);
+    let host = health.host.as_deref().unwrap_or(address);
+    let status = match protocol {
+        Protocol::Http1 => {
+            let (mut send, conn) = http1::handshake(io).await.map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let req = Request::get(health.path.as_str())
+                .header(header::HOST, host)
+                .header(header::USER_AGENT, USER_AGENT)
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            send.send_request(req).await.map_err(|e| e.to_string())?.status()
+        }
+        Protocol::H2c => {
+            let (mut send, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            // `:authority` comes from the URI; the connection is already to `address`.
+            let req = Request::get(format!("http://{host}{}", health.path))
+                .header(header::USER_AGENT, USER_AGENT)
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            send.send_request(req).await.map_err(|e| e.to_string())?.status()
+        }
+    };
+    if status.is_success() || status.is_redirection() { Ok(()) } else { Err(format!("status {status}")) }
 }

@@ -12,11 +12,13 @@ mod handle;
 mod health;
 mod merge;
 mod preview_key;
+mod reload;
 pub mod state;
 mod view;
 
 pub use command::{ChangeMeta, Command, ControlError, PreviewTokenView, ReloadSource, Reply};
 pub use controller::{Controller, StartError};
 pub use handle::{ControlHandle, spawn};
+pub use reload::ReloadReport;
 pub use state::{Event, Kind, StateError};
 pub use view::{BackendView, PoolView, ReloadOutcome, ServiceView, ServicesView};

@@ -1,41 +1,49 @@
 //! Reconciling the config file with runtime state (SPEC §3): the latest deliberate
-//! change wins. A `[traffic]` that differs from what the file said at the last apply
-//! is a new decision in the file; otherwise the runtime decision stands.
+//! change wins. A `[traffic]` table that differs from what the file said at the last
+//! apply is a new decision in the file; otherwise the runtime decision stands —
+//! whatever else changed in the file (backends, pools without weight, timeouts).
 
 use crate::command::ChangeMeta;
 use crate::controller::record;
 use crate::state::{Kind, ServiceState, State};
 use switchyard_config::{Config, Traffic, Weight};
 
-/// The state to run with `config`, given what was saved or running before.
-pub(crate) fn merge(config: &Config, old: &State) -> State {
+/// The state to run with `config`, given what was saved or running before; or,
+/// when a runtime decision gives weight to a pool the file removed (and the file's
+/// `[traffic]` did not change), one problem per such service: that is refused, not
+/// guessed.
+pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> {
     let mut next = State { format: old.format, services: Default::default() };
+    let mut problems = Vec::new();
     for svc in &config.services {
         let file = svc.traffic.clone();
         let st = match old.services.get(&svc.name) {
             None => {
                 ServiceState { version: 1, traffic: file.clone(), config_traffic: file, undo: vec![], history: vec![] }
             }
+            Some(prev) if same_table(&prev.config_traffic, &file) => {
+                let mut st = prev.clone();
+                match fit(&prev.traffic, svc.pools.iter().map(|p| p.name.as_str())) {
+                    Ok(rt) => st.traffic = rt,
+                    Err(lost) => {
+                        problems.push(format!(
+                            "service \"{}\": the runtime traffic ({}) gives weight to pool \"{lost}\", which the new config removes; move its traffic away first (switch or weights), or change [service.traffic] in the file",
+                            svc.name, prev.traffic
+                        ));
+                        continue;
+                    }
+                }
+                st.config_traffic = file;
+                st
+            }
             Some(prev) => {
                 let mut st = prev.clone();
-                let runtime = fit(&prev.traffic, svc.pools.iter().map(|p| p.name.as_str()));
-                let file_changed = prev.config_traffic != file;
-                match runtime {
-                    Some(rt) if !file_changed => st.traffic = rt,
-                    _ => {
-                        let reason = if file_changed {
-                            "config file [traffic] changed"
-                        } else {
-                            "runtime traffic named pools the config no longer has"
-                        };
-                        if st.traffic != file {
-                            st.undo.push(st.traffic.clone());
-                            let meta =
-                                ChangeMeta { actor: "config".into(), reason: reason.into(), ..ChangeMeta::default() };
-                            let from = st.traffic.clone();
-                            record(&mut st, Kind::Config, from, file.clone(), meta);
-                        }
-                    }
+                if st.traffic != file {
+                    st.undo.push(st.traffic.clone());
+                    let reason = "config file [traffic] changed";
+                    let meta = ChangeMeta { actor: "config".into(), reason: reason.into(), ..ChangeMeta::default() };
+                    let from = st.traffic.clone();
+                    record(&mut st, Kind::Config, from, file.clone(), meta);
                 }
                 st.config_traffic = file;
                 st
@@ -43,17 +51,24 @@ pub(crate) fn merge(config: &Config, old: &State) -> State {
         };
         next.services.insert(svc.name.clone(), st);
     }
-    next
+    if problems.is_empty() { Ok(next) } else { Err(problems) }
 }
 
-/// Runtime traffic restated over the config's pools, or `None` when it gives
-/// weight to a pool that is gone (then it cannot stand).
-fn fit<'a>(traffic: &Traffic, pools: impl Iterator<Item = &'a str> + Clone) -> Option<Traffic> {
-    let lost = traffic.0.iter().any(|(p, w)| *w > Weight::ZERO && !pools.clone().any(|q| q == p));
-    if lost {
-        return None;
+/// Whether two `[traffic]` tables say the same thing: the same weight for every pool
+/// that has any. Adding or removing a pool without weight changes nothing.
+fn same_table(a: &Traffic, b: &Traffic) -> bool {
+    let nonzero = |t: &Traffic| t.0.iter().filter(|(_, w)| **w > Weight::ZERO).map(|(p, w)| (p.clone(), *w)).collect();
+    let (a, b): (Vec<_>, Vec<_>) = (nonzero(a), nonzero(b));
+    a == b
+}
+
+/// Runtime traffic restated over the config's pools, or the name of a pool that is
+/// gone but still has weight (then it cannot stand).
+fn fit<'a>(traffic: &Traffic, pools: impl Iterator<Item = &'a str> + Clone) -> Result<Traffic, String> {
+    if let Some((lost, _)) = traffic.0.iter().find(|(p, w)| **w > Weight::ZERO && !pools.clone().any(|q| q == *p)) {
+        return Err(lost.clone());
     }
-    Some(Traffic(pools.map(|p| (p.to_owned(), traffic.weight(p))).collect()))
+    Ok(Traffic(pools.map(|p| (p.to_owned(), traffic.weight(p))).collect()))
 }
 
 /// The config with each service's traffic replaced by the state's.
@@ -65,4 +80,31 @@ pub(crate) fn effective(config: &Config, state: &State) -> Config {
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(pairs: &[(&str, u32)]) -> Traffic {
+        Traffic(pairs.iter().map(|(p, w)| ((*p).to_owned(), Weight(*w))).collect())
+    }
+
+    #[test]
+    fn a_pool_without_weight_does_not_change_the_table() {
+        assert!(same_table(&t(&[("blue", 10_000), ("green", 0)]), &t(&[("blue", 10_000), ("green", 0), ("red", 0)])));
+        assert!(same_table(&t(&[("blue", 10_000), ("green", 0)]), &t(&[("blue", 10_000)])));
+        assert!(!same_table(&t(&[("blue", 10_000), ("green", 0)]), &t(&[("blue", 0), ("green", 10_000)])));
+        assert!(!same_table(&t(&[("blue", 9_000), ("green", 1_000)]), &t(&[("blue", 10_000), ("green", 0)])));
+    }
+
+    #[test]
+    fn runtime_weight_on_a_removed_pool_cannot_stand() {
+        let rt = t(&[("blue", 0), ("green", 10_000)]);
+        assert_eq!(fit(&rt, ["blue"].into_iter()), Err("green".to_owned()));
+        assert_eq!(
+            fit(&rt, ["blue", "green", "red"].into_iter()),
+            Ok(t(&[("blue", 0), ("green", 10_000), ("red", 0)]))
+        );
+    }
 }

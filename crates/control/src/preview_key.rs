@@ -1,7 +1,7 @@
 //! The preview-token key: `[admin] preview_key_file`, or `preview.key` beside the
 //! state file, generated once (32 random bytes from the OS, hex, mode 0600).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +36,7 @@ pub(crate) fn load_or_create(config: &Config) -> Result<Arc<PreviewKey>, String>
 fn create(path: &Path) -> Result<Vec<u8>, String> {
     let err = |e: std::io::Error| format!("preview key {}: cannot create: {e}", path.display());
     let mut raw = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut raw)).map_err(err)?;
+    getrandom::fill(&mut raw).map_err(|e| err(std::io::Error::other(e.to_string())))?;
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;

@@ -3,49 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use switchyard_config::{Traffic, Weight};
-use switchyard_control::{ChangeMeta, ControlError, ControlHandle, Controller, Kind, ReloadSource, spawn};
+mod common;
+
+use common::{config_text, fixture, meta, weights};
+use switchyard_config::Traffic;
+use switchyard_control::{ChangeMeta, ControlError, Controller, Kind, ReloadSource, spawn};
 use switchyard_proxy::{Router, ServerOptions};
-use switchyard_test_support::{Conn, Upstream};
+use switchyard_test_support::Conn;
 use tokio::net::TcpListener;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    handle: ControlHandle,
-    router: Router,
-    blue: Upstream,
-    green: Upstream,
-}
-
-fn config_text(dir: &Path, blue: &Upstream, green: &Upstream, traffic: &str) -> String {
-    format!(
-        "[listener]\naddress = \"127.0.0.1:0\"\n[state]\nfile = \"{}\"\n[[service]]\nname = \"shop\"\n[service.traffic]\n{traffic}\n[service.pools.blue]\nbackends = [\"{}\"]\n[service.pools.green]\nbackends = [\"{}\"]\n",
-        dir.join("state.json").display(),
-        blue.address(),
-        green.address()
-    )
-}
-
-async fn fixture(traffic: &str) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (blue, green) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
-    let path = dir.path().join("sy.toml");
-    std::fs::write(&path, config_text(dir.path(), &blue, &green, traffic)).unwrap();
-    let config = switchyard_config::load(&path).unwrap();
-    let (controller, router) = Controller::start(config, false).unwrap();
-    Fixture { _dir: dir, path, handle: spawn(controller), router, blue, green }
-}
-
-fn meta(reason: &str) -> ChangeMeta {
-    ChangeMeta { actor: "api".into(), reason: reason.into(), ..ChangeMeta::default() }
-}
-
-fn weights(blue: u32, green: u32) -> BTreeMap<String, Weight> {
-    BTreeMap::from([("blue".into(), Weight(blue * 100)), ("green".into(), Weight(green * 100))])
-}
 
 async fn serve(router: Router) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,11 +134,11 @@ async fn gate_refuses_a_pool_without_healthy_backends_unless_forced() {
 async fn runtime_switch_survives_reload_of_unchanged_file_but_a_changed_file_wins() {
     let f = fixture("active = \"blue\"").await;
     f.handle.switch("shop", "green", meta("")).await.unwrap();
-    assert_eq!(f.handle.reload(ReloadSource::Admin).await.unwrap(), 2);
+    assert_eq!(f.handle.reload(ReloadSource::Admin).await.unwrap().generation, 2);
     assert_eq!(f.handle.service("shop").await.unwrap().active.as_deref(), Some("green"));
     let dir = f.path.parent().unwrap();
     std::fs::write(&f.path, config_text(dir, &f.blue, &f.green, "weights = { blue = 75, green = 25 }")).unwrap();
-    assert_eq!(f.handle.reload(ReloadSource::Signal).await.unwrap(), 3);
+    assert_eq!(f.handle.reload(ReloadSource::Signal).await.unwrap().generation, 3);
     let v = f.handle.service("shop").await.unwrap();
     assert_eq!(v.traffic, Traffic(weights(75, 25)));
     let h = &f.handle.history("shop").await.unwrap()[0];

@@ -30,18 +30,23 @@ pub struct PoolMetrics {
     connect_errors: Counter,
     timeout_errors: Counter,
     reset_errors: Counter,
+    connect_retries: Counter,
+    reused_closed_retries: Counter,
 }
 
 impl PoolMetrics {
     /// Resolves the handles for one pool.
     pub fn new(service: &str, pool: &str) -> PoolMetrics {
         let err = |kind: &'static str| metrics::counter!(names::UPSTREAM_ERRORS, "service" => service.to_owned(), "pool" => pool.to_owned(), "kind" => kind);
+        let retry = |reason: &'static str| metrics::counter!(names::UPSTREAM_RETRIES, "service" => service.to_owned(), "pool" => pool.to_owned(), "reason" => reason);
         PoolMetrics {
             requests: StatusCounters::new(service, pool),
             duration: metrics::histogram!(names::DURATION, "service" => service.to_owned(), "pool" => pool.to_owned()),
             connect_errors: err("connect"),
             timeout_errors: err("timeout"),
             reset_errors: err("reset"),
+            connect_retries: retry("connect"),
+            reused_closed_retries: retry("reused_closed"),
         }
     }
 
@@ -57,6 +62,15 @@ impl PoolMetrics {
             "connect" => self.connect_errors.increment(1),
             "timeout" => self.timeout_errors.increment(1),
             _ => self.reset_errors.increment(1),
+        }
+    }
+
+    /// Counts a request sent again, by `reason`: `connect` (refused, tried on another
+    /// backend) or `reused_closed` (a reused keep-alive connection closed unanswered).
+    pub fn retry(&self, reason: &str) {
+        match reason {
+            "connect" => self.connect_retries.increment(1),
+            _ => self.reused_closed_retries.increment(1),
         }
     }
 }

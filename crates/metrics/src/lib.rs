@@ -9,8 +9,10 @@
 //! Depends on nothing of switchyard's; proxy, control and admin depend on it.
 
 mod handles;
+mod live;
 
 pub use handles::{PoolMetrics, StatusCounters};
+pub use live::Live;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -42,6 +44,8 @@ pub mod names {
     pub const PREVIEW_REJECTED: &str = "switchyard_preview_tokens_rejected_total";
     /// Access log lines dropped because the writer fell behind.
     pub const ACCESS_LOG_DROPPED: &str = "switchyard_access_log_dropped_total";
+    /// Requests sent to a backend again, by service, pool and reason.
+    pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
     /// Open client connections, by listener (`http`, `https`).
     pub const CLIENT_CONNECTIONS: &str = "switchyard_client_connections";
 }
@@ -76,6 +80,10 @@ fn describe() {
     describe_gauge!(LAST_CHANGE, Unit::Seconds, "Unix time of the service's latest traffic change.");
     describe_counter!(PREVIEW_REJECTED, "Requests whose preview token was invalid, expired or for another service.");
     describe_counter!(ACCESS_LOG_DROPPED, "Access log lines dropped because the writer fell behind.");
+    describe_counter!(
+        UPSTREAM_RETRIES,
+        "Requests sent again, by reason (connect: refused, tried on another backend; reused_closed: a reused keep-alive connection closed unanswered, sent on a fresh one)."
+    );
     describe_gauge!(CLIENT_CONNECTIONS, "Open client connections, by listener (http, https).");
 }
 
@@ -87,6 +95,11 @@ pub fn pool_weight(service: &str, pool: &str, percent: f64) {
 /// Counts a traffic change and stamps the service's last-change time.
 pub fn traffic_change(service: &str, kind: &'static str, unix_seconds: f64) {
     metrics::counter!(names::TRAFFIC_CHANGES, "service" => service.to_owned(), "kind" => kind).increment(1);
+    metrics::gauge!(names::LAST_CHANGE, "service" => service.to_owned()).set(unix_seconds);
+}
+
+/// Sets a service's last-change time (Unix seconds) without counting a change.
+pub fn last_change(service: &str, unix_seconds: f64) {
     metrics::gauge!(names::LAST_CHANGE, "service" => service.to_owned()).set(unix_seconds);
 }
 

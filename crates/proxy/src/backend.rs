@@ -5,7 +5,8 @@
 use http::uri::Authority;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Longest passive ejection.
 const MAX_EJECTION: Duration = Duration::from_secs(60);
@@ -26,10 +27,19 @@ pub struct Backend {
     connect_failures: AtomicU32,
 }
 
+/// Milliseconds on tokio's clock (so that tests on a paused clock see back-off pass),
+/// from an epoch taken at first use. A runtime whose paused clock lags behind that
+/// epoch reads values below `MID` rather than a stuck 0, so its own deadlines still pass.
 fn now_ms() -> u64 {
+    const MID: u64 = 1 << 40;
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
-    u64::try_from(ms).unwrap_or(u64::MAX)
+    let now = Instant::now();
+    let epoch = *EPOCH.get_or_init(|| now);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    match now.checked_duration_since(epoch) {
+        Some(d) => MID.saturating_add(ms(d)),
+        None => MID.saturating_sub(ms(epoch.duration_since(now))),
+    }
 }
 
 impl Backend {

@@ -46,6 +46,15 @@ pub enum ProxyError {
         /// The backend.
         backend: Box<str>,
     },
+    /// The backend is at `max_upstream_connections` and none came free within `timeouts.connect`.
+    Busy {
+        /// Service name.
+        service: Box<str>,
+        /// Pool name.
+        pool: Box<str>,
+        /// The backend.
+        backend: Box<str>,
+    },
     /// A method a reverse proxy does not forward.
     MethodNotAllowed,
 }
@@ -58,6 +67,7 @@ impl ProxyError {
             ProxyError::NoHealthyBackend { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Unreachable { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -100,6 +110,9 @@ impl fmt::Display for ProxyError {
                 f,
                 "504 service \"{service}\" pool \"{pool}\": backend {backend} sent no response headers in time"
             ),
+            ProxyError::Busy { service, pool, backend } => {
+                write!(f, "503 service \"{service}\" pool \"{pool}\": backend {backend} is at max_upstream_connections")
+            }
             ProxyError::MethodNotAllowed => write!(f, "405 CONNECT is not forwarded"),
         }
     }

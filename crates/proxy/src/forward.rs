@@ -3,10 +3,11 @@
 
 use crate::access_log::{AccessLog, Pending};
 use crate::backend::Backend;
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{BoxError, Inbound, RequestBody, ResponseBody};
 use crate::error::ProxyError;
+use crate::exchange;
 use crate::headers;
-use crate::limits::{self, ClientBody};
+use crate::limits::{self, Limited};
 use crate::preview::{self, PreviewKey};
 use crate::request_check::{self, Reject};
 use crate::routes::Router;
@@ -14,11 +15,11 @@ use crate::sticky;
 use crate::table::{PoolRoute, ServiceRoute};
 use crate::tracker::Tracker;
 use crate::upgrade::{self, Tunnel};
-use crate::upstream::{self, SendError};
+use crate::upstream::{self, SendError, Target};
+use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body;
-use hyper::body::Incoming;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -111,7 +112,13 @@ impl Proxy {
     }
 
     /// Handles one request end to end; never fails, every failure is a response.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    /// Generic over the request body so that tests can call it without a client
+    /// socket; hyper's `Incoming` goes through unboxed (see `body::Inbound`).
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let start = Instant::now();
         let mut log = self.log.begin(&req, self.client_ip);
         if req.method() == Method::CONNECT {
@@ -159,13 +166,17 @@ impl Proxy {
         reject.answer(version, |s| p.metrics.record(s, start.elapsed()), log, start)
     }
 
-    async fn forward(
+    async fn forward<B>(
         &self,
         mut route: Route,
-        mut req: Request<Incoming>,
+        mut req: Request<B>,
         mut log: Option<Box<Pending>>,
         start: Instant,
-    ) -> Response<ResponseBody> {
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         // The host the request was routed by is the host the backend sees.
         let host = match req.uri().authority() {
             Some(a) => HeaderValue::from_str(headers::authority_host(a.as_str())).ok(),
@@ -178,7 +189,7 @@ impl Proxy {
         // hyper-util's client carries h2c and upgrades; plain HTTP/1 stays in this task.
         let in_task = !route.pool().is_h2c() && client_upgrade.is_none();
         let (mut parts, body) = req.into_parts();
-        let body = ClientBody::new(body, self.max_body);
+        let body = Limited::new(Inbound::new(body), self.max_body);
         let overflow = body.trip_flag();
         // `TE: trailers` is hop-by-hop, but gRPC over an HTTP/2 upstream needs it.
         let te_trailers = route.pool().is_h2c() && headers::wants_trailers(&parts.headers);
@@ -204,8 +215,8 @@ impl Proxy {
         // consumes it, so for that one a copy of the head and a take-once body are kept.
         let can_retry = route.pool().backends.len() > 1;
         let (first_body, spare) = match (can_retry && !in_task, body.is_end_stream()) {
-            (false, _) => (RequestBody::Direct(body), None),
-            (true, true) => (RequestBody::Direct(body), Some((parts.clone(), RequestBody::Empty))),
+            (false, _) => (RequestBody::direct(body), None),
+            (true, true) => (RequestBody::direct(body), Some((parts.clone(), RequestBody::empty()))),
             (true, false) => {
                 let (a, b) = RequestBody::shared(body);
                 (a, Some((parts.clone(), b)))
@@ -222,6 +233,7 @@ impl Proxy {
                         let next =
                             Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
                         tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
+                        next.pool().metrics.retry("connect");
                         let r = send(&next, req, &path, in_task, start).await;
                         (next, r)
                     }
@@ -262,6 +274,7 @@ impl Proxy {
                 let e = match f {
                     Failure::Connect => ProxyError::Unreachable { service, pool, backend },
                     Failure::Timeout => ProxyError::Timeout { service, pool, backend },
+                    Failure::Busy => ProxyError::Busy { service, pool, backend },
                     Failure::Other => ProxyError::Upstream { service, pool, backend },
                 };
                 let metrics = &route.pool().metrics;
@@ -286,6 +299,8 @@ fn answer(e: ProxyError, count: impl FnOnce(u16), log: Option<Box<Pending>>, sta
 enum Failure {
     Connect,
     Timeout,
+    /// At `max_upstream_connections` with none coming free in time.
+    Busy,
     Other,
 }
 
@@ -301,18 +316,21 @@ async fn send(
     let pool = route.pool();
     let backend = route.backend();
     let Some(authority) = backend.authority() else { return Err((Failure::Connect, Some(req))) };
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
+    // Only a body that has bytes to send is followed (for `timeouts.request` / `idle`).
+    let progress = body.track();
     let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
     let timeouts = &route.service.timeouts;
     let result = if in_task {
         parts.uri = Uri::from(path.clone());
-        let conns = &pool.conns[route.backend];
-        let fut = upstream::send(conns, backend.address(), timeouts.connect, Request::from_parts(parts, body));
-        match tokio::time::timeout(timeouts.request, fut).await {
-            Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
-            Ok(Err(SendError::Connect(e, back))) => Err((Failure::Connect, e.to_string(), Some(back))),
-            Ok(Err(SendError::Http(e))) => Err((Failure::Other, e.to_string(), None)),
-            Err(_) => Err((Failure::Timeout, String::new(), None)),
+        let to =
+            Target { conns: &pool.conns[route.backend], addr: backend.address(), timeouts, metrics: &pool.metrics };
+        match upstream::send(&to, Request::from_parts(parts, body), progress.as_deref()).await {
+            Ok((resp, lease)) => Ok((resp, Some(lease))),
+            Err(SendError::Connect(e, back)) => Err((Failure::Connect, e.to_string(), Some(back))),
+            Err(SendError::Busy) => Err((Failure::Busy, "max_upstream_connections reached".into(), None)),
+            Err(SendError::Timeout) => Err((Failure::Timeout, String::new(), None)),
+            Err(SendError::Http(e)) => Err((Failure::Other, e.to_string(), None)),
         }
     } else {
         let mut uri = http::uri::Parts::default();
@@ -321,11 +339,11 @@ async fn send(
         uri.path_and_query = Some(path.clone());
         parts.uri = Uri::from_parts(uri).map_err(|_| (Failure::Other, None))?;
         let fut = pool.client.request(Request::from_parts(parts, body));
-        match tokio::time::timeout(timeouts.request, fut).await {
-            Ok(Ok(resp)) => Ok((resp, None)),
-            Ok(Err(e)) if e.is_connect() => Err((Failure::Connect, format!("{e:?}"), None)),
-            Ok(Err(e)) => Err((Failure::Other, format!("{e:?}"), None)),
-            Err(_) => Err((Failure::Timeout, String::new(), None)),
+        match exchange::within(fut, progress.as_deref(), timeouts).await {
+            Some(Ok(resp)) => Ok((resp, None)),
+            Some(Err(e)) if e.is_connect() => Err((Failure::Connect, format!("{e:?}"), None)),
+            Some(Err(e)) => Err((Failure::Other, format!("{e:?}"), None)),
+            None => Err((Failure::Timeout, String::new(), None)),
         }
     };
     let (failure, back) = match result {
@@ -340,7 +358,8 @@ async fn send(
                 upgrade::restore(&mut parts.headers, u);
             }
             tracker.set_status(parts.status.as_u16());
-            return Ok(Response::from_parts(parts, ResponseBody::upstream(body, tracker, lease)));
+            let body = ResponseBody::upstream(body, tracker, lease, timeouts.idle);
+            return Ok(Response::from_parts(parts, body));
         }
         Err((failure, error, back)) => {
             tracing::debug!(%error, ?failure, "upstream attempt failed");
@@ -350,11 +369,13 @@ async fn send(
             (failure, back)
         }
     };
-    pool.metrics.upstream_error(match failure {
-        Failure::Connect => "connect",
-        Failure::Timeout => "timeout",
-        Failure::Other => "reset",
-    });
+    match failure {
+        Failure::Connect => pool.metrics.upstream_error("connect"),
+        Failure::Timeout => pool.metrics.upstream_error("timeout"),
+        Failure::Other => pool.metrics.upstream_error("reset"),
+        // Not the backend's failure: it answered all it was given.
+        Failure::Busy => {}
+    }
     Err((failure, back))
 }
 

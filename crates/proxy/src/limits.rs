@@ -7,17 +7,12 @@
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
-/// The error type of bodies going upstream.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A client's request body, limited to `max_request_body`.
-pub type ClientBody = Limited<Incoming>;
+use crate::body::BoxError;
 
 /// The request body grew past `max_request_body`.
 #[derive(Debug)]
@@ -110,10 +105,9 @@ mod tests {
     use http_body_util::{BodyExt, StreamBody};
     use std::convert::Infallible;
 
-    fn chunks(
-        n: usize,
-        size: usize,
-    ) -> StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>> {
+    type Chunks = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+    fn chunks(n: usize, size: usize) -> Chunks {
         let frames: Vec<_> = (0..n).map(|_| Ok(Frame::data(Bytes::from(vec![b'x'; size])))).collect();
         StreamBody::new(futures_util::stream::iter(frames))
     }

@@ -35,7 +35,7 @@ pub fn point(service: &str, key: &[u8]) -> u32 {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     headers.get_all(COOKIE).iter().find_map(|v| {
         v.as_bytes().split(|&b| b == b';').find_map(|pair| {
             let pair = pair.trim_ascii();

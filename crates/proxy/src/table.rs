@@ -4,13 +4,13 @@
 
 use crate::backend::{Backend, PoolStats};
 use crate::client::{UpstreamClient, new_client};
+use crate::idle::IdleConns;
 use crate::pick;
 use crate::preview::PreviewKey;
-use crate::upstream::IdleConns;
 use http::HeaderName;
 use metrics::Counter;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use switchyard_config::{Config, Protocol, Service, Sticky, Timeouts, Weight};
 use switchyard_metrics::{PoolMetrics, StatusCounters};
 
@@ -66,6 +66,8 @@ pub struct PoolRoute {
     pub(crate) client: UpstreamClient,
     /// Idle HTTP/1 connections per backend (same order as `backends`), replaced with it.
     pub(crate) conns: Box<[Arc<IdleConns>]>,
+    /// `max_upstream_connections` those were made with (kept only while it holds).
+    conn_cap: usize,
     protocol: Protocol,
 }
 
@@ -76,9 +78,10 @@ impl RoutingTable {
         let mut by_host = HashMap::with_hasher(pick::FxBuild);
         let mut catch_all = None;
         let mut services = Vec::with_capacity(config.services.len());
+        let conns = ConnSettings::from(config);
         for (i, svc) in config.services.iter().enumerate() {
             let prev = previous.and_then(|t| t.service(&svc.name));
-            services.push(Arc::new(ServiceRoute::build(svc, prev)));
+            services.push(Arc::new(ServiceRoute::build(svc, prev, conns)));
             if svc.is_catch_all() {
                 catch_all.get_or_insert(i);
             }
@@ -135,8 +138,29 @@ impl RoutingTable {
     }
 }
 
+/// How each backend's HTTP/1 connections are kept.
+#[derive(Clone, Copy)]
+struct ConnSettings {
+    /// Idle stacks per backend: one per worker thread.
+    shards: usize,
+    /// `max_upstream_connections` (0 = no limit).
+    cap: usize,
+}
+
+impl ConnSettings {
+    fn from(config: &Config) -> ConnSettings {
+        static CORES: OnceLock<usize> = OnceLock::new();
+        let cores =
+            || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+        ConnSettings {
+            shards: config.runtime.worker_threads.unwrap_or_else(cores),
+            cap: config.listener.max_upstream_connections,
+        }
+    }
+}
+
 impl ServiceRoute {
-    fn build(svc: &Service, prev: Option<&Arc<ServiceRoute>>) -> ServiceRoute {
+    fn build(svc: &Service, prev: Option<&Arc<ServiceRoute>>, settings: ConnSettings) -> ServiceRoute {
         let pools: Box<[PoolRoute]> = svc
             .pools
             .iter()
@@ -147,6 +171,7 @@ impl ServiceRoute {
                 // a pool that loses all weight gets a fresh one, dropping idle connections.
                 let reuse = old.filter(|o| {
                     o.protocol == p.protocol
+                        && o.conn_cap == settings.cap
                         && prev.is_some_and(|s| s.timeouts == svc.timeouts)
                         && !(o.weight > Weight::ZERO && weight == Weight::ZERO)
                 });
@@ -164,7 +189,7 @@ impl ServiceRoute {
                         let backend =
                             old.zip(at).map_or_else(|| Arc::new(Backend::new(addr)), |(o, i)| o.backends[i].clone());
                         let conns = reuse.zip(at).map_or_else(
-                            || Arc::new(IdleConns::new(svc.timeouts.pool_idle)),
+                            || Arc::new(IdleConns::new(svc.timeouts.pool_idle, settings.shards, settings.cap)),
                             |(o, i)| o.conns[i].clone(),
                         );
                         (backend, conns)
@@ -178,6 +203,7 @@ impl ServiceRoute {
                     metrics: old.map_or_else(|| Arc::new(PoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
                     conns: conns.into(),
+                    conn_cap: settings.cap,
                     protocol: p.protocol,
                 }
             })

@@ -3,8 +3,8 @@
 //! log line — all recorded once, when it ends.
 
 use crate::access_log::Pending;
+use crate::idle::IdleConns;
 use crate::table::{PoolRoute, ServiceRoute};
-use crate::upstream::IdleConns;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,37 +1,44 @@
 //! HTTP/1 upstream connections driven inside the client connection's own task.
 //!
-//! Each backend keeps a stack of idle keep-alive connections per thread (worker). A request checks one
-//! out (or connects), and its future polls the connection itself until the response
-//! head arrives; the response body then polls it while the client reads. When the
-//! body has been read to its end the connection goes back on the stack. So a
-//! request never crosses to another task and back — what hyper-util's pooled
-//! client does, with a wake-up and a queue hand-off each way (see `ARCHITECTURE.md`).
-//! h2c pools and upgrades still use that client (`client.rs`).
+//! Each backend keeps idle keep-alive connections per worker (`idle`). A request
+//! checks one out (or connects), and its future polls the connection itself until
+//! the response head arrives; the response body then polls it while the client
+//! reads. When the body has been read to its end the connection goes back on the
+//! stack. So a request never crosses to another task and back — what hyper-util's
+//! pooled client does, with a wake-up and a queue hand-off each way (see
+//! `ARCHITECTURE.md`). h2c pools and upgrades still use that client (`client.rs`).
 
 use crate::body::RequestBody;
-use http::{Request, Response};
+use crate::exchange::{self, Progress, Timer, after};
+use crate::idle::{self, IdleConns, Slot};
+use crate::wire::{Heard, Wire};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use switchyard_config::Timeouts;
+use switchyard_metrics::PoolMetrics;
 use tokio::net::TcpStream;
-
-/// At most this many idle connections are kept per backend; more are closed.
-const MAX_IDLE: usize = 1024;
-/// The reaper closes idle connections at least this often.
-const MAX_REAP_INTERVAL: Duration = Duration::from_secs(15);
+use tokio::time::Instant;
 
 /// One upstream connection: the request sender and the connection state machine it feeds.
 pub(crate) struct Lease {
     send: http1::SendRequest<RequestBody>,
     /// `None` once the connection has ended (never polled again after that). Boxed
     /// once per connection, so a request moves a pointer, not the whole state.
-    conn: Option<Box<http1::Connection<TokioIo<TcpStream>, RequestBody>>>,
+    conn: Option<Box<http1::Connection<TokioIo<Wire>, RequestBody>>>,
+    /// Whether the backend sent anything since it was last reset.
+    heard: Heard,
+    /// The exchange clocks of every request on this connection.
+    pub(crate) timer: Timer,
+    /// Its place under the backend's connection cap, if there is one.
+    _slot: Option<Slot>,
+    #[cfg(test)]
+    pub(crate) runtime: Option<tokio::runtime::Id>,
 }
 
 impl Lease {
@@ -54,6 +61,16 @@ impl Lease {
     fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
         self.drive(cx) && self.send.is_ready()
     }
+
+    /// Still open (not ended, not closed by hyper).
+    pub(crate) fn is_open(&self) -> bool {
+        self.conn.is_some() && !self.send.is_closed()
+    }
+
+    /// Going idle: no task's waker stays registered with its timer.
+    pub(crate) fn park(&mut self) {
+        self.timer.park();
+    }
 }
 
 /// Why a request got no response head.
@@ -61,156 +78,181 @@ impl Lease {
 pub(crate) enum SendError {
     /// No connection could be made; the request never left and comes back.
     Connect(std::io::Error, Request<RequestBody>),
+    /// The backend is at `max_upstream_connections` and none came free in time.
+    Busy,
+    /// The head did not come within `timeouts.request`, or nothing moved for `timeouts.idle`.
+    Timeout,
     /// The connection failed or closed before the head arrived.
     Http(hyper::Error),
 }
 
-/// Idle stacks per backend; a thread uses its own (`shard`), so a worker reuses the
-/// connections registered with its own runtime and workers never contend.
-const SHARDS: usize = 8;
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+/// Where one request goes: a backend's connections and the service's settings.
+pub(crate) struct Target<'a> {
+    pub(crate) conns: &'a IdleConns,
+    pub(crate) addr: &'a str,
+    pub(crate) timeouts: &'a Timeouts,
+    pub(crate) metrics: &'a PoolMetrics,
 }
 
-fn shard() -> usize {
-    SHARD.with(|s| *s)
-}
-
-type Stack = Mutex<Vec<(Lease, Instant)>>;
-
-/// A backend's idle connections, newest last in each thread's stack.
-pub(crate) struct IdleConns {
-    stacks: [Stack; SHARDS],
-    idle_timeout: Duration,
-    reaper: AtomicBool,
-}
-
-fn lock(stack: &Stack) -> MutexGuard<'_, Vec<(Lease, Instant)>> {
-    stack.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl IdleConns {
-    /// Empty stacks whose connections close after `idle_timeout` unused.
-    pub(crate) fn new(idle_timeout: Duration) -> IdleConns {
-        IdleConns { stacks: Default::default(), idle_timeout, reaper: AtomicBool::new(false) }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<(Lease, Instant)>> {
-        lock(&self.stacks[shard()])
-    }
-
-    fn take(&self) -> Option<(Lease, Instant)> {
-        self.lock().pop()
-    }
-
-    /// Gives back a connection whose response was read to its end.
-    pub(crate) fn put(self: &Arc<Self>, lease: Lease) {
-        if lease.conn.is_none() || lease.send.is_closed() {
-            return;
-        }
-        {
-            let mut idle = self.lock();
-            if idle.len() >= MAX_IDLE {
-                drop(idle);
-                return; // closes it, outside the lock
-            }
-            idle.push((lease, Instant::now()));
-        }
-        if !self.reaper.swap(true, Ordering::Relaxed) {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => drop(rt.spawn(reap(Arc::downgrade(self)))),
-                // No runtime to sweep from: let the next put try again.
-                Err(_) => self.reaper.store(false, Ordering::Relaxed),
-            }
-        }
-    }
-
-    /// Closes connections idle too long or closed by the backend; false when none are
-    /// left (and this reaper should end).
-    fn reap(&self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut left = false;
-        for stack in &self.stacks {
-            let mut idle = lock(stack);
-            idle.retain_mut(|(lease, since)| since.elapsed() < self.idle_timeout && lease.drive(&mut cx));
-            left |= !idle.is_empty();
-        }
-        if left {
-            return true;
-        }
-        self.reaper.store(false, Ordering::Relaxed);
-        // A put that raced with the sweep saw the flag still set and started no reaper.
-        let raced = self.stacks.iter().any(|s| !lock(s).is_empty());
-        raced && !self.reaper.swap(true, Ordering::Relaxed)
-    }
-}
-
-/// Sweeps a backend's idle connections until it has none (or is gone).
-async fn reap(conns: Weak<IdleConns>) {
-    loop {
-        let Some(interval) = conns.upgrade().map(|c| c.idle_timeout.min(MAX_REAP_INTERVAL)) else { return };
-        tokio::time::sleep(interval).await;
-        match conns.upgrade() {
-            Some(c) if c.reap() => {}
-            _ => return,
-        }
-    }
-}
-
-/// Sends `req` (origin-form URI, `Host` set) to `addr` on an idle connection or a new
-/// one, driving it in this task until the response head arrives. A request that an
-/// idle connection could not take (it had just closed) moves to the next one.
+/// Sends `req` (origin-form URI, `Host` set) on an idle connection or a new one,
+/// driving it in this task until the response head arrives. A request that an idle
+/// connection could not take (it had just closed) moves to the next one; a body-less
+/// idempotent request whose reused connection was closed before any answer is sent
+/// once more, on a fresh connection (SPEC §3).
 pub(crate) async fn send(
-    conns: &IdleConns,
-    addr: &str,
-    connect_timeout: Duration,
+    to: &Target<'_>,
     mut req: Request<RequestBody>,
+    progress: Option<&Progress>,
 ) -> Result<(Response<Incoming>, Lease), SendError> {
+    let mut fresh = false;
     loop {
-        let (mut lease, reused) = match checkout(conns).await {
-            Some(lease) => (lease, true),
-            None => match connect(addr, connect_timeout).await {
-                Ok(lease) => (lease, false),
-                Err(Connect::Refused(e)) => return Err(SendError::Connect(e, req)),
-                Err(Connect::Handshake(e)) => return Err(SendError::Http(e)),
-            },
+        let (mut lease, reused) = match obtain(to, fresh).await {
+            Ok(got) => got,
+            Err(Obtain::Busy) => return Err(SendError::Busy),
+            Err(Obtain::Refused(e)) => return Err(SendError::Connect(e, req)),
+            Err(Obtain::Handshake(e)) => return Err(SendError::Http(e)),
         };
-        let mut response = pin!(lease.send.try_send_request(req));
-        let result = poll_fn(|cx| {
-            lease.drive(cx);
-            response.as_mut().poll(cx)
-        })
-        .await;
+        // The copy a retry needs, made only when a retry is allowed.
+        let spare = (reused && !fresh && retryable(&req)).then(|| head_of(&req));
+        if spare.is_some() {
+            lease.heard.reset();
+        }
+        let start = Instant::now();
+        let result = {
+            let mut response = pin!(lease.send.try_send_request(req));
+            poll_fn(|cx| {
+                lease.drive(cx);
+                if let Poll::Ready(r) = response.as_mut().poll(cx) {
+                    return Poll::Ready(Some(r));
+                }
+                let at = exchange::head_deadline(progress, start, to.timeouts);
+                lease.timer.poll_until(at, cx).map(|()| None)
+            })
+            .await
+        };
         match result {
-            Ok(resp) => return Ok((resp, lease)),
-            Err(mut e) => match e.take_message() {
+            Some(Ok(resp)) => return Ok((resp, lease)),
+            // The connection is dropped, so closed: its answer may still come.
+            None => return Err(SendError::Timeout),
+            Some(Err(mut e)) => match e.take_message() {
                 Some(back) if reused => req = back,
-                _ => return Err(SendError::Http(e.into_error())),
+                _ => {
+                    let e = e.into_error();
+                    match spare {
+                        Some(again) if closed_unanswered(&e) && !lease.heard.any() => {
+                            tracing::debug!(backend = to.addr, error = %e, "reused connection closed unanswered; retrying on a fresh one");
+                            to.metrics.retry("reused_closed");
+                            req = again;
+                            fresh = true;
+                        }
+                        _ => return Err(SendError::Http(e)),
+                    }
+                }
             },
         }
     }
 }
 
-/// The newest idle connection that is still open and ready.
-async fn checkout(conns: &IdleConns) -> Option<Lease> {
-    loop {
-        let (mut lease, since) = conns.take()?;
-        let usable = since.elapsed() < conns.idle_timeout && poll_fn(|cx| Poll::Ready(lease.reusable(cx))).await;
-        if usable {
-            return Some(lease);
-        }
-    }
+/// Methods a request may be repeated with (RFC 9110 §9.2.2).
+fn retryable(req: &Request<RequestBody>) -> bool {
+    use http_body::Body as _;
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+        && req.body().is_end_stream()
 }
 
-enum Connect {
+/// A body-less copy of the request head.
+fn head_of(req: &Request<RequestBody>) -> Request<RequestBody> {
+    let mut copy = Request::new(RequestBody::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// The backend closed (or reset) the connection without a complete answer.
+fn closed_unanswered(e: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    e.is_incomplete_message()
+        || std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted))
+}
+
+enum Obtain {
+    Busy,
     Refused(std::io::Error),
     Handshake(hyper::Error),
 }
 
-async fn connect(addr: &str, timeout: Duration) -> Result<Lease, Connect> {
+/// What the pool offers without waiting.
+enum Offer {
+    Idle(Lease),
+    New(Option<Slot>),
+}
+
+fn offer(conns: &IdleConns, me: Option<tokio::runtime::Id>, fresh: bool) -> Option<Offer> {
+    if !fresh && let Some(lease) = me.and_then(|me| checkout(conns, me)) {
+        return Some(Offer::Idle(lease));
+    }
+    conns.limit().reserve().ok().map(Offer::New)
+}
+
+/// A connection for one request (and whether it was reused): the newest idle one of
+/// this runtime (unless a `fresh` one is needed), else a new one. At
+/// `max_upstream_connections` the request waits up to `timeouts.connect` for one to
+/// come back or close.
+async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Lease, bool), Obtain> {
+    let me = idle::runtime();
+    let mut deadline = None;
+    let slot = loop {
+        match offer(to.conns, me, fresh) {
+            Some(Offer::Idle(lease)) => return Ok((lease, true)),
+            Some(Offer::New(slot)) => break slot,
+            None => {}
+        }
+        // At the cap. Register before looking again, so no return or close is missed.
+        let waiter = to.conns.limit().waiter();
+        let mut freed = pin!(waiter.notified());
+        freed.as_mut().enable();
+        match offer(to.conns, me, fresh) {
+            Some(Offer::Idle(lease)) => return Ok((lease, true)),
+            Some(Offer::New(slot)) => break slot,
+            None => {}
+        }
+        // An idle connection this runtime cannot use (or, for a fresh start, any) makes room.
+        if to.conns.close_one(me, fresh) {
+            continue;
+        }
+        let at = *deadline.get_or_insert_with(|| after(Instant::now(), to.timeouts.connect));
+        if tokio::time::timeout_at(at, freed).await.is_err() {
+            return Err(Obtain::Busy);
+        }
+    };
+    match connect(to.addr, to.timeouts.connect, slot).await {
+        Ok(lease) => Ok((lease, false)),
+        Err(Connect::Refused(e)) => Err(Obtain::Refused(e)),
+        Err(Connect::Handshake(e)) => Err(Obtain::Handshake(e)),
+    }
+}
+
+/// The newest idle connection of runtime `me` that is still open and ready.
+fn checkout(conns: &IdleConns, me: tokio::runtime::Id) -> Option<Lease> {
+    let mut cx = Context::from_waker(Waker::noop());
+    while let Some((mut lease, since)) = conns.take(me) {
+        if since.elapsed() < conns.idle_timeout() && lease.reusable(&mut cx) {
+            return Some(lease);
+        }
+    }
+    None
+}
+
+pub(crate) enum Connect {
+    Refused(std::io::Error),
+    Handshake(hyper::Error),
+}
+
+pub(crate) async fn connect(addr: &str, timeout: Duration, slot: Option<Slot>) -> Result<Lease, Connect> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(Connect::Refused(e)),
@@ -218,6 +260,15 @@ async fn connect(addr: &str, timeout: Duration) -> Result<Lease, Connect> {
     };
     // Small requests and answers go out at once.
     let _ = stream.set_nodelay(true);
-    let (send, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(Connect::Handshake)?;
-    Ok(Lease { send, conn: Some(Box::new(conn)) })
+    let (wire, heard) = Wire::new(stream);
+    let (send, conn) = http1::Builder::new().handshake(TokioIo::new(wire)).await.map_err(Connect::Handshake)?;
+    Ok(Lease {
+        send,
+        conn: Some(Box::new(conn)),
+        heard,
+        timer: Timer::default(),
+        _slot: slot,
+        #[cfg(test)]
+        runtime: idle::runtime(),
+    })
 }

@@ -5,11 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod client;
+mod component;
 mod proxy;
+mod raw;
+mod raw_client;
 mod upstream;
 
 pub use client::{Conn, raw_exchange};
+pub use component::{ChannelBody, Handler, Ticker, body_channel, text};
 pub use proxy::{TestProxy, config_from};
+pub use raw::{RawEvent, RawUpstream};
+pub use raw_client::{RawConn, RawResponse};
 pub use upstream::Upstream;
 
 /// Polls `cond` until it holds (every 10 ms, up to 10 s) — for state that changes
@@ -25,6 +31,3 @@ macro_rules! assert_eventually {
         }
     }};
 }
-
-mod raw;
-pub use raw::{RawConn, RawResponse};

@@ -1,144 +1,140 @@
-//! A raw HTTP/1 client: writes whatever bytes a test wants and reads responses
-//! one at a time (pipelining included), or notices the server closing.
+//! A hand-driven HTTP/1 upstream on `127.0.0.1:0`: each connection answers its first
+//! `answers` requests with `conn-N` (N counts connections from 1), then reads the
+//! next request and closes without answering — a backend closing a keep-alive
+//! connection just as a request arrives. `/hold` waits for `release()`. Every request
+//! and every close is reported, in order. Request bodies need a `Content-Length`.
 
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 
-/// One response as read off the socket.
-#[derive(Debug, Clone)]
-pub struct RawResponse {
-    /// The status code.
-    pub status: u16,
-    /// The head (status line and header lines), lower-cased header names kept as sent.
-    pub head: String,
-    /// The body, de-chunked.
-    pub body: Vec<u8>,
+/// What a `RawUpstream` saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawEvent {
+    /// A request head arrived on connection `conn`; `line` is its request line.
+    Request {
+        /// Connection number, from 1.
+        conn: usize,
+        /// `GET /path HTTP/1.1`.
+        line: String,
+    },
+    /// Connection `conn` is closed (by either side).
+    Closed {
+        /// Connection number, from 1.
+        conn: usize,
+    },
 }
 
-impl RawResponse {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+/// A running raw upstream; stops when dropped.
+pub struct RawUpstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<RawEvent>>,
+    task: JoinHandle<()>,
+}
+
+impl RawUpstream {
+    /// Starts one whose connections answer `answers` requests each before closing on the next.
+    pub async fn spawn(answers: usize) -> RawUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (count, g) = (accepted.clone(), gate.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let conn = count.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(serve(conn, stream, answers, g.clone(), tx.clone()));
+            }
+        });
+        RawUpstream { addr, accepted, gate, events: tokio::sync::Mutex::new(rx), task }
     }
 
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+    /// `127.0.0.1:PORT` for a config file.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Lets `n` held requests be answered.
+    pub fn release(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+
+    /// The next thing it saw.
+    pub async fn next(&self) -> RawEvent {
+        self.events.lock().await.recv().await.unwrap()
     }
 }
 
-/// A raw connection.
-pub struct RawConn {
-    /// The socket, for tests that need it directly.
-    pub stream: TcpStream,
-    buf: Vec<u8>,
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
-impl RawConn {
-    /// Connects to `addr`.
-    pub async fn open(addr: SocketAddr) -> RawConn {
-        RawConn { stream: TcpStream::connect(addr).await.unwrap(), buf: Vec::new() }
+async fn serve(
+    conn: usize,
+    stream: TcpStream,
+    answers: usize,
+    gate: Arc<Semaphore>,
+    events: mpsc::UnboundedSender<RawEvent>,
+) {
+    let mut stream = BufReader::new(stream);
+    let mut served = 0;
+    while let Some(line) = read_request(&mut stream).await {
+        let _ = events.send(RawEvent::Request { conn, line: line.clone() });
+        if served == answers {
+            break;
+        }
+        if line.split(' ').nth(1) == Some("/hold") {
+            gate.acquire().await.unwrap().forget();
+        }
+        let body = format!("conn-{conn}");
+        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        if stream.get_mut().write_all(answer.as_bytes()).await.is_err() {
+            break;
+        }
+        served += 1;
     }
+    drop(stream);
+    let _ = events.send(RawEvent::Closed { conn });
+}
 
-    /// Writes `bytes`; false when the server already closed.
-    pub async fn send(&mut self, bytes: &[u8]) -> bool {
-        self.stream.write_all(bytes).await.is_ok()
+/// Reads one request (head and `Content-Length` body); its request line, or `None` at EOF.
+async fn read_request(r: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut line = String::new();
+    if r.read_line(&mut line).await.ok()? == 0 {
+        return None;
     }
-
-    /// Shuts down the write side (the client's half-close).
-    pub async fn shutdown_write(&mut self) {
-        self.stream.shutdown().await.unwrap();
-    }
-
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).await.ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
         }
     }
-
-    async fn line(&mut self) -> Option<String> {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
-                self.buf.drain(..i + 2);
-                return Some(line);
-            }
-            if !self.fill().await {
-                return None;
-            }
-        }
-    }
-
-    async fn exactly(&mut self, n: usize) -> Option<Vec<u8>> {
-        while self.buf.len() < n {
-            if !self.fill().await {
-                return None;
-            }
-        }
-        Some(self.buf.drain(..n).collect())
-    }
-
-    /// Reads one complete response; `None` if the connection closed before one
-    /// was complete (or the framing was unreadable).
-    pub async fn response(&mut self) -> Option<RawResponse> {
-        let status_line = self.line().await?;
-        let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
-        let mut head = status_line;
-        let (mut length, mut chunked) = (None, false);
-        loop {
-            let line = self.line().await?;
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
-                match k.as_str() {
-                    "content-length" => length = Some(v.parse::<usize>().ok()?),
-                    "transfer-encoding" => chunked = v == "chunked",
-                    _ => {}
-                }
-            }
-            head.push('\n');
-            head.push_str(&line);
-        }
-        let body = if (100..200).contains(&status) || status == 204 || status == 304 {
-            Vec::new()
-        } else if chunked {
-            let mut body = Vec::new();
-            loop {
-                let size = usize::from_str_radix(self.line().await?.split(';').next()?.trim(), 16).ok()?;
-                if size == 0 {
-                    while !self.line().await?.is_empty() {}
-                    break;
-                }
-                body.extend(self.exactly(size).await?);
-                if !self.line().await?.is_empty() {
-                    return None;
-                }
-            }
-            body
-        } else if let Some(n) = length {
-            self.exactly(n).await?
-        } else {
-            while self.fill().await {}
-            std::mem::take(&mut self.buf)
-        };
-        Some(RawResponse { status, head, body })
-    }
-
-    /// Waits until the server closes the connection (a read returns 0 or fails);
-    /// returns whatever arrived before that.
-    pub async fn closed(&mut self) -> Vec<u8> {
-        while self.fill().await {}
-        std::mem::take(&mut self.buf)
-    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.ok()?;
+    Some(line.trim_end().to_owned())
 }
