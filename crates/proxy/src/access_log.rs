@@ -57,7 +57,7 @@ impl AccessLog {
         let host = req
             .uri()
             .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .and_then(|a| HeaderValue::from_str(crate::headers::authority_host(a.as_str())).ok())
             .or_else(|| req.headers().get(header::HOST).cloned());
         let entry = Entry {
             at: SystemTime::now(),
