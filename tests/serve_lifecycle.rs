@@ -181,3 +181,23 @@ async fn watch_follows_a_configmap_symlink_swap() {
     sy.wait_log("reload applied");
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_reload_prints_the_restart_only_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g) = fleets().await;
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
+    let sy = Sy::start(&cfg, &[]);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[listener]\naddress = \"127.0.0.1:0\"", "[listener]\naddress = \"127.0.0.1:1\""),
+    )
+    .unwrap();
+    let (code, out, err) = tokio::task::block_in_place(|| ctl(&sy.admin_url(), &["reload"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("reloaded: generation 2"), "{out}");
+    assert!(out.contains("warning: [listener] address changed") && out.contains("next restart"), "{out}");
+    // Still serving on the address it was started with.
+    assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
+}

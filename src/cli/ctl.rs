@@ -183,7 +183,12 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     match &args.command {
         CtlCommand::Status { service: None } => ctl_print::services(&value),
         CtlCommand::History { .. } => ctl_print::history(&value),
-        CtlCommand::Reload => println!("reloaded: generation {}", value["generation"]),
+        CtlCommand::Reload => {
+            println!("reloaded: generation {}", value["generation"]);
+            for w in value["warnings"].as_array().into_iter().flatten() {
+                println!("warning: {}", w.as_str().unwrap_or_default());
+            }
+        }
         CtlCommand::PreviewToken { .. } => {
             let token = value["token"].as_str().unwrap_or_default();
             println!("{token}");
