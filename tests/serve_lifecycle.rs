@@ -1,7 +1,7 @@
 //! The real binary: serving, SIGTERM with a request in flight, SIGHUP reloads,
 //! restarts with the state file, refusing to start.
 
-#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+#![allow(clippy::unwrap_used, unsafe_code)] // test helpers fail loudly by design; kill(2) by pid
 
 mod common;
 use common::{Sy, ctl, write_config};
@@ -200,4 +200,40 @@ async fn ctl_reload_prints_the_restart_only_warnings() {
     assert!(out.contains("warning: [listener] address changed") && out.contains("next restart"), "{out}");
     // Still serving on the address it was started with.
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
+}
+
+/// The state file is a FIFO, so start-up blocks reading it until the test writes
+/// it: a SIGTERM sent in that window must lead to a graceful stop (exit 0), not
+/// kill the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_during_start_up_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g) = fleets().await;
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
+    let fifo = dir.path().join("state/sy.json");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "-c"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Opening the FIFO for writing returns once switchyard has opened it to read.
+    let path = fifo.clone();
+    let mut writer = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).open(path).unwrap()),
+    )
+    .await
+    .expect("switchyard never read its state file")
+    .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    std::io::Write::write_all(&mut writer, br#"{"format":1,"services":{}}"#).unwrap();
+    drop(writer);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
