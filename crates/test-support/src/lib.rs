@@ -6,6 +6,7 @@
 
 mod client;
 mod component;
+mod emfile;
 mod proxy;
 mod raw;
 mod raw_client;
@@ -13,6 +14,7 @@ mod upstream;
 
 pub use client::{Conn, raw_exchange};
 pub use component::{ChannelBody, Handler, Ticker, body_channel, text};
+pub use emfile::cpu_while_out_of_descriptors;
 pub use proxy::{TestProxy, config_from};
 pub use raw::{RawEvent, RawUpstream};
 pub use raw_client::{RawConn, RawResponse};
