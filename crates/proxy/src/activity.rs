@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 /// "Not set" for the microsecond marks below.
@@ -26,10 +27,32 @@ const UNSET: u64 = u64::MAX;
 /// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// One client connection's request handler and activity, shared by its requests.
+/// One client connection's request handler and activity, shared by its requests
+/// and by its socket (which an upgrade hands to the tunnel).
 pub(crate) struct Conn {
     pub(crate) proxy: Proxy,
     pub(crate) activity: Activity,
+    /// Its place under `max_connections`, freed when the last holder is gone.
+    pub(crate) _slot: Option<Slot>,
+}
+
+/// An accepted connection's place under `max_connections`, and its gauge count.
+pub(crate) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    gauge: metrics::Gauge,
+}
+
+impl Slot {
+    pub(crate) fn new(permit: OwnedSemaphorePermit, gauge: &metrics::Gauge) -> Slot {
+        gauge.increment(1.0);
+        Slot { _permit: permit, gauge: gauge.clone() }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
 }
 
 /// The connection's activity; see the module docs.

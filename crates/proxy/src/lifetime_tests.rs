@@ -40,7 +40,7 @@ fn serve_with(timeouts: ClientTimeouts) -> Served {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let (_, router) = crate::routes::channel(RoutingTable::empty());
     let proxy = Proxy::new(router, [127, 0, 0, 1].into(), "http", AccessLog::off());
-    let conn = Arc::new(Conn { proxy, activity: Activity::new() });
+    let conn = Arc::new(Conn { proxy, activity: Activity::new(), _slot: None });
     let gate = Arc::new(Semaphore::new(0));
     let (stop, stopped) = watch::channel(false);
     let (shared, held) = (conn.clone(), gate.clone());

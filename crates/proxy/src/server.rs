@@ -4,7 +4,7 @@
 //! shut down gracefully (stop accepting, let in-flight requests finish).
 
 use crate::access_log::AccessLog;
-use crate::activity::{Activity, Conn, Counted, InFlight, Watched};
+use crate::activity::{Activity, Conn, Counted, InFlight, Slot, Watched};
 use crate::forward::Proxy;
 use crate::lifetime::{self, ClientTimeouts};
 use crate::routes::Router;
@@ -101,25 +101,6 @@ pub(crate) fn builder(max_header_bytes: usize) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// An accepted connection's place under `max_connections`, and its gauge count.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    gauge: metrics::Gauge,
-}
-
-impl Slot {
-    fn new(permit: OwnedSemaphorePermit, gauge: &metrics::Gauge) -> Slot {
-        gauge.increment(1.0);
-        Slot { _permit: permit, gauge: gauge.clone() }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.gauge.decrement(1.0);
-    }
-}
-
 async fn run(
     listener: TcpListener,
     router: Router,
@@ -193,19 +174,19 @@ fn spawn_connection(
     let _ = stream.set_nodelay(true);
     let proxy = Proxy::new(router.clone(), peer.ip(), opts.proto, opts.access_log.clone())
         .with_max_request_body(opts.max_request_body);
-    let conn = Arc::new(Conn { proxy, activity: Activity::new() });
+    // The place is held by the connection itself, so a WebSocket tunnel that
+    // outlives hyper's connection (it keeps the socket) still counts.
+    let conn = Arc::new(Conn { proxy, activity: Activity::new(), _slot: Some(slot) });
     let (builder, stopped) = (builder.clone(), stopped.clone());
     match tls {
         None => {
             tokio::spawn(async move {
-                let _slot = slot;
                 connection(builder, stopped, stream, conn, timeouts, peer).await;
             });
         }
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
             tokio::spawn(async move {
-                let _slot = slot;
                 match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
                     Ok(Ok(io)) => connection(builder, stopped, io, conn, timeouts, peer).await,
                     Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),

@@ -93,3 +93,28 @@ async fn without_drain_timeout_the_websocket_outlives_the_switch() {
     drop(ws);
     assert_eventually!(upgraded(&proxy, "blue") == 0, "closed tunnel still counted");
 }
+
+/// A tunnel outlives hyper's connection (it keeps the socket): it must keep its
+/// place under `max_connections` until it closes.
+#[tokio::test]
+async fn an_open_websocket_keeps_its_place_under_max_connections() {
+    let (blue, green) = (ws_echo("blue").await, ws_echo("green").await);
+    let text = format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\nmax_connections = 1\n[[service]]\nname = \"chat\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{blue}\"]\n[service.pools.green]\nbackends = [\"{green}\"]\n"
+    );
+    let proxy = TestProxy::start(&config_from(&text)).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://chat.example.com/socket", stream).await.unwrap();
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("blue: hi"));
+    // A second client waits in the backlog while the tunnel is open.
+    let mut other = switchyard_test_support::RawConn::open(proxy.addr).await;
+    assert!(other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), other.response()).await.is_err(),
+        "served past max_connections while a WebSocket was open"
+    );
+    drop(ws);
+    let r = tokio::time::timeout(Duration::from_secs(10), other.response()).await.expect("never served");
+    assert!(r.is_some(), "no answer once the tunnel closed");
+}
