@@ -190,7 +190,6 @@ impl Proxy {
         let in_task = !route.pool().is_h2c() && client_upgrade.is_none();
         let (mut parts, body) = req.into_parts();
         let body = Limited::new(Inbound::new(body), self.max_body);
-        let overflow = body.trip_flag();
         // `TE: trailers` is hop-by-hop, but gRPC over an HTTP/2 upstream needs it.
         let te_trailers = route.pool().is_h2c() && headers::wants_trailers(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers);
@@ -266,7 +265,7 @@ impl Proxy {
                 resp
             }
             // The body grew past max_request_body before the backend answered.
-            Err(_) if limits::tripped(overflow.as_ref()) => self.too_large(&route, version, log, start),
+            Err((Failure::TooLarge, _)) => self.too_large(&route, version, log, start),
             Err((f, _)) => {
                 let (service, pool, backend) =
                     (route.service.name.clone(), route.pool().name.clone(), route.backend().address().into());
@@ -275,7 +274,7 @@ impl Proxy {
                     Failure::Connect => ProxyError::Unreachable { service, pool, backend },
                     Failure::Timeout => ProxyError::Timeout { service, pool, backend },
                     Failure::Busy => ProxyError::Busy { service, pool, backend },
-                    Failure::Other => ProxyError::Upstream { service, pool, backend },
+                    Failure::Other | Failure::TooLarge => ProxyError::Upstream { service, pool, backend },
                 };
                 let metrics = &route.pool().metrics;
                 answer(e, |s| metrics.record(s, start.elapsed()), log, start)
@@ -301,7 +300,14 @@ enum Failure {
     Timeout,
     /// At `max_upstream_connections` with none coming free in time.
     Busy,
+    /// The client's body grew past `max_request_body` (not the backend's failure).
+    TooLarge,
     Other,
+}
+
+/// `Other`, or `TooLarge` when the exchange broke on the client's body limit.
+fn broke(e: &(dyn std::error::Error + 'static)) -> Failure {
+    if limits::is_too_large(e) { Failure::TooLarge } else { Failure::Other }
 }
 
 /// Sends one attempt. A request that never left (no connection could be made to
@@ -330,7 +336,7 @@ async fn send(
             Err(SendError::Connect(e, back)) => Err((Failure::Connect, e.to_string(), Some(back))),
             Err(SendError::Busy) => Err((Failure::Busy, "max_upstream_connections reached".into(), None)),
             Err(SendError::Timeout) => Err((Failure::Timeout, String::new(), None)),
-            Err(SendError::Http(e)) => Err((Failure::Other, e.to_string(), None)),
+            Err(SendError::Http(e)) => Err((broke(&e), e.to_string(), None)),
         }
     } else {
         let mut uri = http::uri::Parts::default();
@@ -342,7 +348,7 @@ async fn send(
         match exchange::within(fut, progress.as_deref(), timeouts).await {
             Some(Ok(resp)) => Ok((resp, None)),
             Some(Err(e)) if e.is_connect() => Err((Failure::Connect, format!("{e:?}"), None)),
-            Some(Err(e)) => Err((Failure::Other, format!("{e:?}"), None)),
+            Some(Err(e)) => Err((broke(&e), format!("{e:?}"), None)),
             None => Err((Failure::Timeout, String::new(), None)),
         }
     };
@@ -373,8 +379,8 @@ async fn send(
         Failure::Connect => pool.metrics.upstream_error("connect"),
         Failure::Timeout => pool.metrics.upstream_error("timeout"),
         Failure::Other => pool.metrics.upstream_error("reset"),
-        // Not the backend's failure: it answered all it was given.
-        Failure::Busy => {}
+        // Not the backend's failure.
+        Failure::Busy | Failure::TooLarge => {}
     }
     Err((failure, back))
 }

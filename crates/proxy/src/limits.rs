@@ -8,8 +8,6 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use crate::body::BoxError;
@@ -32,29 +30,26 @@ pub struct Limited<B> {
     /// Bytes still allowed (`u64::MAX` without a limit).
     left: u64,
     failed: bool,
-    /// Set when the limit tripped, for the request path to answer 413. Only bodies
-    /// of unknown length get one (an allocation only they pay): a declared length
-    /// is checked before forwarding and hyper/h2 enforce it while reading.
-    tripped: Option<Arc<AtomicBool>>,
 }
 
 impl<B: Body> Limited<B> {
     /// `body` limited to `limit` bytes; 0 = unlimited.
     pub fn new(body: B, limit: u64) -> Limited<B> {
-        let unknown = !body.is_end_stream() && body.size_hint().upper().is_none_or(|n| n > limit);
-        let tripped = (limit > 0 && unknown).then(|| Arc::new(AtomicBool::new(false)));
-        Limited { inner: body, left: if limit == 0 { u64::MAX } else { limit }, failed: false, tripped }
-    }
-
-    /// A flag that says whether the limit tripped, if this body can trip it.
-    pub(crate) fn trip_flag(&self) -> Option<Arc<AtomicBool>> {
-        self.tripped.clone()
+        Limited { inner: body, left: if limit == 0 { u64::MAX } else { limit }, failed: false }
     }
 }
 
-/// Whether a body's limit tripped.
-pub(crate) fn tripped(flag: Option<&Arc<AtomicBool>>) -> bool {
-    flag.is_some_and(|f| f.load(Ordering::Relaxed))
+/// Whether an exchange's error (hyper's, with the body's error as a cause) came
+/// from a body that grew past its limit.
+pub(crate) fn is_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<BodyTooLarge>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 impl<B> Body for Limited<B>
@@ -80,9 +75,6 @@ where
                 Some(left) => this.left = left,
                 None => {
                     this.failed = true;
-                    if let Some(f) = &this.tripped {
-                        f.store(true, Ordering::Relaxed);
-                    }
                     return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                 }
             }
@@ -115,11 +107,9 @@ mod tests {
     #[tokio::test]
     async fn passes_up_to_the_limit_and_fails_past_it() {
         let body = Limited::new(chunks(4, 10), 40);
-        assert!(body.trip_flag().is_some(), "a stream of unknown length can trip");
         assert_eq!(body.collect().await.unwrap().to_bytes().len(), 40);
 
         let mut body = Limited::new(chunks(5, 10), 40);
-        let flag = body.trip_flag();
         let mut seen = 0;
         let err = loop {
             match body.frame().await {
@@ -130,16 +120,13 @@ mod tests {
         };
         assert_eq!(seen, 40);
         assert!(err.is::<BodyTooLarge>());
-        assert!(tripped(flag.as_ref()));
+        assert!(is_too_large(err.as_ref()));
         assert!(body.frame().await.is_some_and(|r| r.is_err()), "stays failed");
     }
 
     #[tokio::test]
-    async fn zero_is_unlimited_and_needs_no_flag() {
+    async fn zero_is_unlimited() {
         let body = Limited::new(chunks(100, 1000), 0);
-        assert!(body.trip_flag().is_none());
         assert_eq!(body.collect().await.unwrap().to_bytes().len(), 100_000);
-        let known = Limited::new(http_body_util::Full::new(Bytes::from_static(b"abc")), 10);
-        assert!(known.trip_flag().is_none(), "a declared length within the limit cannot trip");
     }
 }
