@@ -198,6 +198,7 @@ async fn ctl_reload_prints_the_restart_only_warnings() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("reloaded: generation 2"), "{out}");
     assert!(out.contains("warning: [listener] address changed") && out.contains("next restart"), "{out}");
+    assert!(!out.contains("[admin] address"), "the admin API was bound to the port the file asked for: {out}");
     // Still serving on the address it was started with.
     assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, "blue");
 }

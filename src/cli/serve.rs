@@ -156,7 +156,8 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
         proxy: proxy_listener.local_addr().unwrap_or(config.listener.address),
         admin: admin_listener.local_addr().unwrap_or(config.admin.address),
     };
-    controller.set_admin(bound.admin, env_token.is_some());
+    // As `Tokens::load` reads it: a blank variable is no token.
+    controller.set_admin(bound.admin, env_token.as_deref().is_some_and(|t| !t.trim().is_empty()));
 
     let control = switchyard_control::spawn(controller);
     if let Some(h) = metrics.clone() {

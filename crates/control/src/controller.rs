@@ -28,6 +28,8 @@ pub struct Controller {
     pub(crate) tls: Option<TlsSettings>,
     /// Whether `SWITCHYARD_ADMIN_TOKEN` stands in for `token_file`.
     pub(crate) env_token: bool,
+    /// The address the admin API actually listens on, once known.
+    pub(crate) admin_bound: Option<std::net::SocketAddr>,
 }
 
 /// Why the control path could not start. Each message names the file at fault.
@@ -83,6 +85,7 @@ impl Controller {
             preview_key,
             tls,
             env_token: false,
+            admin_bound: None,
         };
         // What the saved history already counted is not counted again (no replay on restart).
         c.observe(&saved);
@@ -94,7 +97,7 @@ impl Controller {
     /// may never leave a non-loopback admin API without any token), and which
     /// address the admin API actually listens on (a restart-only setting).
     pub fn set_admin(&mut self, bound: std::net::SocketAddr, env_token: bool) {
-        self.config.admin.address = bound;
+        self.admin_bound = Some(bound);
         self.env_token = env_token;
     }
 

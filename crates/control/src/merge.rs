@@ -49,6 +49,10 @@ pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> 
                 st
             }
         };
+        let mut st = st;
+        // A rollback may only return to traffic the new pools can carry.
+        let pools = svc.pools.iter().map(|p| p.name.as_str());
+        st.undo = st.undo.iter().filter_map(|t| fit(t, pools.clone()).ok()).collect();
         next.services.insert(svc.name.clone(), st);
     }
     if problems.is_empty() { Ok(next) } else { Err(problems) }

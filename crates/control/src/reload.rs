@@ -79,7 +79,7 @@ impl Controller {
     /// A problem when the new file would leave the admin API, as bound, open beyond
     /// loopback without any token.
     fn exposed(&self, config: &Config) -> Option<String> {
-        let bound = self.config.admin.address;
+        let bound = self.admin_bound.unwrap_or(self.config.admin.address);
         let has_token = config.admin.token_file.is_some() || self.env_token || !config.admin.tokens.is_empty();
         (!bound.ip().is_loopback() && !has_token).then(|| {
             format!(

@@ -58,6 +58,9 @@ async fn a_removed_pool_that_runtime_traffic_uses_refuses_the_reload_and_the_res
     f.handle.switch("shop", "blue", meta("back")).await.unwrap();
     std::fs::write(&f.path, without_green).unwrap();
     assert_eq!(f.handle.reload(ReloadSource::Signal).await.unwrap().generation, 2);
+    // Rollback cannot return to the removed pool: that step is gone from the stack.
+    let e = f.handle.rollback("shop", meta("undo")).await.unwrap_err();
+    assert!(matches!(e, ControlError::NothingToRollBack(_)), "{e}");
 }
 
 #[tokio::test]
