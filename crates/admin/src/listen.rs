@@ -12,11 +12,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_proxy::Acceptor;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-
-/// Pause after a failed accept (EMFILE, ENFILE, ENOBUFS…) before the next try.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The admin listener's bounds (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,26 +40,8 @@ pub async fn run(listener: TcpListener, state: Arc<AdminState>, limits: Limits, 
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
-    loop {
-        // Take a slot first: at the limit nothing is accepted until a connection closes.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break, // never closed
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "admin accept failed; backing off");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let mut acceptor = Acceptor::new(listener, slots, "admin");
+    while let Some((stream, peer, permit)) = acceptor.next(shutdown.as_mut()).await {
         let (state, builder) = (state.clone(), builder.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req| {

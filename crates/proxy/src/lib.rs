@@ -6,6 +6,7 @@
 //!
 //! It depends on switchyard-config only; never on control, admin, notify or toml.
 
+mod accept;
 mod access_log;
 mod activity;
 mod backend;
@@ -31,6 +32,7 @@ mod upgrade;
 mod upstream;
 mod wire;
 
+pub use accept::Acceptor;
 pub use access_log::{AccessLog, LogFormat};
 pub use backend::{Backend, PoolStats};
 pub use body::{BoxError, RequestBody, ResponseBody, UpstreamBody};

@@ -3,6 +3,7 @@
 //! on each connection (with upgrades) under the client timers of `lifetime`, and
 //! shut down gracefully (stop accepting, let in-flight requests finish).
 
+use crate::accept::Acceptor;
 use crate::access_log::AccessLog;
 use crate::activity::{Activity, Conn, Counted, InFlight, Slot, Watched};
 use crate::forward::Proxy;
@@ -21,10 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-
-/// How long to wait before accepting again after an accept error (EMFILE, ENFILE, ...).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+use tokio::sync::{Semaphore, watch};
 
 /// Per-listener protocol settings (from `[listener]`).
 #[derive(Clone)]
@@ -113,47 +111,12 @@ async fn run(
     let timeouts = ClientTimeouts { header: opts.header_timeout, idle: opts.idle_timeout };
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
-    let mut permit: Option<OwnedSemaphorePermit> = None;
-    let mut failing = false;
-    loop {
-        // At the limit, wait for a connection to close before accepting again; the
-        // kernel's backlog holds new clients meanwhile.
-        let held = match permit.take() {
-            Some(p) => p,
-            None => tokio::select! {
-                p = opts.connections.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning, and say so once per burst.
-                    if !failing {
-                        tracing::warn!(error = %e, "accept failed; retrying every 50 ms until it works");
-                        failing = true;
-                    }
-                    permit = Some(held);
-                    tokio::select! {
-                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        if failing {
-            tracing::info!("accepting connections again");
-            failing = false;
-        }
-        let slot = Slot::new(held, &gauge);
+    let mut acceptor = Acceptor::new(listener, opts.connections.clone(), opts.proto);
+    while let Some((stream, peer, permit)) = acceptor.next(shutdown.as_mut()).await {
+        let slot = Slot::new(permit, &gauge);
         spawn_connection(stream, peer, &router, &opts, tls.as_ref(), &builder, timeouts, &stopped, slot);
     }
-    drop(listener);
+    drop(acceptor);
     drop(stopped);
     let _ = stop.send(true);
     stop.closed().await;
