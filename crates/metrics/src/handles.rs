@@ -65,12 +65,13 @@ impl PoolMetrics {
         }
     }
 
-    /// Counts a request sent again, by `reason`: `connect` (refused, tried on another
-    /// backend) or `reused_closed` (a reused keep-alive connection closed unanswered).
-    pub fn retry(&self, reason: &str) {
-        match reason {
-            "connect" => self.connect_retries.increment(1),
-            _ => self.reused_closed_retries.increment(1),
-        }
+    /// Counts a request sent again after a refused connect, to another backend.
+    pub fn retry_connect(&self) {
+        self.connect_retries.increment(1);
+    }
+
+    /// Counts a request sent again after a reused keep-alive connection closed unanswered.
+    pub fn retry_reused_closed(&self) {
+        self.reused_closed_retries.increment(1);
     }
 }

@@ -95,7 +95,7 @@ pub fn pool_weight(service: &str, pool: &str, percent: f64) {
 /// Counts a traffic change and stamps the service's last-change time.
 pub fn traffic_change(service: &str, kind: &'static str, unix_seconds: f64) {
     metrics::counter!(names::TRAFFIC_CHANGES, "service" => service.to_owned(), "kind" => kind).increment(1);
-    metrics::gauge!(names::LAST_CHANGE, "service" => service.to_owned()).set(unix_seconds);
+    last_change(service, unix_seconds);
 }
 
 /// Sets a service's last-change time (Unix seconds) without counting a change.

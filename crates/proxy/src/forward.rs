@@ -232,7 +232,7 @@ impl Proxy {
                         let next =
                             Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
                         tracing::debug!(service = %next.service.name, backend = next.backend().address(), "retrying on another backend");
-                        next.pool().metrics.retry("connect");
+                        next.pool().metrics.retry_connect();
                         let r = send(&next, req, &path, in_task, start).await;
                         (next, r)
                     }

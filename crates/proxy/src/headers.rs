@@ -53,10 +53,18 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Whether the client announced it accepts trailers (`TE: trailers`).
 pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers"))))
+    has_token(headers, &header::TE, "trailers")
+}
+
+/// Whether `token` is among the comma-separated values of header `name`
+/// (case-insensitive; a `/version` or `;parameter` after it is ignored).
+pub(crate) fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|t| {
+            let t = t.split(|&b| b == b'/' || b == b';').next().unwrap_or_default();
+            t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())
+        })
+    })
 }
 
 /// Adds `X-Forwarded-For` (appended to what the client sent), `-Proto` and `-Host`,

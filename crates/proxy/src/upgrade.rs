@@ -7,6 +7,7 @@
 //! weight for that long without a break.
 
 use crate::backend::PoolStats;
+use crate::headers::has_token;
 use crate::routes::Router;
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue};
@@ -26,17 +27,7 @@ pub(crate) static WEBSOCKET: HeaderValue = HeaderValue::from_static("websocket")
 /// Whether the request asks to switch to WebSocket (`Connection: upgrade` and
 /// `websocket` among the `Upgrade` tokens, case-insensitive).
 pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
-    has_token(headers.get_all(UPGRADE), "websocket") && has_token(headers.get_all(CONNECTION), "upgrade")
-}
-
-fn has_token(values: http::header::GetAll<'_, HeaderValue>, token: &str) -> bool {
-    values.iter().any(|v| {
-        v.as_bytes().split(|&b| b == b',').any(|t| {
-            // `websocket/13`-style versions are not a thing for WebSocket; compare the name.
-            let name = t.trim_ascii().split(|&b| b == b'/').next().unwrap_or_default();
-            name.eq_ignore_ascii_case(token.as_bytes())
-        })
-    })
+    has_token(headers, &UPGRADE, "websocket") && has_token(headers, &CONNECTION, "upgrade")
 }
 
 /// Puts back the two headers an upgrade needs after hop-by-hop stripping.

@@ -141,7 +141,7 @@ pub(crate) async fn send(
                     match spare {
                         Some(again) if closed_unanswered(&e) && !lease.heard.any() => {
                             tracing::debug!(backend = to.addr, error = %e, "reused connection closed unanswered; retrying on a fresh one");
-                            to.metrics.retry("reused_closed");
+                            to.metrics.retry_reused_closed();
                             req = again;
                             fresh = true;
                         }
