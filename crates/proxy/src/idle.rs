@@ -97,7 +97,7 @@ impl IdleConns {
     /// Gives back a connection whose response was read to its end.
     pub(crate) fn put(self: &Arc<Self>, mut lease: Lease) {
         // Without a runtime no request could use it again: it closes.
-        let Ok(rt) = Handle::try_current() else { return };
+        let Some(owner) = lease.runtime else { return };
         if !lease.is_open() {
             return;
         }
@@ -105,7 +105,7 @@ impl IdleConns {
         let rejected = {
             let mut idle = self.lock();
             if idle.len() < MAX_IDLE {
-                idle.push(Entry { lease, since: Instant::now(), owner: rt.id() });
+                idle.push(Entry { lease, since: Instant::now(), owner });
                 None
             } else {
                 Some(lease)
@@ -114,7 +114,11 @@ impl IdleConns {
         drop(rejected); // closes it, outside the lock
         self.limit.notify();
         if !self.reaper.swap(true, Ordering::Relaxed) {
-            drop(rt.spawn(reap(Arc::downgrade(self))));
+            match Handle::try_current() {
+                Ok(rt) => drop(rt.spawn(reap(Arc::downgrade(self)))),
+                // No runtime to sweep from: let the next put try again.
+                Err(_) => self.reaper.store(false, Ordering::Relaxed),
+            }
         }
     }
 

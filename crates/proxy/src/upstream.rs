@@ -37,7 +37,8 @@ pub(crate) struct Lease {
     pub(crate) timer: Timer,
     /// Its place under the backend's connection cap, if there is one.
     _slot: Option<Slot>,
-    #[cfg(test)]
+    /// The runtime whose IO driver the socket is registered with: only its tasks
+    /// may drive it.
     pub(crate) runtime: Option<tokio::runtime::Id>,
 }
 
@@ -268,7 +269,6 @@ pub(crate) async fn connect(addr: &str, timeout: Duration, slot: Option<Slot>) -
         heard,
         timer: Timer::default(),
         _slot: slot,
-        #[cfg(test)]
         runtime: idle::runtime(),
     })
 }
