@@ -147,6 +147,8 @@ pub struct Service {
     pub health: Option<Health>,
     /// Upstream timeouts.
     pub timeouts: Timeouts,
+    /// `[service.rollout]`, defaults filled in.
+    pub rollout: crate::RolloutSettings,
 }
 
 impl Service {

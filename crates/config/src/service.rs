@@ -54,6 +54,7 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
         pools,
         health,
         timeouts: timeouts.unwrap_or_default(),
+        rollout: crate::RolloutSettings::default(),
     };
     let name_at = name_field.map_or(start, |f| f.at());
     (service, Spans { name_at, hosts_at })

@@ -1,0 +1,1 @@
+//! Significance tests as small pure functions (filled in by the rollout work).
