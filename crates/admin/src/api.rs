@@ -98,6 +98,23 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         },
         (Method::GET, ["services", svc]) => answer(c.service(svc).await),
         (Method::GET, ["services", svc, "drain"]) => observe::drain(&state.router, svc, req.uri().query()).await,
+        (Method::GET, ["services", svc, "rollout"]) => crate::rollout::get(c, svc).await,
+        (Method::POST, ["services", svc, "rollout", action]) => {
+            let (svc, action) = ((*svc).to_owned(), (*action).to_owned());
+            let meta = ChangeMeta { actor: caller.name.clone(), ..ChangeMeta::default() };
+            match if_match(&req) {
+                Err(m) => respond::error(StatusCode::BAD_REQUEST, m),
+                Ok(if_match) => match body::<Option<serde_json::Value>>(req, Some(None)).await {
+                    Err(m) => respond::error(StatusCode::BAD_REQUEST, m),
+                    Ok(b) => {
+                        let b = b.unwrap_or(serde_json::Value::Null);
+                        crate::rollout::control(c, &svc, &action, b, ChangeMeta { if_match, ..meta })
+                            .await
+                            .unwrap_or_else(|m| respond::error(StatusCode::BAD_REQUEST, m))
+                    }
+                },
+            }
+        }
         (Method::GET, ["services", svc, "history"]) => match c.history(svc).await {
             Ok(events) => respond::json(StatusCode::OK, &serde_json::json!({ "events": events })),
             Err(e) => respond::refused(&e),
@@ -111,7 +128,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             Ok(report) => respond::json(StatusCode::OK, &report),
             Err(e) => respond::refused(&e),
         },
-        (_, ["services"] | ["services", _] | ["services", _, "history"] | ["services", _, _] | ["reload"]) => {
+        (_, ["services"] | ["services", _] | ["services", _, _] | ["services", _, "rollout", _] | ["reload"]) => {
             respond::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", req.method()))
         }
         _ => respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
@@ -170,6 +187,10 @@ async fn mutation(
         "rollback" => {
             let b = body(req, Some(RollbackBody::default())).await?;
             answer(c.rollback(svc, meta(b.reason, b.force)).await)
+        }
+        "rollout" => {
+            let b: serde_json::Value = body(req, None).await?;
+            crate::rollout::start(c, svc, b, meta(String::new(), false)).await?
         }
         "preview-token" => {
             let b: PreviewBody = body(req, None).await?;

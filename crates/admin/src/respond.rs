@@ -35,9 +35,13 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Resp {
 /// A refusal from the control task.
 pub fn refused(e: &ControlError) -> Resp {
     let status = match e {
-        ControlError::UnknownService(_) | ControlError::UnknownPool { .. } => StatusCode::NOT_FOUND,
+        ControlError::UnknownService(_) | ControlError::UnknownPool { .. } | ControlError::NoRollout(_) => {
+            StatusCode::NOT_FOUND
+        }
         ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ControlError::Gate { .. } | ControlError::NothingToRollBack(_) => StatusCode::CONFLICT,
+        ControlError::Gate { .. } | ControlError::NothingToRollBack(_) | ControlError::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
         ControlError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         ControlError::InvalidConfig(problems) => {
             return json(

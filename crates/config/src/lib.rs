@@ -17,7 +17,7 @@ mod weight;
 pub use error::{ConfigError, Problem};
 pub use model::*;
 pub use reader::{parse_duration, parse_size};
-pub use rollout_model::{Analysis, OnInconclusive, RolloutSettings, Smoke, format_duration};
+pub use rollout_model::{Analysis, OnInconclusive, RolloutSettings, Smoke, format_duration, rollout_overrides};
 pub use weight::{Weight, from_f64 as weight_from_f64};
 
 use error::{Problems, locate};

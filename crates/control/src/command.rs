@@ -1,9 +1,11 @@
 //! What can be asked of the control task, and how it can refuse.
 
+use crate::rollout::Rollout;
+use crate::rollout_ctl::RolloutAction;
 use crate::state::Event;
 use crate::view::{ServiceView, ServicesView};
 use std::collections::BTreeMap;
-use switchyard_config::Weight;
+use switchyard_config::{RolloutSettings, Weight};
 use tokio::sync::oneshot;
 
 /// Who asks for a traffic change, and on what terms.
@@ -80,6 +82,39 @@ pub enum Command {
     Service(String),
     /// One service's history, newest first.
     History(String),
+    /// Checks a rollout start; answers where its smoke requests go.
+    RolloutPlan {
+        /// Service name.
+        service: String,
+        /// The canary pool.
+        pool: String,
+        /// Settings after the call's overrides.
+        settings: RolloutSettings,
+    },
+    /// Starts a rollout whose smoke requests passed.
+    RolloutStart {
+        /// Service name.
+        service: String,
+        /// The canary pool.
+        pool: String,
+        /// Settings after the call's overrides.
+        settings: Box<RolloutSettings>,
+        /// Who and why.
+        meta: ChangeMeta,
+    },
+    /// Pause, resume, abort or promote the running rollout.
+    RolloutControl {
+        /// Service name.
+        service: String,
+        /// What to do.
+        action: RolloutAction,
+        /// Who and why.
+        meta: ChangeMeta,
+    },
+    /// The running rollout, else the last one.
+    Rollout(String),
+    /// The stats sampler took sample `N`: running rollouts judge and act.
+    Tick(u64),
     /// A preview token for a pool.
     PreviewToken {
         /// Service name.
@@ -104,6 +139,27 @@ pub enum Reply {
     Reloaded(crate::ReloadReport),
     /// A new preview token.
     PreviewToken(PreviewTokenView),
+    /// Where a rollout's smoke requests go.
+    SmokePlan(SmokePlan),
+    /// A rollout object.
+    Rollout(Box<Rollout>),
+    /// A tick was handled.
+    Ticked,
+}
+
+/// The smoke requests of a rollout start: each sent to every backend of the canary.
+#[derive(Debug, Clone)]
+pub struct SmokePlan {
+    /// The canary's backends.
+    pub backends: Vec<String>,
+    /// Their protocol.
+    pub protocol: switchyard_config::Protocol,
+    /// The health check's `host`, if any.
+    pub host: Option<String>,
+    /// How long one request may take.
+    pub timeout: std::time::Duration,
+    /// The requests.
+    pub smoke: Vec<switchyard_config::Smoke>,
 }
 
 /// `POST /v1/services/{svc}/preview-token` answer.
@@ -166,6 +222,12 @@ pub enum ControlError {
     /// The config file is invalid; the old config keeps serving.
     #[error("config invalid, old config kept: {}", .0.join("; "))]
     InvalidConfig(Vec<String>),
+    /// The request does not fit the rollout's state (none running, already one, smoke failed…).
+    #[error("{0}")]
+    Conflict(String),
+    /// The service never had a rollout.
+    #[error("service \"{0}\" has had no rollout")]
+    NoRollout(String),
     /// The state file could not be written; the change was not made.
     #[error("{0}")]
     Persist(String),

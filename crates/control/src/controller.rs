@@ -30,6 +30,10 @@ pub struct Controller {
     pub(crate) env_token: bool,
     /// The address the admin API actually listens on, once known.
     pub(crate) admin_bound: Option<std::net::SocketAddr>,
+    /// The step clocks of running rollouts (memory only).
+    pub(crate) clocks: std::collections::HashMap<String, crate::rollout_ctl::Clock>,
+    /// The latest sampler tick seen.
+    pub(crate) last_tick: u64,
 }
 
 /// Why the control path could not start. Each message names the file at fault.
@@ -64,8 +68,9 @@ impl Controller {
     /// the config, persists the result and publishes the first table.
     pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StartError> {
         let saved = if reset_state { State::default() } else { state::load(&config.state.file)? };
-        let state = merge(&config, &saved)
+        let mut state = merge(&config, &saved)
             .map_err(|problems| StartError::Conflict { path: config.state.file.clone(), problems })?;
+        Controller::resume_after_restart(&mut state);
         state::save(&config.state.file, &state)?;
         let preview_key = preview_key::load_or_create(&config).map_err(StartError::PreviewKey)?;
         let tls = match &config.listener.tls {
@@ -86,6 +91,8 @@ impl Controller {
             tls,
             env_token: false,
             admin_bound: None,
+            clocks: Default::default(),
+            last_tick: 0,
         };
         // What the saved history already counted is not counted again (no replay on restart).
         c.observe(&saved);
@@ -131,6 +138,16 @@ impl Controller {
             Command::Services => Ok(Reply::Services(self.services_view())),
             Command::Service(name) => self.view(&name).map(Reply::Service),
             Command::PreviewToken { service, pool, ttl } => self.preview_token(&service, &pool, ttl),
+            Command::RolloutPlan { service, pool, settings } => self.rollout_plan(&service, &pool, &settings),
+            Command::RolloutStart { service, pool, settings, meta } => {
+                self.rollout_start(&service, &pool, *settings, meta)
+            }
+            Command::RolloutControl { service, action, meta } => self.rollout_control(&service, action, meta),
+            Command::Rollout(service) => self.rollout_get(&service),
+            Command::Tick(tick) => {
+                self.tick(tick);
+                Ok(Reply::Ticked)
+            }
             Command::History(name) => {
                 self.service_config(&name)?;
                 let st = self.service_state(&name)?;
@@ -139,11 +156,11 @@ impl Controller {
         }
     }
 
-    fn service_config(&self, name: &str) -> Result<&switchyard_config::Service, ControlError> {
+    pub(crate) fn service_config(&self, name: &str) -> Result<&switchyard_config::Service, ControlError> {
         self.config.service(name).ok_or_else(|| ControlError::UnknownService(name.into()))
     }
 
-    fn service_state(&self, name: &str) -> Result<&ServiceState, ControlError> {
+    pub(crate) fn service_state(&self, name: &str) -> Result<&ServiceState, ControlError> {
         self.state.services.get(name).ok_or_else(|| ControlError::UnknownService(name.into()))
     }
 
@@ -162,7 +179,7 @@ impl Controller {
     }
 
     /// The health gate: a pool may only gain traffic with `min_healthy` healthy backends.
-    fn gate(&self, service: &str, from: &Traffic, to: &Traffic, force: bool) -> Result<(), ControlError> {
+    pub(crate) fn gate(&self, service: &str, from: &Traffic, to: &Traffic, force: bool) -> Result<(), ControlError> {
         if force {
             return Ok(());
         }
@@ -181,7 +198,7 @@ impl Controller {
         Ok(())
     }
 
-    fn check_version(&self, service: &str, meta: &ChangeMeta) -> Result<(), ControlError> {
+    pub(crate) fn check_version(&self, service: &str, meta: &ChangeMeta) -> Result<(), ControlError> {
         let actual = self.service_state(service)?.version;
         match meta.if_match {
             Some(expected) if expected != actual => {
@@ -201,6 +218,7 @@ impl Controller {
         let mut next = self.state.clone();
         let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         st.undo.push(current.clone());
+        let meta = cancelling(st, kind, meta);
         record(st, kind, current, target, meta);
         self.commit(self.config.clone(), next, self.generation)?;
         self.view(service).map(Reply::Service)
@@ -220,6 +238,7 @@ impl Controller {
             }
         };
         self.gate(service, &current, &target, meta.force)?;
+        let meta = cancelling(st, Kind::Rollback, meta);
         record(st, Kind::Rollback, current, target, meta);
         self.commit(self.config.clone(), next, self.generation)?;
         self.view(service).map(Reply::Service)
@@ -249,7 +268,7 @@ impl Controller {
     }
 
     /// Build → persist → publish. Any failure leaves everything as it was.
-    fn commit(&mut self, config: Config, next: State, generation: u64) -> Result<(), ControlError> {
+    pub(crate) fn commit(&mut self, config: Config, next: State, generation: u64) -> Result<(), ControlError> {
         self.commit_with(config, next, generation, self.preview_key.clone())
     }
 
@@ -288,13 +307,14 @@ impl Controller {
             for p in &svc.pools {
                 switchyard_metrics::pool_weight(&svc.name, &p.name, st.traffic.weight(&p.name).as_percent());
             }
+            crate::rollout_ctl::observe(&svc.name, before.services.get(&svc.name), st);
         }
         switchyard_metrics::generation(self.generation);
         let table = self.publisher.current();
         self.health.reconcile(&table, &self.config);
     }
 
-    fn view(&self, service: &str) -> Result<ServiceView, ControlError> {
+    pub(crate) fn view(&self, service: &str) -> Result<ServiceView, ControlError> {
         let st = self.service_state(service)?;
         let table = self.publisher.current();
         let route = table.service(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
@@ -310,6 +330,19 @@ impl Controller {
     pub fn config(&self) -> &Config {
         &self.config
     }
+}
+
+/// A manual change cancels the running rollout and says so in its reason.
+fn cancelling(st: &mut ServiceState, kind: Kind, mut meta: ChangeMeta) -> ChangeMeta {
+    let why = format!("a manual {} by {}", kind.as_str(), meta.actor);
+    if let Some(id) = crate::rollout_ctl::cancel(st, &why) {
+        meta.reason = if meta.reason.is_empty() {
+            format!("cancelled rollout {id}")
+        } else {
+            format!("{}; cancelled rollout {id}", meta.reason)
+        };
+    }
+    meta
 }
 
 /// Appends an event for a change from `from` to `to`, bumping the version.
@@ -328,6 +361,13 @@ pub(crate) fn record(st: &mut ServiceState, kind: Kind, from: Traffic, to: Traff
     };
     tracing::info!(kind = kind.as_str(), version = st.version, actor = %event.actor, from = %event.from, to = %event.to, "traffic changed");
     st.record(event);
+}
+
+impl Controller {
+    /// 404 for a pool the service does not have.
+    pub(crate) fn unknown_pool(&self, service: &str, pool: &str) -> ControlError {
+        unknown_pool(&self.config, service, pool)
+    }
 }
 
 fn unknown_pool(config: &Config, service: &str, pool: &str) -> ControlError {

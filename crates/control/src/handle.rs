@@ -115,6 +115,43 @@ impl ControlHandle {
         }
     }
 
+    /// Starts a progressive rollout: checks, smoke requests to every canary
+    /// backend, then the first step.
+    pub async fn rollout_start(
+        &self,
+        service: &str,
+        pool: &str,
+        settings: switchyard_config::RolloutSettings,
+        meta: ChangeMeta,
+    ) -> Result<ServiceView, ControlError> {
+        let plan = Command::RolloutPlan { service: service.into(), pool: pool.into(), settings: settings.clone() };
+        let Reply::SmokePlan(plan) = self.call(plan).await? else {
+            return Err(ControlError::Unavailable);
+        };
+        crate::smoke::run(&plan).await.map_err(ControlError::Conflict)?;
+        let start =
+            Command::RolloutStart { service: service.into(), pool: pool.into(), settings: Box::new(settings), meta };
+        self.service_reply(start).await
+    }
+
+    /// Pause, resume, abort or promote the running rollout.
+    pub async fn rollout_control(
+        &self,
+        service: &str,
+        action: crate::RolloutAction,
+        meta: ChangeMeta,
+    ) -> Result<ServiceView, ControlError> {
+        self.service_reply(Command::RolloutControl { service: service.into(), action, meta }).await
+    }
+
+    /// The running rollout, else the last one.
+    pub async fn rollout(&self, service: &str) -> Result<crate::Rollout, ControlError> {
+        match self.call(Command::Rollout(service.into())).await? {
+            Reply::Rollout(r) => Ok(*r),
+            _ => Err(ControlError::Unavailable),
+        }
+    }
+
     /// One service's history, newest first.
     pub async fn history(&self, name: &str) -> Result<Vec<Event>, ControlError> {
         match self.call(Command::History(name.into())).await? {

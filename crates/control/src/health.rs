@@ -4,7 +4,7 @@
 //! hot path reads the flag, so a verdict needs no table rebuild and no lock.
 
 use bytes::Bytes;
-use http::{Request, header};
+use http::{Request, StatusCode, header};
 use http_body_util::Empty;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -113,18 +113,30 @@ async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health, protocol: P
 }
 
 /// One probe on a fresh connection (the question is whether the backend accepts
-/// them), in the pool's protocol: HTTP/1.1, or HTTP/2 with prior knowledge for h2c
-/// pools (gRPC servers speak nothing else). Any 2xx or 3xx is a success.
+/// them), in the pool's protocol. Any 2xx or 3xx is a success.
 async fn probe(address: &str, protocol: Protocol, health: &Health) -> Result<(), String> {
+    let host = health.host.as_deref().unwrap_or(address);
+    let status = fetch_status(address, protocol, host, &health.path).await?;
+    if status.is_success() || status.is_redirection() { Ok(()) } else { Err(format!("status {status}")) }
+}
+
+/// A GET of `path` on a fresh connection to `address`, in the pool's protocol:
+/// HTTP/1.1, or HTTP/2 with prior knowledge for h2c pools (gRPC servers speak
+/// nothing else). The status that came back, or what went wrong.
+pub(crate) async fn fetch_status(
+    address: &str,
+    protocol: Protocol,
+    host: &str,
+    path: &str,
+) -> Result<StatusCode, String> {
     let stream = TcpStream::connect(address).await.map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(stream);
-    let host = health.host.as_deref().unwrap_or(address);
     let status = match protocol {
         Protocol::Http1 => {
             let (mut send, conn) = http1::handshake(io).await.map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            let req = Request::get(health.path.as_str())
+            let req = Request::get(path)
                 .header(header::HOST, host)
                 .header(header::USER_AGENT, USER_AGENT)
                 .body(Empty::<Bytes>::new())
@@ -139,12 +151,12 @@ async fn probe(address: &str, protocol: Protocol, health: &Health) -> Result<(),
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
             // `:authority` comes from the URI; the connection is already to `address`.
-            let req = Request::get(format!("http://{host}{}", health.path))
+            let req = Request::get(format!("http://{host}{path}"))
                 .header(header::USER_AGENT, USER_AGENT)
                 .body(Empty::<Bytes>::new())
                 .map_err(|e| e.to_string())?;
             send.send_request(req).await.map_err(|e| e.to_string())?.status()
         }
     };
-    if status.is_success() || status.is_redirection() { Ok(()) } else { Err(format!("status {status}")) }
+    Ok(status)
 }

@@ -18,9 +18,7 @@ pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> 
     for svc in &config.services {
         let file = svc.traffic.clone();
         let st = match old.services.get(&svc.name) {
-            None => {
-                ServiceState { version: 1, traffic: file.clone(), config_traffic: file, undo: vec![], history: vec![] }
-            }
+            None => ServiceState::fresh(file),
             Some(prev) if same_table(&prev.config_traffic, &file) => {
                 let mut st = prev.clone();
                 match fit(&prev.traffic, svc.pools.iter().map(|p| p.name.as_str())) {
@@ -40,8 +38,11 @@ pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> 
                 let mut st = prev.clone();
                 if st.traffic != file {
                     st.undo.push(st.traffic.clone());
-                    let reason = "config file [traffic] changed";
-                    let meta = ChangeMeta { actor: "config".into(), reason: reason.into(), ..ChangeMeta::default() };
+                    let mut reason = "config file [traffic] changed".to_owned();
+                    if let Some(id) = crate::rollout_ctl::cancel(&mut st, "a reload changed [traffic]") {
+                        reason.push_str(&format!("; cancelled rollout {id}"));
+                    }
+                    let meta = ChangeMeta { actor: "config".into(), reason, ..ChangeMeta::default() };
                     let from = st.traffic.clone();
                     record(&mut st, Kind::Config, from, file.clone(), meta);
                 }
@@ -50,8 +51,15 @@ pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> 
             }
         };
         let mut st = st;
-        // A rollback may only return to traffic the new pools can carry.
+        // A rollout whose pools the new file removed cannot go on.
         let pools = svc.pools.iter().map(|p| p.name.as_str());
+        let orphaned = st.running().is_some_and(|r| {
+            svc.pool(&r.pool).is_none() || svc.pool(&r.baseline).is_none() || fit(&r.from, pools.clone()).is_err()
+        });
+        if orphaned {
+            crate::rollout_ctl::cancel(&mut st, "a reload removed one of its pools");
+        }
+        // A rollback may only return to traffic the new pools can carry.
         st.undo = st.undo.iter().filter_map(|t| fit(t, pools.clone()).ok()).collect();
         next.services.insert(svc.name.clone(), st);
     }

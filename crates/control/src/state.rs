@@ -50,6 +50,28 @@ pub struct ServiceState {
     /// Traffic changes, oldest first, at most `HISTORY_LIMIT`.
     #[serde(default)]
     pub history: Vec<Event>,
+    /// The running progressive rollout, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Rollout>,
+}
+
+impl ServiceState {
+    /// A service seen for the first time, at the file's traffic.
+    pub(crate) fn fresh(traffic: Traffic) -> ServiceState {
+        ServiceState {
+            version: 1,
+            traffic: traffic.clone(),
+            config_traffic: traffic,
+            undo: vec![],
+            history: vec![],
+            rollout: None,
+        }
+    }
+
+    /// The rollout still holding the service (progressing or paused).
+    pub(crate) fn running(&self) -> Option<&crate::rollout::Rollout> {
+        self.rollout.as_ref().filter(|r| r.phase.is_running())
+    }
 }
 
 impl ServiceState {
@@ -83,6 +105,8 @@ pub enum Kind {
     RolloutStep,
     /// A rollout breached its analysis and rolled back.
     AutoRollback,
+    /// An operator aborted a rollout; traffic went back to where it started.
+    RolloutAbort,
 }
 
 impl Kind {
@@ -95,6 +119,7 @@ impl Kind {
             Kind::Config => "config",
             Kind::RolloutStep => "rollout_step",
             Kind::AutoRollback => "auto_rollback",
+            Kind::RolloutAbort => "rollout_abort",
         }
     }
 }
@@ -198,10 +223,7 @@ mod tests {
         assert_eq!(load(&path).unwrap(), State::default());
         let mut s = State::default();
         let t = Traffic::all_to("blue", ["blue", "green"]);
-        s.services.insert(
-            "shop".into(),
-            ServiceState { version: 3, traffic: t.clone(), config_traffic: t, undo: vec![], history: vec![] },
-        );
+        s.services.insert("shop".into(), ServiceState { version: 3, ..ServiceState::fresh(t) });
         save(&path, &s).unwrap();
         assert_eq!(load(&path).unwrap(), s);
     }

@@ -45,8 +45,8 @@ pub struct ServiceView {
     pub pools: BTreeMap<String, PoolView>,
     /// `{"cookie": NAME}` or `{"header": NAME}`, or null.
     pub sticky: Option<BTreeMap<&'static str, String>>,
-    /// A running progressive rollout (none yet).
-    pub rollout: Option<()>,
+    /// The progressive rollout progressing or paused, if any.
+    pub rollout: Option<Box<crate::rollout::Rollout>>,
 }
 
 /// One pool's status.
@@ -109,7 +109,7 @@ impl ServiceView {
             traffic: state.traffic.clone(),
             pools,
             sticky,
-            rollout: None,
+            rollout: state.running().cloned().map(Box::new),
         }
     }
 }

@@ -48,6 +48,14 @@ pub mod names {
     pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
     /// Open client connections, by listener (`http`, `https`).
     pub const CLIENT_CONNECTIONS: &str = "switchyard_client_connections";
+    /// Index of a service's current rollout step; -1 when none runs.
+    pub const ROLLOUT_STEP: &str = "switchyard_rollout_step";
+    /// The canary's weight in a service's running rollout (0 when none runs).
+    pub const ROLLOUT_CANARY_WEIGHT: &str = "switchyard_rollout_canary_weight";
+    /// The latest analysis of a running rollout: each check's value and limit.
+    pub const ROLLOUT_ANALYSIS: &str = "switchyard_rollout_analysis";
+    /// Rollouts that ended, by result.
+    pub const ROLLOUTS: &str = "switchyard_rollouts_total";
 }
 
 /// HTTP latency buckets: 0.5 ms to 30 s.
@@ -85,6 +93,36 @@ fn describe() {
         "Requests sent again, by reason (connect: refused, tried on another backend; reused_closed: a reused keep-alive connection closed unanswered, sent on a fresh one)."
     );
     describe_gauge!(CLIENT_CONNECTIONS, "Open client connections, by listener (http, https).");
+    describe_gauge!(ROLLOUT_STEP, "Index of the service's current rollout step; -1 when none runs.");
+    describe_gauge!(
+        ROLLOUT_CANARY_WEIGHT,
+        "The canary's weight (0 to 100) in the service's running rollout; 0 when none runs."
+    );
+    describe_gauge!(
+        ROLLOUT_ANALYSIS,
+        "The latest rollout analysis: each check's value and limit (error_rate and error_increase as fractions, p99 in seconds, latency_ratio as a ratio)."
+    );
+    describe_counter!(ROLLOUTS, "Rollouts that ended, by result (promoted, auto_rollback, aborted, cancelled).");
+}
+
+/// A service's rollout step (-1 when none runs) and canary weight (0 when none runs).
+pub fn rollout_progress(service: &str, step: i64, canary_weight: f64) {
+    // Step indices are tiny.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(names::ROLLOUT_STEP, "service" => service.to_owned()).set(step as f64);
+    metrics::gauge!(names::ROLLOUT_CANARY_WEIGHT, "service" => service.to_owned()).set(canary_weight);
+}
+
+/// One check of a rollout's latest analysis: its value and its limit.
+pub fn rollout_analysis(service: &str, check: &'static str, value: f64, limit: f64) {
+    let g = |side: &'static str| metrics::gauge!(names::ROLLOUT_ANALYSIS, "service" => service.to_owned(), "check" => check, "side" => side);
+    g("value").set(value);
+    g("limit").set(limit);
+}
+
+/// Counts a rollout that ended (`promoted`, `auto_rollback`, `aborted`, `cancelled`).
+pub fn rollout_ended(service: &str, result: &'static str) {
+    metrics::counter!(names::ROLLOUTS, "service" => service.to_owned(), "result" => result).increment(1);
 }
 
 /// Sets a pool's weight gauge (percent).

@@ -1,0 +1,82 @@
+//! The rollout calls of the admin API (SPEC §4, §9): start with the service's
+//! `[service.rollout]` overridden by the body, read the rollout object, and
+//! pause/resume/abort/promote it.
+
+use crate::respond::{self, Resp};
+use http::StatusCode;
+use serde_json::Value;
+use switchyard_control::{ChangeMeta, ControlHandle, RolloutAction};
+
+/// `POST /v1/services/{svc}/rollout`: `Err` is a 400 message.
+pub(crate) async fn start(c: &ControlHandle, svc: &str, body: Value, meta: ChangeMeta) -> Result<Resp, String> {
+    let Value::Object(mut fields) = body else {
+        return Err("the body must be a JSON object".into());
+    };
+    let pool = match fields.remove("pool") {
+        Some(Value::String(p)) => p,
+        Some(_) => return Err("`pool` must be a string".into()),
+        None => return Err("missing field `pool`".into()),
+    };
+    let reason = match fields.remove("reason") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(r)) => r,
+        Some(_) => return Err("`reason` must be a string".into()),
+    };
+    let config = c.config().borrow().clone();
+    let Some(service) = config.service(svc) else {
+        return Ok(respond::refused(&switchyard_control::ControlError::UnknownService(svc.into())));
+    };
+    let settings = switchyard_config::rollout_overrides(&service.rollout, &fields)?;
+    let meta = ChangeMeta { reason, ..meta };
+    Ok(match c.rollout_start(svc, &pool, settings, meta).await {
+        Ok(v) => {
+            let mut r = respond::service(&v);
+            *r.status_mut() = StatusCode::CREATED;
+            r
+        }
+        Err(e) => respond::refused(&e),
+    })
+}
+
+/// `POST /v1/services/{svc}/rollout/{action}`.
+pub(crate) async fn control(
+    c: &ControlHandle,
+    svc: &str,
+    action: &str,
+    body: Value,
+    meta: ChangeMeta,
+) -> Result<Resp, String> {
+    let Some(action) = RolloutAction::parse(action) else {
+        return Ok(respond::error(
+            StatusCode::NOT_FOUND,
+            format!("no rollout action \"{action}\" (pause, resume, abort, promote)"),
+        ));
+    };
+    let reason = match body {
+        Value::Null => String::new(),
+        Value::Object(mut m) => {
+            let reason = match m.remove("reason") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(r)) => r,
+                Some(_) => return Err("`reason` must be a string".into()),
+            };
+            if let Some(k) = m.keys().next() {
+                return Err(format!("unknown field `{k}` (only `reason`)"));
+            }
+            reason
+        }
+        _ => return Err("the body must be a JSON object".into()),
+    };
+    Ok(match c.rollout_control(svc, action, ChangeMeta { reason, ..meta }).await {
+        Ok(v) => respond::service(&v),
+        Err(e) => respond::refused(&e),
+    })
+}
+
+/// `GET /v1/services/{svc}/rollout`.
+pub(crate) async fn get(c: &ControlHandle, svc: &str) -> Resp {
+    match c.rollout(svc).await {
+        Ok(r) => respond::json(StatusCode::OK, &r),
+        Err(e) => respond::refused(&e),
+    }
+}
