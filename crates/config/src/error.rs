@@ -73,11 +73,31 @@ pub(crate) fn one_line(message: &str) -> String {
 pub(crate) struct Problems<'s> {
     src: &'s str,
     found: Vec<(usize, String)>,
+    api: bool,
 }
 
 impl<'s> Problems<'s> {
     pub(crate) fn new(src: &'s str) -> Self {
-        Self { src, found: Vec::new() }
+        Self { src, found: Vec::new(), api: false }
+    }
+
+    /// For TOML rendered from a JSON body: messages speak of objects, not tables.
+    pub(crate) fn for_api(src: &'s str) -> Self {
+        Self { src, found: Vec::new(), api: true }
+    }
+
+    /// Whether the text came from the admin API's JSON rather than the file.
+    pub(crate) fn api(&self) -> bool {
+        self.api
+    }
+
+    /// A TOML type word (`table`, `a table`) as the reader of the source knows it.
+    pub(crate) fn word(&self, toml: &'static str) -> &'static str {
+        match (self.api, toml) {
+            (true, "table") => "object",
+            (true, "a table") => "an object",
+            _ => toml,
+        }
     }
 
     /// Records a problem at byte `offset` of the source.
@@ -95,6 +115,13 @@ impl<'s> Problems<'s> {
         self.found.dedup();
         let src = self.src;
         self.found.into_iter().map(|(offset, message)| locate(src, offset, message)).collect()
+    }
+}
+
+impl Problems<'_> {
+    /// The messages alone, in source order, without locations (for the admin API).
+    pub(crate) fn into_messages(self) -> Vec<String> {
+        self.into_problems().into_iter().map(|p| p.message).collect()
     }
 }
 

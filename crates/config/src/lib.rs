@@ -9,6 +9,8 @@
 mod error;
 mod model;
 mod reader;
+mod rollout;
+mod rollout_api;
 mod rollout_model;
 mod sections;
 mod service;
@@ -17,7 +19,8 @@ mod weight;
 pub use error::{ConfigError, Problem};
 pub use model::*;
 pub use reader::{parse_duration, parse_size};
-pub use rollout_model::{Analysis, OnInconclusive, RolloutSettings, Smoke, format_duration, rollout_overrides};
+pub use rollout_api::rollout_overrides;
+pub use rollout_model::{Analysis, OnInconclusive, RolloutSettings, Smoke, format_duration};
 pub use weight::{Weight, from_f64 as weight_from_f64};
 
 use error::{Problems, locate};
@@ -96,5 +99,9 @@ fn across_services(services: &[Service], spans: &[service::Spans], p: &mut Probl
     }
 }
 
+#[cfg(test)]
+mod rollout_api_tests;
+#[cfg(test)]
+mod rollout_tests;
 #[cfg(test)]
 mod tests;

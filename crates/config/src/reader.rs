@@ -14,15 +14,33 @@ type Value<'i> = Spanned<DeValue<'i>>;
 pub(crate) struct Table<'t, 'i> {
     name: String,
     start: usize,
+    prefix: &'t str,
     entries: Vec<(Field<'t, 'i>, bool)>,
 }
 
 impl<'t, 'i> Table<'t, 'i> {
-    /// `name` is how messages refer to the table, e.g. `[listener]`.
+    /// `name` is how messages refer to the table, e.g. `[listener]`; an empty name
+    /// leaves it out (the start call's JSON, whose keys carry their whole path).
     pub(crate) fn new(name: impl Into<String>, start: usize, table: &'t DeTable<'i>) -> Self {
-        let entries =
-            table.iter().map(|(k, v)| (Field { key: k.get_ref(), key_at: k.span().start, value: v }, false)).collect();
-        Self { name: name.into(), start, entries }
+        let entries = table
+            .iter()
+            .map(|(k, v)| (Field { key: k.get_ref(), key_at: k.span().start, value: v, prefix: "" }, false))
+            .collect();
+        Self { name: name.into(), start, prefix: "", entries }
+    }
+
+    /// Messages name this table's keys as `{prefix}{key}`, e.g. `analysis.min_requests`.
+    pub(crate) fn with_prefix(mut self, prefix: &'t str) -> Self {
+        self.prefix = prefix;
+        for (f, _) in &mut self.entries {
+            f.prefix = prefix;
+        }
+        self
+    }
+
+    /// ` in [listener]`, or nothing for a table without a name.
+    fn in_name(&self) -> String {
+        if self.name.is_empty() { String::new() } else { format!(" in {}", self.name) }
     }
 
     /// Byte offset of the table itself, for "missing key" problems.
@@ -41,7 +59,7 @@ impl<'t, 'i> Table<'t, 'i> {
     pub(crate) fn require(&mut self, key: &str, p: &mut Problems) -> Option<Field<'t, 'i>> {
         let field = self.take(key);
         if field.is_none() {
-            p.at(self.start, format!("missing key `{key}` in {}", self.name));
+            p.at(self.start, format!("missing key `{}{key}`{}", self.prefix, self.in_name()));
         }
         field
     }
@@ -59,9 +77,10 @@ impl<'t, 'i> Table<'t, 'i> {
 
     /// Reports every key nobody took.
     pub(crate) fn finish(self, p: &mut Problems) {
+        let in_name = self.in_name();
         for (field, taken) in self.entries {
             if !taken {
-                p.at(field.key_at, format!("unknown key `{}` in {}", field.key, self.name));
+                p.at(field.key_at, format!("unknown key `{}`{in_name}", field.name()));
             }
         }
     }
@@ -73,6 +92,8 @@ pub(crate) struct Field<'t, 'i> {
     pub(crate) key: &'t str,
     pub(crate) key_at: usize,
     value: &'t Value<'i>,
+    /// Put before `key` in messages (see [`Table::with_prefix`]).
+    prefix: &'t str,
 }
 
 impl<'t, 'i> Field<'t, 'i> {
@@ -81,9 +102,23 @@ impl<'t, 'i> Field<'t, 'i> {
         self.value.span().start
     }
 
-    fn wrong_type(&self, p: &mut Problems, want: &str) {
-        let found = self.value.get_ref().type_str();
-        p.at(self.at(), format!("`{}` must be {want}, found {found}", self.key));
+    /// The key as messages name it: with its table's prefix.
+    pub(crate) fn name(&self) -> String {
+        format!("{}{}", self.prefix, self.key)
+    }
+
+    fn wrong_type(&self, p: &mut Problems, want: &'static str) {
+        let found = p.word(self.value.get_ref().type_str());
+        p.at(self.at(), format!("`{}` must be {}, found {found}", self.name(), p.word(want)));
+    }
+
+    /// A number as written (for messages), or the value's type.
+    pub(crate) fn text(&self) -> String {
+        match self.value.get_ref() {
+            DeValue::Integer(i) => i.to_string(),
+            DeValue::Float(x) => x.as_str().to_owned(),
+            other => other.type_str().to_owned(),
+        }
     }
 
     /// The raw value, for callers that accept several types.
@@ -108,22 +143,42 @@ impl<'t, 'i> Field<'t, 'i> {
         match i64::from_str_radix(&digits, i.radix()) {
             Ok(v) => Some(v),
             Err(_) => {
-                p.at(self.at(), format!("`{}` is out of range", self.key));
+                p.at(self.at(), format!("`{}` is out of range", self.name()));
                 None
             }
         }
     }
 
-    /// An integer of at least `min`.
+    /// An integer of at least `min` (and at most `u32::MAX`).
     pub(crate) fn count(&self, p: &mut Problems, min: i64) -> Option<u32> {
         let v = self.int(p)?;
-        match u32::try_from(v) {
-            Ok(n) if v >= min => Some(n),
-            _ => {
-                p.at(self.at(), format!("`{}` must be at least {min}, found {v}", self.key));
-                None
-            }
+        if v < min {
+            p.at(self.at(), format!("`{}` must be at least {min}, found {v}", self.name()));
+            return None;
         }
+        let n = u32::try_from(v);
+        if n.is_err() {
+            p.at(self.at(), format!("`{}` must be at most {}, found {v}", self.name(), u32::MAX));
+        }
+        n.ok()
+    }
+
+    /// A finite number; an integer is fine (`max_error_rate = 0`).
+    pub(crate) fn float(&self, p: &mut Problems) -> Option<f64> {
+        let v = match self.value.get_ref() {
+            // Precision lost above 2^53 does not matter for limits and ratios.
+            DeValue::Integer(_) => self.int(p)? as f64,
+            DeValue::Float(x) => x.as_str().replace('_', "").parse().unwrap_or(f64::NAN),
+            _ => {
+                self.wrong_type(p, "a number");
+                return None;
+            }
+        };
+        if !v.is_finite() {
+            p.at(self.at(), format!("`{}` must be a finite number, found {}", self.name(), self.text()));
+            return None;
+        }
+        Some(v)
     }
 
     pub(crate) fn array(&self, p: &mut Problems) -> Option<Vec<Field<'t, 'i>>> {
@@ -131,7 +186,7 @@ impl<'t, 'i> Field<'t, 'i> {
             self.wrong_type(p, "an array");
             return None;
         };
-        Some(items.iter().map(|v| Field { key: self.key, key_at: self.key_at, value: v }).collect())
+        Some(items.iter().map(|v| Field { value: v, ..*self }).collect())
     }
 
     /// A table, named `name` in messages.
@@ -154,7 +209,7 @@ impl<'t, 'i> Field<'t, 'i> {
         match parse_duration(s) {
             Ok(d) => Some(d),
             Err(e) => {
-                p.at(self.at(), format!("`{}`: {e}", self.key));
+                p.at(self.at(), format!("`{}`: {e}", self.name()));
                 None
             }
         }
@@ -164,7 +219,7 @@ impl<'t, 'i> Field<'t, 'i> {
     pub(crate) fn positive_duration(&self, p: &mut Problems) -> Option<Duration> {
         let d = self.duration(p)?;
         if d.is_zero() {
-            p.at(self.at(), format!("`{}` must be longer than 0", self.key));
+            p.at(self.at(), format!("`{}` must be longer than 0", self.name()));
             return None;
         }
         Some(d)
@@ -180,7 +235,7 @@ impl<'t, 'i> Field<'t, 'i> {
         match parsed {
             Ok(n) => Some(n),
             Err(e) => {
-                p.at(self.at(), format!("`{}`: {e}", self.key));
+                p.at(self.at(), format!("`{}`: {e}", self.name()));
                 None
             }
         }
@@ -190,7 +245,7 @@ impl<'t, 'i> Field<'t, 'i> {
         match u64::try_from(v) {
             Ok(n) => Some(n),
             Err(_) => {
-                p.at(self.at(), format!("`{}` must be at least 0, found {v}", self.key));
+                p.at(self.at(), format!("`{}` must be at least 0, found {v}", self.name()));
                 None
             }
         }
@@ -201,7 +256,7 @@ impl<'t, 'i> Field<'t, 'i> {
         match s.parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                p.at(self.at(), format!("`{}`: invalid address \"{s}\" (expected IP:PORT)", self.key));
+                p.at(self.at(), format!("`{}`: invalid address \"{s}\" (expected IP:PORT)", self.name()));
                 None
             }
         }
@@ -211,7 +266,7 @@ impl<'t, 'i> Field<'t, 'i> {
     pub(crate) fn readable_file(&self, p: &mut Problems, base: &Path) -> Option<PathBuf> {
         let path = self.path(p, base)?;
         if let Err(e) = std::fs::read(&path) {
-            p.at(self.at(), format!("`{}`: cannot read {}: {e}", self.key, path.display()));
+            p.at(self.at(), format!("`{}`: cannot read {}: {e}", self.name(), path.display()));
         }
         Some(path)
     }
@@ -221,9 +276,9 @@ impl<'t, 'i> Field<'t, 'i> {
     pub(crate) fn secret_file(&self, p: &mut Problems, base: &Path, min: usize) -> Option<PathBuf> {
         let path = self.path(p, base)?;
         match std::fs::read(&path) {
-            Err(e) => p.at(self.at(), format!("`{}`: cannot read {}: {e}", self.key, path.display())),
+            Err(e) => p.at(self.at(), format!("`{}`: cannot read {}: {e}", self.name(), path.display())),
             Ok(b) if b.trim_ascii().len() < min => {
-                p.at(self.at(), format!("`{}`: {} holds fewer than {min} bytes", self.key, path.display()))
+                p.at(self.at(), format!("`{}`: {} holds fewer than {min} bytes", self.name(), path.display()))
             }
             Ok(_) => {}
         }
@@ -234,7 +289,7 @@ impl<'t, 'i> Field<'t, 'i> {
     pub(crate) fn path(&self, p: &mut Problems, base: &Path) -> Option<PathBuf> {
         let s = self.str(p)?;
         if s.is_empty() {
-            p.at(self.at(), format!("`{}` must not be empty", self.key));
+            p.at(self.at(), format!("`{}` must not be empty", self.name()));
             return None;
         }
         Some(base.join(s))

@@ -150,7 +150,3 @@ pub(crate) mod opt_duration_text {
     }
 }
 
-/// Placeholder until the overrides parser lands.
-pub fn rollout_overrides<T>(base: &RolloutSettings, _overrides: &T) -> Result<RolloutSettings, String> {
-    Ok(base.clone())
-}

@@ -42,6 +42,10 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
     let drain_timeout = t.take("drain_timeout").and_then(|f| f.duration(p));
     let health = t.take("health").and_then(|f| f.table(p, "[service.health]")).map(|tt| health(tt, p));
     let timeouts = t.take("timeouts").and_then(|f| f.table(p, "[service.timeouts]")).map(|tt| timeouts(tt, p));
+    let rollout = t
+        .take("rollout")
+        .and_then(|f| f.table(p, "[service.rollout]"))
+        .map(|tt| crate::rollout::settings(tt, &crate::RolloutSettings::default(), p));
     t.finish(p);
     let service = Service {
         name,
@@ -54,7 +58,7 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
         pools,
         health,
         timeouts: timeouts.unwrap_or_default(),
-        rollout: crate::RolloutSettings::default(),
+        rollout: rollout.unwrap_or_default(),
     };
     let name_at = name_field.map_or(start, |f| f.at());
     (service, Spans { name_at, hosts_at })
