@@ -1,7 +1,7 @@
 //! `switchyard ctl`: the admin API from the command line. Exit 1 on any refusal
 //! (the server's `error` printed), 3 when the admin API cannot be reached.
 
-use super::ctl_print;
+use super::{ctl_print, ctl_rollout, ctl_status};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -85,6 +85,11 @@ enum CtlCommand {
     },
     /// Re-read the config file (same as SIGHUP).
     Reload,
+    /// Progressive rollouts: start one, follow it, steer it.
+    Rollout {
+        #[command(subcommand)]
+        command: ctl_rollout::RolloutCommand,
+    },
 }
 
 fn parse_weight(s: &str) -> Result<(String, f64), String> {
@@ -105,10 +110,77 @@ pub fn run(args: CtlArgs) -> ExitCode {
     rt.block_on(ctl(args))
 }
 
+/// The admin API as `ctl` talks to it.
+pub struct Admin {
+    base: String,
+    token: Option<String>,
+    /// `--json`: refusals print the server's JSON too.
+    json: bool,
+}
+
+/// An answer a command goes on with, or the exit code it ends with (the
+/// refusal or the unreachable API already reported on stderr).
+pub enum Answer {
+    Ok(Value),
+    Done(ExitCode),
+}
+
+impl Admin {
+    /// One call: status and JSON body, or why the API could not be reached.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(http::StatusCode, Value), String> {
+        call(&self.base, &self.token, method, path, body).await
+    }
+
+    /// A call whose refusal ends the command with 1 and whose failure ends it with 3.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        match self.call(method, path, body).await {
+            Ok((status, value)) if status.is_success() => Answer::Ok(value),
+            Ok((status, value)) => Answer::Done(self.refused(status, &value)),
+            Err(e) => Answer::Done(self.unreachable(&e)),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// A GET whose failure is no error (optional figures); `None` when it fails.
+    pub async fn try_get(&self, path: &str) -> Option<Value> {
+        match self.call(Method::GET, path, None).await {
+            Ok((status, value)) if status.is_success() => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Prints the server's error; exit 1.
+    pub fn refused(&self, status: http::StatusCode, value: &Value) -> ExitCode {
+        if self.json {
+            println!("{value}");
+        }
+        eprintln!("error ({}): {}", status.as_u16(), value["error"].as_str().unwrap_or("(no message)"));
+        for p in value["problems"].as_array().into_iter().flatten() {
+            eprintln!("  {}", p.as_str().unwrap_or_default());
+        }
+        ExitCode::from(super::INVALID)
+    }
+
+    /// Says the API cannot be reached; exit 3.
+    pub fn unreachable(&self, e: &str) -> ExitCode {
+        eprintln!("cannot reach the admin API at {}: {e}", self.base);
+        ExitCode::from(super::IO_FAILURE)
+    }
+}
+
 async fn ctl(args: CtlArgs) -> ExitCode {
+    let admin = Admin { base: args.admin.trim_end_matches('/').to_owned(), token: args.token.clone(), json: args.json };
     let (method, path, body) = match &args.command {
-        CtlCommand::Status { service: None } => (Method::GET, "/v1/services".to_owned(), None),
-        CtlCommand::Status { service: Some(s) } => (Method::GET, format!("/v1/services/{s}"), None),
+        CtlCommand::Status { service } => return ctl_status::run(&admin, service.as_deref(), args.json).await,
+        CtlCommand::Rollout { command } => return ctl_rollout::run(&admin, command, args.json).await,
         CtlCommand::Switch { service, pool, reason, force, .. } => (
             Method::POST,
             format!("/v1/services/{service}/switch"),
@@ -161,14 +233,7 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         }
     }
     if !status.is_success() {
-        if args.json {
-            println!("{value}");
-        }
-        eprintln!("error ({}): {}", status.as_u16(), value["error"].as_str().unwrap_or("(no message)"));
-        for p in value["problems"].as_array().into_iter().flatten() {
-            eprintln!("  {}", p.as_str().unwrap_or_default());
-        }
-        return ExitCode::from(super::INVALID);
+        return admin.refused(status, &value);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
@@ -181,7 +246,6 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         return wait_drained(base, &args.token, service, &value, drain_timeout).await;
     }
     match &args.command {
-        CtlCommand::Status { service: None } => ctl_print::services(&value),
         CtlCommand::History { .. } => ctl_print::history(&value),
         CtlCommand::Reload => {
             println!("reloaded: generation {}", value["generation"]);
