@@ -1,6 +1,6 @@
 //! `ctl rollout start|status|pause|resume|abort|promote` (SPEC §9).
 
-use super::ctl::{Admin, Answer};
+use super::ctl_http::{Admin, Answer};
 use super::ctl_set::{self, Setting};
 use super::{ctl_print, ctl_rollout_follow, ctl_rollout_print};
 use http::Method;

@@ -5,7 +5,7 @@
 //! promoted, 1 when it ends any other way or is paused (a paused rollout waits
 //! for a person; CI must not hang on it), 3 when the admin API cannot be reached.
 
-use super::ctl::Admin;
+use super::ctl_http::Admin;
 use super::ctl_rollout_print::progress_line;
 use http::Method;
 use serde_json::Value;

@@ -3,8 +3,8 @@
 //! p99, from `…/stats?window=60s`; `-` when the server has no stats), and a
 //! running rollout on one line.
 
-use super::ctl::{Admin, Answer};
 use super::ctl_fmt::{ms, num, percent, rate};
+use super::ctl_http::{Admin, Answer};
 use super::ctl_rollout_print;
 use serde_json::Value;
 use std::fmt::Write;

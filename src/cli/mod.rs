@@ -4,6 +4,7 @@ mod app;
 mod check;
 mod ctl;
 mod ctl_fmt;
+mod ctl_http;
 mod ctl_print;
 mod ctl_rollout;
 mod ctl_rollout_follow;
