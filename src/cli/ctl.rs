@@ -1,12 +1,9 @@
 //! `switchyard ctl`: the admin API from the command line. Exit 1 on any refusal
 //! (the server's `error` printed), 3 when the admin API cannot be reached.
 
-use super::ctl_print;
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use super::ctl_http::{Admin, call};
+use super::{ctl_print, ctl_rollout, ctl_status};
+use http::Method;
 use serde_json::{Value, json};
 use std::process::ExitCode;
 
@@ -85,6 +82,11 @@ enum CtlCommand {
     },
     /// Re-read the config file (same as SIGHUP).
     Reload,
+    /// Progressive rollouts: start one, follow it, steer it.
+    Rollout {
+        #[command(subcommand)]
+        command: ctl_rollout::RolloutCommand,
+    },
 }
 
 fn parse_weight(s: &str) -> Result<(String, f64), String> {
@@ -106,9 +108,10 @@ pub fn run(args: CtlArgs) -> ExitCode {
 }
 
 async fn ctl(args: CtlArgs) -> ExitCode {
+    let admin = Admin { base: args.admin.trim_end_matches('/').to_owned(), token: args.token.clone(), json: args.json };
     let (method, path, body) = match &args.command {
-        CtlCommand::Status { service: None } => (Method::GET, "/v1/services".to_owned(), None),
-        CtlCommand::Status { service: Some(s) } => (Method::GET, format!("/v1/services/{s}"), None),
+        CtlCommand::Status { service } => return ctl_status::run(&admin, service.as_deref(), args.json).await,
+        CtlCommand::Rollout { command } => return ctl_rollout::run(&admin, command, args.json).await,
         CtlCommand::Switch { service, pool, reason, force, .. } => (
             Method::POST,
             format!("/v1/services/{service}/switch"),
@@ -161,14 +164,7 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         }
     }
     if !status.is_success() {
-        if args.json {
-            println!("{value}");
-        }
-        eprintln!("error ({}): {}", status.as_u16(), value["error"].as_str().unwrap_or("(no message)"));
-        for p in value["problems"].as_array().into_iter().flatten() {
-            eprintln!("  {}", p.as_str().unwrap_or_default());
-        }
-        return ExitCode::from(super::INVALID);
+        return admin.refused(status, &value);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
@@ -181,7 +177,6 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         return wait_drained(base, &args.token, service, &value, drain_timeout).await;
     }
     match &args.command {
-        CtlCommand::Status { service: None } => ctl_print::services(&value),
         CtlCommand::History { .. } => ctl_print::history(&value),
         CtlCommand::Reload => {
             println!("reloaded: generation {}", value["generation"]);
@@ -229,31 +224,4 @@ async fn wait_drained(base: &str, token: &Option<String>, service: &str, view: &
         }
     }
     code
-}
-
-async fn call(
-    base: &str,
-    token: &Option<String>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(http::StatusCode, Value), String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let req = req
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .map_err(|e| format!("bad admin URL: {e}"))?;
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| "timed out after 30s".to_owned())?
-        .map_err(|e| format!("{e}"))?;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&bytes)}));
-    Ok((status, value))
 }

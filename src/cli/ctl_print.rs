@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-fn traffic(v: &Value) -> String {
+pub fn traffic(v: &Value) -> String {
     v.as_object().map(|m| m.iter().map(|(p, w)| format!("{p}={w}")).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
@@ -25,7 +25,7 @@ fn row(v: &Value) -> String {
     format!(
         "{:<16} {:>7}  {:<10} {:<24} {}",
         v["name"].as_str().unwrap_or("?"),
-        v["version"],
+        super::ctl_fmt::num(&v["version"]),
         active,
         traffic(&v["traffic"]),
         health(&v["pools"])
@@ -34,13 +34,16 @@ fn row(v: &Value) -> String {
 
 const HEADER: &str = "SERVICE          VERSION  ACTIVE     TRAFFIC                  POOLS";
 
-/// One service after a change or `status SERVICE`.
+/// One service after a change (and its rollout, while one runs).
 pub fn service(v: &Value) {
     println!("{HEADER}\n{}", row(v));
+    if super::ctl_rollout_print::is_running(&v["rollout"]) {
+        println!("  rollout: {}", super::ctl_rollout_print::summary(&v["rollout"]));
+    }
 }
 
-/// `status` of every service.
-pub fn services(v: &Value) {
+/// The generation and the last reload, above `status` of every service.
+pub fn reload_header(v: &Value) {
     println!("generation {}", v["generation"]);
     if let Some(r) = v.get("last_reload").filter(|r| !r.is_null()) {
         let ok = if r["ok"].as_bool() == Some(true) { "ok" } else { "FAILED" };
@@ -49,20 +52,16 @@ pub fn services(v: &Value) {
             println!("  {}", p.as_str().unwrap_or_default());
         }
     }
-    println!("{HEADER}");
-    for s in v["services"].as_array().into_iter().flatten() {
-        println!("{}", row(s));
-    }
 }
 
 /// `history SERVICE`.
 pub fn history(v: &Value) {
-    println!("{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} REASON", "VERSION", "AT", "KIND", "FROM", "TO", "ACTOR");
+    println!("{:>7}  {:<20}  {:<13} {:<22} {:<22} {:<8} REASON", "VERSION", "AT", "KIND", "FROM", "TO", "ACTOR");
     for e in v["events"].as_array().into_iter().flatten() {
         let forced = if e["forced"].as_bool() == Some(true) { " [forced]" } else { "" };
         println!(
-            "{:>7}  {:<20}  {:<9} {:<22} {:<22} {:<8} {}{forced}",
-            e["version"],
+            "{:>7}  {:<20}  {:<13} {:<22} {:<22} {:<8} {}{forced}",
+            super::ctl_fmt::num(&e["version"]),
             e["at"].as_str().unwrap_or("?"),
             e["kind"].as_str().unwrap_or("?"),
             traffic(&e["from"]),

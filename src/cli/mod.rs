@@ -3,8 +3,17 @@
 mod app;
 mod check;
 mod ctl;
+mod ctl_fmt;
+mod ctl_http;
 mod ctl_print;
+mod ctl_rollout;
+mod ctl_rollout_follow;
+mod ctl_rollout_print;
+mod ctl_set;
+mod ctl_status;
 mod demo;
+mod demo_config;
+mod demo_traffic;
 mod serve;
 mod signals;
 mod watch;
@@ -53,6 +62,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Exit code 1: invalid config or refused operation.
 pub(crate) const INVALID: u8 = 1;
+/// Exit code 2: usage error (what clap exits with too).
+pub(crate) const USAGE: u8 = 2;
 /// Exit code 3: cannot bind, or an I/O failure at start.
 pub(crate) const IO_FAILURE: u8 = 3;
 
