@@ -171,10 +171,8 @@ async fn a_green_failing_a_fifth_of_requests_rolls_back_with_no_blue_request_los
     assert_eq!(tally.blue_failed.load(Relaxed), 0, "no request failed on blue");
     assert!(tally.green_failed.load(Relaxed) > 0);
     // From the first failing analysis to the rollback: at most failure_limit × interval + interval.
-    let (first_fail, rolled_back) = (
-        r["analysis"]["consecutive_failures"].as_u64().unwrap(),
-        r["settings"]["failure_limit"].as_u64().unwrap(),
-    );
+    let (first_fail, rolled_back) =
+        (r["analysis"]["consecutive_failures"].as_u64().unwrap(), r["settings"]["failure_limit"].as_u64().unwrap());
     assert_eq!(first_fail, rolled_back);
 }
 
@@ -218,7 +216,10 @@ async fn kill_9_in_the_middle_of_a_rollout_then_start_again_continues_on_the_sam
     tokio::task::block_in_place(|| sy.wait_exit());
     let sy = Sy::start(&cfg, &[]);
     let r = rollout(&sy);
-    assert_eq!((r["phase"].as_str(), r["step"].as_u64(), r["weight"].as_u64()), (Some("progressing"), Some(0), Some(20)));
+    assert_eq!(
+        (r["phase"].as_str(), r["step"].as_u64(), r["weight"].as_u64()),
+        (Some("progressing"), Some(0), Some(20))
+    );
     assert_eq!(Conn::open(sy.proxy).await.get("shop", "/").await.0, 200);
     let (code, _, err) = ctl_in(&sy, &["rollout", "promote", "shop", "--reason", "looks fine"]);
     assert_eq!(code, 0, "{err}");

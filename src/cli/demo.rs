@@ -66,8 +66,7 @@ async fn demo(args: &DemoArgs, dir: &PathBuf) -> ExitCode {
         }
         fleets.push((color.into(), addrs));
     }
-    let text =
-        demo_config::text(args.listen, args.admin, &fleets[0].1, &fleets[1].1, demo_config::INCLUDE_ROLLOUT_TABLE);
+    let text = demo_config::text(args.listen, args.admin, &fleets[0].1, &fleets[1].1);
     let path = dir.join("switchyard.toml");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
         eprintln!("cannot write the demo config in {}: {e}", dir.display());
@@ -123,11 +122,7 @@ Stop with Ctrl-C (in-flight requests finish first).",
 
 /// The rollout part of the help: what to run, and what the flags set up.
 fn rollout_help(ctl: &str, args: &DemoArgs) -> String {
-    let ladder = if demo_config::INCLUDE_ROLLOUT_TABLE {
-        "10% -> 50% -> 100%, 10s a step"
-    } else {
-        "1% -> 5% -> 25% -> 50% -> 100%, 1m a step"
-    };
+    let ladder = "10% -> 50% -> 100%, 10s a step";
     let traffic = if args.traffic > 0 {
         format!("{} requests/s of demo traffic are running", args.traffic)
     } else {

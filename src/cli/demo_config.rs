@@ -20,17 +20,11 @@ failure_limit = 2
 min_requests = 50
 ";
 
-/// Whether the generated file carries `ROLLOUT_TABLE`. It only parses once the
-/// config crate reads `[service.rollout]` (issue 11); until then the demo runs
-/// with the built-in rollout defaults. A unit test below says when to flip it.
-pub const INCLUDE_ROLLOUT_TABLE: bool = false;
-
 /// The config text for the fleets' addresses.
-pub fn text(listen: SocketAddr, admin: SocketAddr, blue: &[String], green: &[String], rollout: bool) -> String {
+pub fn text(listen: SocketAddr, admin: SocketAddr, blue: &[String], green: &[String]) -> String {
     let quoted = |v: &[String]| v.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
-    let rollout = if rollout { format!("\n{ROLLOUT_TABLE}") } else { String::new() };
     format!(
-        "# switchyard demo config (generated)\n[listener]\naddress = \"{listen}\"\n\n[admin]\naddress = \"{admin}\"\n\n[state]\nfile = \"state.json\"\n\n[[service]]\nname = \"{SERVICE}\"\n\n[service.traffic]\nactive = \"blue\"\n\n[service.pools.blue]\nbackends = [{}]\n\n[service.pools.green]\nbackends = [{}]\n{rollout}",
+        "# switchyard demo config (generated)\n[listener]\naddress = \"{listen}\"\n\n[admin]\naddress = \"{admin}\"\n\n[state]\nfile = \"state.json\"\n\n[[service]]\nname = \"{SERVICE}\"\n\n[service.traffic]\nactive = \"blue\"\n\n[service.pools.blue]\nbackends = [{}]\n\n[service.pools.green]\nbackends = [{}]\n\n{ROLLOUT_TABLE}",
         quoted(blue),
         quoted(green)
     )
@@ -41,36 +35,17 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn parse(rollout: bool) -> Result<switchyard_config::Config, switchyard_config::ConfigError> {
+    #[test]
+    fn the_demo_config_is_valid_and_its_rollout_is_the_one_the_help_promises() {
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let t = text(addr, addr, &["127.0.0.1:1".into()], &["127.0.0.1:2".into()], rollout);
-        switchyard_config::parse(&t, Path::new("demo.toml"))
-    }
-
-    #[test]
-    fn the_demo_config_is_valid() {
-        let config = parse(INCLUDE_ROLLOUT_TABLE).unwrap_or_else(|e| panic!("{e}"));
+        let t = text(addr, addr, &["127.0.0.1:1".into()], &["127.0.0.1:2".into()]);
+        let config = switchyard_config::parse(&t, Path::new("demo.toml")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.services[0].name, SERVICE);
-    }
-
-    /// A tripwire: once `[service.rollout]` parses, `INCLUDE_ROLLOUT_TABLE` must be
-    /// turned on (and the table must then mean what the demo's help promises).
-    #[test]
-    fn the_rollout_table_is_included_exactly_when_it_parses() {
-        let parsed = parse(true);
-        assert_eq!(
-            parsed.is_ok(),
-            INCLUDE_ROLLOUT_TABLE,
-            "set demo_config::INCLUDE_ROLLOUT_TABLE to whether [service.rollout] parses: {:?}",
-            parsed.as_ref().err().map(ToString::to_string)
-        );
-        if let Ok(c) = parsed {
-            let r = &c.services[0].rollout;
-            let steps: Vec<f64> = r.steps.iter().map(|w| f64::from(w.0) / 100.0).collect();
-            assert_eq!(steps, [10.0, 50.0, 100.0]);
-            assert_eq!(r.step_interval, std::time::Duration::from_secs(10));
-            assert_eq!(r.interval, std::time::Duration::from_secs(2));
-            assert_eq!((r.failure_limit, r.analysis.min_requests), (2, 50));
-        }
+        let r = &config.services[0].rollout;
+        let steps: Vec<f64> = r.steps.iter().map(|w| f64::from(w.0) / 100.0).collect();
+        assert_eq!(steps, [10.0, 50.0, 100.0]);
+        assert_eq!(r.step_interval, std::time::Duration::from_secs(10));
+        assert_eq!(r.interval, std::time::Duration::from_secs(2));
+        assert_eq!((r.failure_limit, r.analysis.min_requests), (2, 50));
     }
 }

@@ -149,4 +149,3 @@ pub(crate) mod opt_duration_text {
         text.map(|t| crate::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
-
