@@ -3,7 +3,7 @@
 
 use crate::auth::{Caller, Tokens};
 use crate::respond::{self, Resp};
-use crate::{guard, observe};
+use crate::{guard, observe, stats};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -98,6 +98,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         },
         (Method::GET, ["services", svc]) => answer(c.service(svc).await),
         (Method::GET, ["services", svc, "drain"]) => observe::drain(&state.router, svc, req.uri().query()).await,
+        (Method::GET, ["services", svc, "stats"]) => stats::stats(&state.router, svc, req.uri().query()),
         (Method::GET, ["services", svc, "history"]) => match c.history(svc).await {
             Ok(events) => respond::json(StatusCode::OK, &serde_json::json!({ "events": events })),
             Err(e) => respond::refused(&e),

@@ -12,6 +12,7 @@ mod guard;
 mod listen;
 mod observe;
 mod respond;
+mod stats;
 
 pub use api::AdminState;
 pub use auth::{AuthError, Caller, Tokens};
