@@ -3,7 +3,7 @@
 
 use crate::auth::{Caller, Tokens};
 use crate::respond::{self, Resp};
-use crate::{guard, observe};
+use crate::{guard, observe, stats};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -115,6 +115,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
                 },
             }
         }
+        (Method::GET, ["services", svc, "stats"]) => stats::stats(&state.router, svc, req.uri().query()),
         (Method::GET, ["services", svc, "history"]) => match c.history(svc).await {
             Ok(events) => respond::json(StatusCode::OK, &serde_json::json!({ "events": events })),
             Err(e) => respond::refused(&e),

@@ -13,6 +13,7 @@ mod listen;
 mod observe;
 mod respond;
 mod rollout;
+mod stats;
 
 pub use api::AdminState;
 pub use auth::{AuthError, Caller, Tokens};

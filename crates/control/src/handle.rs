@@ -17,10 +17,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub struct ControlHandle {
     tx: mpsc::Sender<Envelope>,
     config: watch::Receiver<Arc<Config>>,
+    ticks: watch::Receiver<u64>,
 }
 
-/// Starts the control task; it runs until every handle is dropped.
+/// Starts the control task; it runs until every handle is dropped. Inside a tokio
+/// runtime it also starts the stats sampler on the controller's table (it stops
+/// when every handle is dropped); outside one there is none and `ticks` never moves.
 pub fn spawn(mut controller: Controller) -> ControlHandle {
+    let ticks = match tokio::runtime::Handle::try_current() {
+        Ok(_) => switchyard_proxy::spawn_sampler(controller.publisher.router()),
+        Err(_) => watch::channel(0).1,
+    };
     let (tx, mut rx) = mpsc::channel::<Envelope>(256);
     let (config_tx, config) = watch::channel(Arc::new(controller.config().clone()));
     let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {
@@ -37,7 +44,7 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the control thread");
     }
-    ControlHandle { tx, config }
+    ControlHandle { tx, config, ticks }
 }
 
 impl ControlHandle {
@@ -45,6 +52,12 @@ impl ControlHandle {
     /// read files of their own from it, like the admin API's tokens).
     pub fn config(&self) -> watch::Receiver<Arc<Config>> {
         self.config.clone()
+    }
+
+    /// The stats sampler's ticks: tick k is published once every pool has taken its
+    /// sample of second k (seconds since the sampler started).
+    pub fn ticks(&self) -> watch::Receiver<u64> {
+        self.ticks.clone()
     }
 
     /// Sends a command and waits for its answer (given after the change is live).

@@ -6,6 +6,7 @@ use http::uri::Authority;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+use switchyard_stats::{Live, Point, Window};
 use tokio::time::Instant;
 
 /// Longest passive ejection.
@@ -115,14 +116,52 @@ impl Backend {
     }
 }
 
-/// Counters of one pool that outlive table swaps.
+/// Counters of one pool that outlive table swaps: in-flight counts, and the live
+/// figures (`switchyard_stats::Live`) that `/stats` and rollouts read back.
 #[derive(Debug, Default)]
 pub struct PoolStats {
     inflight: AtomicU64,
     upgraded: AtomicU64,
+    live: Live,
 }
 
 impl PoolStats {
+    /// Counts one answer: its status and time to first byte (request head received →
+    /// response head). Atomic adds only: this is on the request path.
+    pub fn record(&self, status: u16, ttfb: Duration) {
+        self.live.record(status, ttfb);
+    }
+
+    /// Takes the one-second sample of tick `tick` (the sampler calls this).
+    pub fn sample(&self, tick: u64) {
+        self.live.sample(tick);
+    }
+
+    /// Requests, errors and latencies of the samples in ticks `(from_tick, to_tick]`.
+    pub fn window(&self, from_tick: u64, to_tick: u64) -> Window {
+        self.live.window(from_tick, to_tick)
+    }
+
+    /// Ticks `(from_tick, to_tick]` in points of `step` ticks (see `switchyard_stats::Ring::series`).
+    pub fn series(&self, from_tick: u64, to_tick: u64, step: u64) -> Vec<Point> {
+        self.live.series(from_tick, to_tick, step)
+    }
+
+    /// The latest tick sampled; `None` before the first sample.
+    pub fn latest_tick(&self) -> Option<u64> {
+        self.live.latest_tick()
+    }
+
+    /// Unix seconds at the end of `tick`, once a sample was taken.
+    pub fn unix_time(&self, tick: u64) -> Option<u64> {
+        self.live.unix_time(tick)
+    }
+
+    /// The longest run of consecutive 5xx since the last call; resets it.
+    pub fn take_max_error_run(&self) -> u64 {
+        self.live.take_max_error_run()
+    }
+
     /// Requests in flight on this pool now, response bodies included.
     pub fn inflight(&self) -> u64 {
         self.inflight.load(Relaxed)

@@ -144,7 +144,7 @@ impl Proxy {
                 }
                 let p = &service.pools[pool];
                 let e = ProxyError::NoHealthyBackend { service: service.name.clone(), pool: p.name.clone() };
-                answer(e, |s| p.metrics.record(s, start.elapsed()), log, start)
+                answer(e, |s| counted(p, s, start), log, start)
             }
         }
     }
@@ -163,7 +163,7 @@ impl Proxy {
         let p = route.pool();
         let reject =
             Reject::BodyTooLarge { service: route.service.name.clone(), pool: p.name.clone(), limit: self.max_body };
-        reject.answer(version, |s| p.metrics.record(s, start.elapsed()), log, start)
+        reject.answer(version, |s| counted(p, s, start), log, start)
     }
 
     async fn forward<B>(
@@ -276,11 +276,19 @@ impl Proxy {
                     Failure::Busy => ProxyError::Busy { service, pool, backend },
                     Failure::Other | Failure::TooLarge => ProxyError::Upstream { service, pool, backend },
                 };
-                let metrics = &route.pool().metrics;
-                answer(e, |s| metrics.record(s, start.elapsed()), log, start)
+                let p = route.pool();
+                answer(e, |s| counted(p, s, start), log, start)
             }
         }
     }
+}
+
+/// Counts the proxy's own answer on the pool it was routed to: in its metrics and
+/// in its live figures (time to that answer).
+fn counted(pool: &PoolRoute, status: u16, start: Instant) {
+    let elapsed = start.elapsed();
+    pool.metrics.record(status, elapsed);
+    pool.stats.record(status, elapsed);
 }
 
 /// The proxy's own answer, counted by `count` and logged.

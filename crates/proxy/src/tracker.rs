@@ -35,9 +35,13 @@ impl Tracker {
         &self.service.pools[self.pool]
     }
 
-    /// The response status, once the head has arrived.
+    /// The response status, once the head has arrived: counted in the pool's live
+    /// figures now, with the time to first byte (an upgrade's 101 is not).
     pub(crate) fn set_status(&mut self, status: u16) {
         self.status = status;
+        if status != 101 {
+            self.pool().stats.record(status, self.start.elapsed());
+        }
     }
 
     /// The access log line to write when the request ends.

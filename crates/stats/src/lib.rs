@@ -7,4 +7,18 @@
 //!
 //! Depends on nothing; proxy, control and admin depend on it.
 
+mod counters;
+pub mod histogram;
+mod live;
+mod ring;
 pub mod significance;
+mod window;
+
+pub use counters::{Counters, Snapshot, class_of};
+pub use histogram::BUCKETS;
+pub use live::Live;
+pub use ring::{RING_SECONDS, Ring};
+pub use window::{Point, Window};
+
+#[cfg(test)]
+mod tests;
