@@ -44,7 +44,25 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the control thread");
     }
+    forward_ticks(&tx, ticks.clone());
     ControlHandle { tx, config, ticks }
+}
+
+/// Every sampler tick becomes a `Command::Tick` for the control thread (running
+/// rollouts judge and act there). It holds the mailbox weakly, so it ends, and
+/// with it the sampler, once every handle is gone.
+fn forward_ticks(tx: &mpsc::Sender<Envelope>, mut ticks: watch::Receiver<u64>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    let weak = tx.downgrade();
+    rt.spawn(async move {
+        while ticks.changed().await.is_ok() {
+            let tick = *ticks.borrow_and_update();
+            let Some(tx) = weak.upgrade() else { break };
+            let (reply, _) = oneshot::channel();
+            // A full mailbox skips this tick; the next one judges the window so far.
+            let _ = tx.try_send((Command::Tick(tick), reply));
+        }
+    });
 }
 
 impl ControlHandle {

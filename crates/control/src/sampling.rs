@@ -5,11 +5,13 @@ use crate::judge::Sample;
 use switchyard_proxy::PoolStats;
 
 /// The pool's figures for the samples after tick `from` up to tick `to`.
-pub(crate) fn sample(_stats: &PoolStats, _from: u64, _to: u64) -> Sample {
-    Sample::default()
+pub(crate) fn sample(stats: &PoolStats, from: u64, to: u64) -> Sample {
+    let w = stats.window(from, to);
+    let ms = |q: f64| w.quantile(q).map(|d| d.as_secs_f64() * 1000.0);
+    Sample { requests: w.requests, errors: w.errors, p50_ms: ms(0.5), p99_ms: ms(0.99), buckets: w.buckets().to_vec() }
 }
 
 /// The longest run of consecutive 5xx since the last call.
-pub(crate) fn error_run(_stats: &PoolStats) -> u64 {
-    0
+pub(crate) fn error_run(stats: &PoolStats) -> u64 {
+    stats.take_max_error_run()
 }

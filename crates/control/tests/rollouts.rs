@@ -242,7 +242,8 @@ fn too_little_traffic_never_advances_and_pauses_after_max_step_duration() {
     let mut s = settings(&[10, 100]);
     s.max_step_duration = Duration::from_secs(120);
     sim.start("green", s).unwrap();
-    let took = sim.run_while(Phase::Progressing, 300, 20, HEALTHY, HEALTHY);
+    // 10 rps: one canary request a second, 120 in the step's window, never 200.
+    let took = sim.run_while(Phase::Progressing, 300, 10, HEALTHY, HEALTHY);
     let r = sim.rollout();
     assert_eq!(r.phase, Phase::Paused);
     assert!((120..=126).contains(&took), "{took}");
@@ -336,4 +337,40 @@ fn starts_that_cannot_be_judged_are_refused_and_change_nothing() {
     let r = sim.start("green", settings(&[10, 25, 50, 100])).unwrap().rollout.unwrap();
     assert_eq!(r.steps, vec![Weight(5000), Weight::FULL]);
     assert_eq!(r.from.weight("green"), Weight(3000));
+}
+
+/// The whole stack on tokio's paused clock: the sampler's ticks reach the control
+/// thread through the handle, and a five-step rollout with one-minute steps is
+/// promoted in (virtual) minutes that take milliseconds.
+#[tokio::test(start_paused = true)]
+async fn the_sampler_drives_a_five_step_rollout_on_the_paused_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sy.toml");
+    std::fs::write(&path, config_text(dir.path())).unwrap();
+    let (c, router) = Controller::start(switchyard_config::load(&path).unwrap(), false).unwrap();
+    let handle = switchyard_control::spawn(c);
+    let v = handle.rollout_start("shop", "green", settings(&[1, 5, 25, 50, 100]), meta("ci", "")).await.unwrap();
+    assert_eq!(v.traffic.weight("green"), Weight(100));
+    let started = tokio::time::Instant::now();
+    let mut phase = Phase::Progressing;
+    for _ in 0..2000 {
+        let table = router.load();
+        for pool in table.service("shop").unwrap().pools.iter() {
+            // 4000 rps in all; the canary gets its weight's share.
+            for _ in 0..u64::from(pool.weight.0) * 4000 / 10_000 {
+                pool.stats.record(200, Duration::from_millis(20));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        phase = handle.rollout("shop").await.unwrap().phase;
+        if phase != Phase::Progressing {
+            break;
+        }
+    }
+    assert_eq!(phase, Phase::Promoted);
+    // Never faster than four step intervals. (Not bounded above: while this task
+    // awaits the control thread the paused clock may run ahead on its own.)
+    let virtual_secs = started.elapsed().as_secs();
+    assert!(virtual_secs >= 4 * 60, "four one-minute steps took {virtual_secs} virtual seconds");
+    assert_eq!(handle.service("shop").await.unwrap().traffic.weight("green"), Weight::FULL);
 }
