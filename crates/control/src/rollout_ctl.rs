@@ -321,6 +321,19 @@ impl Controller {
         reason: String,
         actor: String,
     ) -> Result<(), ControlError> {
+        self.return_with(service, kind, phase, reason, actor, None)
+    }
+
+    /// `return_to_start`, keeping the analysis that decided it.
+    fn return_with(
+        &mut self,
+        service: &str,
+        kind: Kind,
+        phase: Phase,
+        reason: String,
+        actor: String,
+        analysis: Option<AnalysisView>,
+    ) -> Result<(), ControlError> {
         let mut next = self.state.clone();
         let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         let current = st.traffic.clone();
@@ -329,6 +342,9 @@ impl Controller {
         };
         let from = r.from.clone();
         end(r, phase, reason.clone());
+        if let Some(a) = analysis {
+            r.analysis = a;
+        }
         // The rollout counted as one change; undoing it consumes its undo entry.
         if st.undo.last() == Some(&from) {
             st.undo.pop();
@@ -429,7 +445,8 @@ impl Controller {
             Verdict::Fail if failures >= s.failure_limit => {
                 let reason = format!("rollout {} rolled back after {failures} failing analyses: {figures}", r.id);
                 tracing::warn!(%service, "{reason}");
-                return self.return_to_start(service, Kind::AutoRollback, Phase::RolledBack, reason, "rollout".into());
+                let (kind, phase) = (Kind::AutoRollback, Phase::RolledBack);
+                return self.return_with(service, kind, phase, reason, "rollout".into(), Some(view));
             }
             Verdict::Fail => format!("analysis failed ({failures} of {}): {figures}", s.failure_limit),
             Verdict::Pass if progressing && elapsed >= s.step_interval => {
@@ -486,7 +503,7 @@ impl Controller {
             }
             OnInconclusive::Abort => {
                 let reason = format!("rollout {} aborted: {why} (on_inconclusive = abort)", r.id);
-                self.return_to_start(service, Kind::RolloutAbort, Phase::Aborted, reason, "rollout".into())
+                self.return_with(service, Kind::RolloutAbort, Phase::Aborted, reason, "rollout".into(), Some(view))
             }
             OnInconclusive::Continue => {
                 let k = r.step + 1;
