@@ -172,3 +172,40 @@ async fn series_of_removed_pools_and_backends_disappear_after_a_reload() {
     assert!(m.contains("pool=\"blue\""), "{m}");
     promtool_accepts(&m);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_metrics_are_present_from_start_follow_the_steps_and_count_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
+    let sy = Sy::start(&cfg, &[]);
+    let m = scrape(&sy).await;
+    assert_eq!(sample(&m, "switchyard_rollout_step", &["service=\"shop\""]), Some(-1.0), "{m}");
+    assert_eq!(sample(&m, "switchyard_rollout_canary_weight", &["service=\"shop\""]), Some(0.0));
+    let admin = sy.admin_url();
+    let start = ["rollout", "start", "shop", "green", "--steps", "10,100", "--set", "interval=1s"];
+    assert_eq!(tokio::task::block_in_place(|| ctl(&admin, &start)).0, 0);
+    let m = scrape(&sy).await;
+    assert_eq!(sample(&m, "switchyard_rollout_step", &["service=\"shop\""]), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "switchyard_rollout_canary_weight", &["service=\"shop\""]), Some(10.0));
+    // An analysis has run once the next samples are in: its checks have value and limit.
+    let mut analysed = String::new();
+    for _ in 0..50 {
+        analysed = scrape(&sy).await;
+        if sample(&analysed, "switchyard_rollout_analysis", &["check=\"error_rate\"", "side=\"limit\""]).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        sample(&analysed, "switchyard_rollout_analysis", &["check=\"error_rate\"", "side=\"limit\""]),
+        Some(0.01),
+        "{analysed}"
+    );
+    assert_eq!(tokio::task::block_in_place(|| ctl(&admin, &["rollout", "abort", "shop"])).0, 0);
+    let m = scrape(&sy).await;
+    assert_eq!(sample(&m, "switchyard_rollouts_total", &["service=\"shop\"", "result=\"aborted\""]), Some(1.0));
+    assert_eq!(sample(&m, "switchyard_rollout_step", &["service=\"shop\""]), Some(-1.0));
+    assert_eq!(sample(&m, "switchyard_traffic_changes_total", &["kind=\"rollout_abort\""]), Some(1.0));
+    promtool_accepts(&m);
+}

@@ -210,7 +210,10 @@ async fn kill_9_in_the_middle_of_a_rollout_then_start_again_continues_on_the_sam
     let (blue, green) = (App::start("blue", &[]), App::start("green", &[]));
     let cfg = write_config(dir.path(), &blue, &green);
     let mut sy = Sy::start(&cfg, &[]);
-    let (code, _, err) = ctl_in(&sy, &["rollout", "start", "shop", "green", "--set", "step_interval=1h", "--set", "max_step_duration=2h"]);
+    let (code, _, err) = ctl_in(
+        &sy,
+        &["rollout", "start", "shop", "green", "--set", "step_interval=1h", "--set", "max_step_duration=2h"],
+    );
     assert_eq!(code, 0, "{err}");
     sy.signal(libc::SIGKILL);
     tokio::task::block_in_place(|| sy.wait_exit());
@@ -240,7 +243,14 @@ async fn a_manual_switch_cancels_the_rollout_and_bad_starts_are_refused() {
     refused(&["rollout", "start", "shop", "green", "--set", "analysis.max_error_rate=2"], "analysis.max_error_rate");
     refused(&["rollout", "start", "shop", "purple"], "no pool");
     refused(&["rollout", "pause", "shop"], "no rollout");
-    assert_eq!(ctl_in(&sy, &["rollout", "start", "shop", "green", "--set", "step_interval=1h", "--set", "max_step_duration=2h"]).0, 0);
+    assert_eq!(
+        ctl_in(
+            &sy,
+            &["rollout", "start", "shop", "green", "--set", "step_interval=1h", "--set", "max_step_duration=2h"]
+        )
+        .0,
+        0
+    );
     refused(&["rollout", "start", "shop", "green"], "already has rollout");
     assert_eq!(ctl_in(&sy, &["switch", "shop", "blue", "--reason", "not today"]).0, 0);
     assert_eq!(rollout(&sy)["phase"], "cancelled");

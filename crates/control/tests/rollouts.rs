@@ -374,3 +374,21 @@ async fn the_sampler_drives_a_five_step_rollout_on_the_paused_clock() {
     assert!(virtual_secs >= 4 * 60, "four one-minute steps took {virtual_secs} virtual seconds");
     assert_eq!(handle.service("shop").await.unwrap().traffic.weight("green"), Weight::FULL);
 }
+
+#[test]
+fn a_reload_that_changes_traffic_cancels_the_rollout_and_one_that_does_not_leaves_it() {
+    let mut sim = Sim::new();
+    sim.start("green", settings(&[10, 50, 100])).unwrap();
+    let id = sim.rollout().id;
+    // The same file again: nothing to cancel.
+    sim.c.apply(Command::Reload { source: switchyard_control::ReloadSource::Admin }).unwrap();
+    assert_eq!(sim.rollout().phase, Phase::Progressing);
+    let text =
+        std::fs::read_to_string(&sim.path).unwrap().replace("active = \"blue\"", "weights = { blue = 80, green = 20 }");
+    std::fs::write(&sim.path, text).unwrap();
+    sim.c.apply(Command::Reload { source: switchyard_control::ReloadSource::Admin }).unwrap();
+    assert_eq!(sim.rollout().phase, Phase::Cancelled);
+    let last = &sim.history()[0];
+    assert_eq!((last.kind, last.to.weight("green")), (Kind::Config, Weight(2000)));
+    assert!(last.reason.contains(&format!("cancelled rollout {id}")), "{}", last.reason);
+}
