@@ -196,7 +196,10 @@ impl Controller {
             settings,
             analysis: AnalysisView::default(),
         };
-        let reason = format!("rollout {id} started: step 1/{n}, {pool} at {}%; {}", rollout.weight, meta.reason);
+        let mut reason = format!("rollout {id} started: step 1/{n}, {pool} at {}%", rollout.weight);
+        if !meta.reason.is_empty() {
+            reason = format!("{reason}; {}", meta.reason);
+        }
         st.rollout = Some(rollout);
         record(st, Kind::RolloutStep, from, first, ChangeMeta { reason, ..meta });
         self.commit(self.config.clone(), next, self.generation)?;
@@ -297,7 +300,7 @@ impl Controller {
             roll.weight = w;
             roll.step_started_at = now();
             if w == Weight::FULL {
-                end(roll, Phase::Promoted, format!("promoted: {} has 100%", r.pool));
+                end(roll, Phase::Promoted, reason.clone());
             } else {
                 roll.phase = Phase::Progressing;
                 roll.message = format!("step {}/{n}: {} at {w}%, waiting for data", k + 1, r.pool);
