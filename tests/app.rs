@@ -4,51 +4,15 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 mod common;
-use common::BIN;
+use common::{App, BIN};
 use http::StatusCode;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use switchyard_test_support::Conn;
 
-/// A running `switchyard app` on 127.0.0.1:0, killed on drop.
-struct App {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl App {
-    fn start(args: &[&str]) -> App {
-        let mut child = Command::new(BIN)
-            .args(["app", "--name", "green-1", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let line = BufReader::new(stderr)
-            .lines()
-            .map(Result::unwrap)
-            .find(|l| l.contains("app listening"))
-            .expect("the app exited before listening");
-        let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).unwrap().parse().unwrap();
-        App { child, addr }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn fail_rate_1_fails_every_request_but_healthz() {
-    let app = App::start(&["--fail-rate", "1"]);
+    let app = App::start("green-1", &["--fail-rate", "1"]);
     let mut c = Conn::open(app.addr).await;
     for _ in 0..20 {
         let (status, body) = c.get("localhost", "/").await;
@@ -60,7 +24,7 @@ async fn fail_rate_1_fails_every_request_but_healthz() {
 
 #[tokio::test]
 async fn fail_rate_0_fails_nothing() {
-    let app = App::start(&["--fail-rate", "0"]);
+    let app = App::start("green-1", &["--fail-rate", "0"]);
     let mut c = Conn::open(app.addr).await;
     for _ in 0..20 {
         assert_eq!(c.get("localhost", "/").await, (StatusCode::OK, "green-1\n".to_owned()));
@@ -69,7 +33,7 @@ async fn fail_rate_0_fails_nothing() {
 
 #[tokio::test]
 async fn latency_delays_every_answer_but_healthz_by_at_least_d() {
-    let app = App::start(&["--latency", "300ms"]);
+    let app = App::start("green-1", &["--latency", "300ms"]);
     let mut c = Conn::open(app.addr).await;
     for path in ["/", "/checkout"] {
         let t = Instant::now();

@@ -5,50 +5,12 @@
 #![allow(clippy::unwrap_used, unsafe_code)] // test helpers fail loudly by design; kill(2) by pid
 
 mod common;
-use common::{BIN, Sy, ctl};
-use std::io::{BufRead, BufReader};
+use common::{App, Sy, ctl};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use switchyard_test_support::Conn;
-
-/// A `switchyard app` process; killed on drop.
-struct App {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl App {
-    fn start(name: &str, extra: &[&str]) -> App {
-        let mut child = Command::new(BIN)
-            .args(["app", "--name", name, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut lines = stderr.lines();
-        let addr = loop {
-            let line = lines.next().expect("app exited before listening").unwrap();
-            if let Some(at) = line.find("addr=") {
-                break line[at + 5..].split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        App { child, addr }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The service's rollout settings for a test: short steps, a small sample gate.
 const ROLLOUT: &str = "[service.rollout]\nsteps = [20, 50, 100]\nstep_interval = \"2s\"\ninterval = \"1s\"\nmax_step_duration = \"4s\"\nfailure_limit = 2\n[service.rollout.analysis]\nmin_requests = 40\nmax_error_rate = 0.02\nmax_error_increase = 0.01\nfast_fail_errors = 0\n";

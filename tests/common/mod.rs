@@ -150,3 +150,39 @@ pub fn ctl(admin: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A `switchyard app` process; killed on drop.
+pub struct App {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl App {
+    pub fn start(name: &str, extra: &[&str]) -> App {
+        let mut child = Command::new(BIN)
+            .args(["app", "--name", name, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut lines = stderr.lines();
+        let addr = loop {
+            let line = lines.next().expect("app exited before listening").unwrap();
+            if let Some(at) = line.find("addr=") {
+                break line[at + 5..].split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        App { child, addr }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

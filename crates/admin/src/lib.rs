@@ -11,6 +11,7 @@ mod auth;
 mod guard;
 mod listen;
 mod observe;
+mod query;
 mod respond;
 mod rollout;
 mod stats;

@@ -46,24 +46,7 @@ struct DrainQuery {
 
 /// Parses `pool=P[&wait=D]` (percent-decoded); `Err` is a 400 message.
 fn drain_query(query: Option<&str>) -> Result<DrainQuery, String> {
-    let (mut pool, mut wait) = (None, None);
-    let mut unknown = Vec::new();
-    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let slot = match key.as_ref() {
-            "pool" => &mut pool,
-            "wait" => &mut wait,
-            _ => {
-                unknown.push(format!("{key:?}"));
-                continue;
-            }
-        };
-        if slot.replace(value).is_some() {
-            return Err(format!("drain: {key} given more than once"));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(format!("drain: unknown query parameter(s) {}; known: pool, wait", unknown.join(", ")));
-    }
+    let [pool, wait] = crate::query::params("drain", query, ["pool", "wait"])?;
     let Some(pool) = pool.filter(|p| !p.is_empty()) else {
         return Err("drain needs ?pool=POOL".into());
     };
@@ -73,7 +56,7 @@ fn drain_query(query: Option<&str>) -> Result<DrainQuery, String> {
         Some(Ok(_)) => return Err("wait may be at most 1h".into()),
         Some(Err(e)) => return Err(format!("wait: {e}")),
     };
-    Ok(DrainQuery { pool: pool.into_owned(), wait })
+    Ok(DrainQuery { pool, wait })
 }
 
 /// `GET /v1/services/{svc}/drain?pool=P[&wait=D]`.

@@ -37,24 +37,7 @@ fn seconds(name: &str, value: &str, max: u64) -> Result<u64, String> {
 
 /// Parses `window=D[&step=D]` (percent-decoded); `Err` is a 400 message.
 fn stats_query(query: Option<&str>) -> Result<StatsQuery, String> {
-    let (mut window, mut step) = (None, None);
-    let mut unknown = Vec::new();
-    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let slot = match key.as_ref() {
-            "window" => &mut window,
-            "step" => &mut step,
-            _ => {
-                unknown.push(format!("{key:?}"));
-                continue;
-            }
-        };
-        if slot.replace(value).is_some() {
-            return Err(format!("stats: {key} given more than once"));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(format!("stats: unknown query parameter(s) {}; known: window, step", unknown.join(", ")));
-    }
+    let [window, step] = crate::query::params("stats", query, ["window", "step"])?;
     let window = match window {
         Some(w) => seconds("window", &w, RING_SECONDS)?,
         None => DEFAULT_WINDOW,
