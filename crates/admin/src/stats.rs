@@ -20,13 +20,12 @@ struct StatsQuery {
     step: Option<u64>,
 }
 
-/// A duration parameter in whole seconds between 1 s and `max` s; `Err` is a 400 message.
+/// A duration parameter between 1 s and `max` s, in seconds (a part of a second
+/// rounds up: samples are one second); `Err` is a 400 message.
 fn seconds(name: &str, value: &str, max: u64) -> Result<u64, String> {
     let d = switchyard_config::parse_duration(value).map_err(|e| format!("{name}: {e}"))?;
-    if d.subsec_nanos() != 0 {
-        return Err(format!("{name} must be whole seconds (samples are one second), got \"{value}\""));
-    }
-    match d.as_secs() {
+    let whole = d.as_secs().saturating_add(u64::from(d.subsec_nanos() != 0));
+    match whole {
         s if (1..=max).contains(&s) => Ok(s),
         _ => Err(format!(
             "{name} must be between 1s and {}, got \"{value}\"",
@@ -44,13 +43,7 @@ fn stats_query(query: Option<&str>) -> Result<StatsQuery, String> {
     };
     let step = match step {
         None => None,
-        Some(s) => {
-            let step = seconds("step", &s, window).map_err(|e| format!("{e} (at most the window)"))?;
-            if window % step != 0 {
-                return Err(format!("step \"{s}\" must divide the window ({window}s) into whole points"));
-            }
-            Some(step)
-        }
+        Some(s) => Some(seconds("step", &s, window).map_err(|e| format!("{e} (at most the window)"))?),
     };
     Ok(StatsQuery { window, step })
 }
@@ -188,13 +181,12 @@ mod tests {
         assert!(err("window=0s").starts_with("window must be between 1s and 15m"), "{}", err("window=0s"));
         assert!(err("window=901s").starts_with("window must be between 1s and 15m"));
         assert!(err("window=1h").starts_with("window must be between"));
-        assert!(err("window=1500ms").starts_with("window must be whole seconds"));
+        assert_eq!(stats_query(Some("window=1500ms")).unwrap(), q(2, None), "a part of a second rounds up");
+        assert_eq!(stats_query(Some("window=60s&step=7s")).unwrap(), q(60, Some(7)), "the oldest point is shorter");
         assert!(err("window=soon").starts_with("window: invalid duration"));
         assert!(err("window=").starts_with("window: invalid duration"));
         assert!(err("window=60s&step=0s").starts_with("step must be between 1s and 1m"));
         assert!(err("window=60s&step=2m").starts_with("step must be between 1s and 1m"));
-        assert!(err("window=60s&step=7s").contains("must divide the window (60s)"));
-        assert!(err("step=500ms").starts_with("step must be whole seconds"));
         assert!(err("window=1m&window=2m").contains("window given more than once"));
         let e = err("window=1m&colour=red");
         assert!(e.contains("\"colour\"") && e.contains("known: window, step"), "{e}");

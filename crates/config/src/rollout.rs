@@ -14,10 +14,12 @@ pub(crate) fn settings(mut t: Table, base: &RolloutSettings, p: &mut Problems) -
     if let Some(steps) = t.take("steps").and_then(|f| steps(f, p)) {
         s.steps = steps;
     }
-    let step_interval = read(&mut t, "step_interval", p, &mut s.step_interval, |f, p| f.positive_duration(p));
-    read(&mut t, "interval", p, &mut s.interval, |f, p| f.positive_duration(p));
-    read(&mut t, "warmup", p, &mut s.warmup, |f, p| f.duration(p));
-    let max_step = read(&mut t, "max_step_duration", p, &mut s.max_step_duration, |f, p| f.positive_duration(p));
+    let step_interval =
+        read(&mut t, "step_interval", p, &mut s.step_interval, |f, p| capped(f.positive_duration(p), f, p));
+    read(&mut t, "interval", p, &mut s.interval, |f, p| capped(f.positive_duration(p), f, p));
+    read(&mut t, "warmup", p, &mut s.warmup, |f, p| capped(f.duration(p), f, p));
+    let max_step =
+        read(&mut t, "max_step_duration", p, &mut s.max_step_duration, |f, p| capped(f.positive_duration(p), f, p));
     read(&mut t, "on_inconclusive", p, &mut s.on_inconclusive, on_inconclusive);
     read(&mut t, "failure_limit", p, &mut s.failure_limit, |f, p| f.count(p, 1));
     read(&mut t, "smoke", p, &mut s.smoke, smoke);
@@ -41,6 +43,20 @@ pub(crate) fn settings(mut t: Table, base: &RolloutSettings, p: &mut Problems) -
     }
     t.finish(p);
     s
+}
+
+/// The longest a rollout duration may be: a rollout is watched by people, and
+/// its clock must stay within what timestamps can say.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// `d`, unless it is longer than [`MAX_DURATION`] (then reported).
+fn capped(d: Option<Duration>, f: Field, p: &mut Problems) -> Option<Duration> {
+    let d = d?;
+    if d > MAX_DURATION {
+        p.at(f.at(), format!("`{}` must be at most 30d, found {}", f.name(), format_duration(d)));
+        return None;
+    }
+    Some(d)
 }
 
 /// What [`read`] found.
@@ -200,7 +216,7 @@ fn analysis(mut t: Table, base: &Analysis, p: &mut Problems) -> Analysis {
         n
     });
     read(&mut t, "max_error_rate", p, &mut a.max_error_rate, fraction);
-    read(&mut t, "max_p99", p, &mut a.max_p99, |f, p| f.positive_duration(p).map(Some::<Duration>));
+    read(&mut t, "max_p99", p, &mut a.max_p99, |f, p| capped(f.positive_duration(p), f, p).map(Some::<Duration>));
     read(&mut t, "max_error_increase", p, &mut a.max_error_increase, fraction);
     read(&mut t, "max_latency_ratio", p, &mut a.max_latency_ratio, |f, p| {
         let v = f.float(p)?;

@@ -167,3 +167,20 @@ fn deep_nesting_and_huge_numbers_are_refused_cleanly() {
         "`steps`: weight 0.00001 has more than two decimals"
     );
 }
+
+#[test]
+fn rollout_durations_longer_than_30_days_are_refused_naming_the_field() {
+    let base = RolloutSettings::default();
+    for (json, field) in [
+        (r#"{"step_interval": "10000d", "max_step_duration": "20000d"}"#, "`step_interval` must be at most 30d"),
+        (r#"{"warmup": "31d"}"#, "`warmup` must be at most 30d"),
+        (r#"{"analysis": {"max_p99": "365d"}}"#, "`analysis.max_p99` must be at most 30d"),
+    ] {
+        let map: Map<String, Value> = serde_json::from_str(json).unwrap();
+        let e = rollout_overrides(&base, &map).unwrap_err();
+        assert!(e.contains(field), "{json}: {e}");
+    }
+    let ok: Map<String, Value> =
+        serde_json::from_str(r#"{"step_interval": "30d", "max_step_duration": "30d"}"#).unwrap();
+    assert_eq!(rollout_overrides(&base, &ok).unwrap().step_interval, Duration::from_secs(30 * 86_400));
+}

@@ -212,6 +212,14 @@ impl Controller {
         self.check_version(service, &meta)?;
         let current = self.service_state(service)?.traffic.clone();
         if current == target {
+            // Nothing moves, but the operator took over: a running rollout stops.
+            if self.service_state(service)?.running().is_some() {
+                let mut next = self.state.clone();
+                if let Some(st) = next.services.get_mut(service) {
+                    cancelling(st, kind, meta);
+                }
+                self.commit(self.config.clone(), next, self.generation)?;
+            }
             return self.view(service).map(Reply::Service);
         }
         self.gate(service, &current, &target, meta.force)?;

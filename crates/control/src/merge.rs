@@ -36,10 +36,13 @@ pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> 
             }
             Some(prev) => {
                 let mut st = prev.clone();
+                // The file's [traffic] changed: it wins, and a running rollout stops
+                // even when the file names the weights already in force.
+                let cancelled = crate::rollout_ctl::cancel(&mut st, "a reload changed [traffic]");
                 if st.traffic != file {
                     st.undo.push(st.traffic.clone());
                     let mut reason = "config file [traffic] changed".to_owned();
-                    if let Some(id) = crate::rollout_ctl::cancel(&mut st, "a reload changed [traffic]") {
+                    if let Some(id) = cancelled {
                         reason.push_str(&format!("; cancelled rollout {id}"));
                     }
                     let meta = ChangeMeta { actor: "config".into(), reason, ..ChangeMeta::default() };

@@ -53,8 +53,11 @@ fn secs(d: Duration, min: u64) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)).max(min)
 }
 
+/// RFC 3339 time `offset` from now (durations are capped by the config, so
+/// this stays within what RFC 3339 can say).
 fn at(offset: Duration) -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now() + offset).to_string()
+    let when = SystemTime::now().checked_add(offset).unwrap_or_else(SystemTime::now);
+    humantime::format_rfc3339_seconds(when).to_string()
 }
 
 /// Marks the running rollout of `st` cancelled; its id when there was one.
@@ -205,7 +208,7 @@ impl Controller {
         self.commit(self.config.clone(), next, self.generation)?;
         self.restart_clock(service);
         if let Some(stats) = self.pool_stats(service, pool) {
-            sampling::error_run(&stats);
+            sampling::reset_error_run(&stats);
         }
         self.view(service).map(Reply::Service)
     }
@@ -368,7 +371,7 @@ impl Controller {
             return;
         };
         let step_tick = self.last_tick + 1;
-        let next_analysis = step_tick + secs(r.settings.interval, 1);
+        let next_analysis = step_tick.saturating_add(secs(r.settings.interval, 1));
         self.clocks.insert(service.to_owned(), Clock { step_tick, next_analysis });
     }
 
@@ -396,7 +399,7 @@ impl Controller {
         let clock = *self
             .clocks
             .entry(service.to_owned())
-            .or_insert(Clock { step_tick: tick, next_analysis: tick + secs(s.interval, 1) });
+            .or_insert(Clock { step_tick: tick, next_analysis: tick.saturating_add(secs(s.interval, 1)) });
         let (canary, baseline) = (self.pool_stats(service, &r.pool), self.pool_stats(service, &r.baseline));
         let fast = u64::from(s.analysis.fast_fail_errors);
         if let Some(c) = canary.as_ref().filter(|_| fast > 0) {
@@ -414,9 +417,9 @@ impl Controller {
             return Ok(());
         }
         if let Some(c) = self.clocks.get_mut(service) {
-            c.next_analysis = tick + secs(s.interval, 1);
+            c.next_analysis = tick.saturating_add(secs(s.interval, 1));
         }
-        let from = clock.step_tick + secs(s.warmup, 0);
+        let from = clock.step_tick.saturating_add(secs(s.warmup, 0));
         let window_s = tick.saturating_sub(from);
         let pick = |p: &Option<std::sync::Arc<switchyard_proxy::PoolStats>>| {
             p.as_ref().filter(|_| window_s > 0).map_or_else(Sample::default, |p| sampling::sample(p, from, tick))
@@ -505,8 +508,8 @@ impl Controller {
                 self.commit(self.config.clone(), next, self.generation)
             }
             OnInconclusive::Abort => {
-                let reason = format!("rollout {} aborted: {why} (on_inconclusive = abort)", r.id);
-                self.return_with(service, Kind::RolloutAbort, Phase::Aborted, reason, "rollout".into(), Some(view))
+                let reason = format!("rollout {} rolled back: {why} (on_inconclusive = abort)", r.id);
+                self.return_with(service, Kind::AutoRollback, Phase::RolledBack, reason, "rollout".into(), Some(view))
             }
             OnInconclusive::Continue => {
                 let k = r.step + 1;
@@ -523,11 +526,14 @@ impl Controller {
         }
     }
 
-    /// Keeps the latest analysis and message in memory (persisted with the next change).
+    /// Keeps the latest analysis and message in memory (persisted with the next
+    /// change). A paused rollout keeps the message that says why it is paused.
     fn note(&mut self, service: &str, view: AnalysisView, message: String) {
         if let Some(r) = self.state.services.get_mut(service).and_then(|st| st.rollout.as_mut()) {
             r.analysis = view;
-            r.message = message;
+            if r.phase == Phase::Progressing {
+                r.message = message;
+            }
         }
     }
 

@@ -11,6 +11,11 @@ pub(crate) fn sample(stats: &PoolStats, from: u64, to: u64) -> Sample {
     Sample { requests: w.requests, errors: w.errors, p50_ms: ms(0.5), p99_ms: ms(0.99), buckets: w.buckets().to_vec() }
 }
 
+/// Forgets the pool's 5xx runs so far (a new rollout judges only its own).
+pub(crate) fn reset_error_run(stats: &PoolStats) {
+    stats.reset_error_run();
+}
+
 /// The longest run of consecutive 5xx since the last call.
 pub(crate) fn error_run(stats: &PoolStats) -> u64 {
     stats.take_max_error_run()

@@ -392,3 +392,75 @@ fn a_reload_that_changes_traffic_cancels_the_rollout_and_one_that_does_not_leave
     assert_eq!((last.kind, last.to.weight("green")), (Kind::Config, Weight(2000)));
     assert!(last.reason.contains(&format!("cancelled rollout {id}")), "{}", last.reason);
 }
+
+#[test]
+fn a_manual_change_to_the_weights_already_in_force_still_cancels_the_rollout() {
+    let mut sim = Sim::new();
+    sim.start("green", settings(&[10, 50, 100])).unwrap();
+    let w = std::collections::BTreeMap::from([("blue".into(), Weight(9000)), ("green".into(), Weight(1000))]);
+    let v =
+        match sim.c.apply(Command::SetWeights { service: "shop".into(), weights: w, meta: meta("api", "") }).unwrap() {
+            Reply::Service(v) => v,
+            other => panic!("{other:?}"),
+        };
+    assert_eq!((v.version, v.rollout.is_none()), (2, true), "no new version, no rollout");
+    assert_eq!(sim.rollout().phase, Phase::Cancelled);
+    for _ in 0..120 {
+        sim.second(400, HEALTHY, HEALTHY);
+    }
+    assert_eq!(sim.green_weight(), Weight(1000), "nothing advanced it");
+}
+
+#[test]
+fn a_reload_whose_traffic_names_the_weights_in_force_still_cancels_the_rollout() {
+    let mut sim = Sim::new();
+    sim.start("green", settings(&[10, 50, 100])).unwrap();
+    let text =
+        std::fs::read_to_string(&sim.path).unwrap().replace("active = \"blue\"", "weights = { blue = 90, green = 10 }");
+    std::fs::write(&sim.path, text).unwrap();
+    sim.c.apply(Command::Reload { source: switchyard_control::ReloadSource::Admin }).unwrap();
+    assert_eq!((sim.rollout().phase, sim.green_weight()), (Phase::Cancelled, Weight(1000)));
+}
+
+#[test]
+fn a_paused_rollout_keeps_saying_why_it_is_paused() {
+    let mut sim = Sim::new();
+    sim.start("green", settings(&[10, 50, 100])).unwrap();
+    sim.control(switchyard_control::RolloutAction::Pause).unwrap();
+    for _ in 0..30 {
+        sim.second(400, HEALTHY, HEALTHY);
+    }
+    let r = sim.rollout();
+    assert_eq!(r.message, "paused by alice: looked at it");
+    assert_eq!(r.analysis.verdict, "pass", "the analysis keeps running while paused");
+}
+
+#[test]
+fn an_old_run_of_errors_does_not_count_against_the_next_rollout() {
+    let mut sim = Sim::new();
+    sim.start("green", settings(&[1, 50, 100])).unwrap();
+    let dead = Behaviour { error_rate: 1.0, ..HEALTHY };
+    sim.run_while(Phase::Progressing, 60, 100, HEALTHY, dead);
+    assert_eq!(sim.rollout().phase, Phase::RolledBack);
+    // Green is fixed; one unlucky 5xx early in the next rollout is not a run of 20.
+    sim.start("green", settings(&[10, 50, 100])).unwrap();
+    let pools = sim.router.load().service("shop").unwrap().clone();
+    pools.pool("green").unwrap().stats.record(503, Duration::from_millis(5));
+    for _ in 0..10 {
+        sim.second(400, HEALTHY, HEALTHY);
+    }
+    assert_eq!(sim.rollout().phase, Phase::Progressing, "{}", sim.rollout().message);
+}
+
+#[test]
+fn on_inconclusive_abort_rolls_back_like_a_failed_analysis() {
+    let mut sim = Sim::new();
+    let mut s = settings(&[10, 100]);
+    s.max_step_duration = Duration::from_secs(60);
+    s.on_inconclusive = switchyard_config::OnInconclusive::Abort;
+    sim.start("green", s).unwrap();
+    sim.run_while(Phase::Progressing, 120, 10, HEALTHY, HEALTHY);
+    let r = sim.rollout();
+    assert_eq!((r.phase, sim.green_weight()), (Phase::RolledBack, Weight::ZERO), "{}", r.message);
+    assert_eq!(sim.history()[0].kind, Kind::AutoRollback);
+}

@@ -162,6 +162,11 @@ impl PoolStats {
         self.live.take_max_error_run()
     }
 
+    /// Forgets every run of 5xx so far, the one going on included.
+    pub fn reset_error_run(&self) {
+        self.live.reset_error_run();
+    }
+
     /// Requests in flight on this pool now, response bodies included.
     pub fn inflight(&self) -> u64 {
         self.inflight.load(Relaxed)

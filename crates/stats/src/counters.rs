@@ -85,6 +85,13 @@ impl Counters {
         self.max_run.swap(0, Relaxed)
     }
 
+    /// Forgets every 5xx run so far, the one still going on included (a rollout
+    /// judges only the runs that happen while it runs).
+    pub fn reset_error_run(&self) {
+        self.run.store(0, Relaxed);
+        self.max_run.store(0, Relaxed);
+    }
+
     /// The counters now. Not one atomic read: a request recorded meanwhile may be
     /// in the classes and not yet in the buckets (it shows up in the next snapshot).
     pub fn snapshot(&self) -> Snapshot {

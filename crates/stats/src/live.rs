@@ -32,6 +32,11 @@ impl Live {
         self.counters.take_max_error_run()
     }
 
+    /// See [`Counters::reset_error_run`].
+    pub fn reset_error_run(&self) {
+        self.counters.reset_error_run();
+    }
+
     /// The cumulative counters now.
     pub fn snapshot(&self) -> Snapshot {
         self.counters.snapshot()
