@@ -101,19 +101,9 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         (Method::GET, ["services", svc, "rollout"]) => crate::rollout::get(c, svc).await,
         (Method::POST, ["services", svc, "rollout", action]) => {
             let (svc, action) = ((*svc).to_owned(), (*action).to_owned());
-            let meta = ChangeMeta { actor: caller.name.clone(), ..ChangeMeta::default() };
-            match if_match(&req) {
-                Err(m) => respond::error(StatusCode::BAD_REQUEST, m),
-                Ok(if_match) => match body::<Option<serde_json::Value>>(req, Some(None)).await {
-                    Err(m) => respond::error(StatusCode::BAD_REQUEST, m),
-                    Ok(b) => {
-                        let b = b.unwrap_or(serde_json::Value::Null);
-                        crate::rollout::control(c, &svc, &action, b, ChangeMeta { if_match, ..meta })
-                            .await
-                            .unwrap_or_else(|m| respond::error(StatusCode::BAD_REQUEST, m))
-                    }
-                },
-            }
+            crate::rollout::control(c, &caller, &svc, &action, req)
+                .await
+                .unwrap_or_else(|m| respond::error(StatusCode::BAD_REQUEST, m))
         }
         (Method::GET, ["services", svc, "stats"]) => stats::stats(&state.router, svc, req.uri().query()),
         (Method::GET, ["services", svc, "history"]) => match c.history(svc).await {
@@ -209,7 +199,7 @@ async fn mutation(
 }
 
 /// `If-Match: "7"` (quotes optional) → `Some(7)`.
-fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, String> {
+pub(crate) fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, String> {
     let Some(v) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -219,7 +209,7 @@ fn if_match(req: &Request<Incoming>) -> Result<Option<u64>, String> {
 }
 
 /// Reads and parses a JSON body; an empty body means `if_empty` when given.
-async fn body<T: DeserializeOwned>(req: Request<Incoming>, if_empty: Option<T>) -> Result<T, String> {
+pub(crate) async fn body<T: DeserializeOwned>(req: Request<Incoming>, if_empty: Option<T>) -> Result<T, String> {
     let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(format!("body unreadable or over {MAX_BODY} bytes")),

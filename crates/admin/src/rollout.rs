@@ -2,8 +2,13 @@
 //! `[service.rollout]` overridden by the body, read the rollout object, and
 //! pause/resume/abort/promote it.
 
+use crate::api::{body, if_match};
+use crate::auth::Caller;
 use crate::respond::{self, Resp};
+use http::Request;
 use http::StatusCode;
+use hyper::body::Incoming;
+use serde::Deserialize;
 use serde_json::Value;
 use switchyard_control::{ChangeMeta, ControlHandle, RolloutAction};
 
@@ -38,13 +43,21 @@ pub(crate) async fn start(c: &ControlHandle, svc: &str, body: Value, meta: Chang
     })
 }
 
-/// `POST /v1/services/{svc}/rollout/{action}`.
+/// The optional body of a control call.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/services/{svc}/rollout/{action}` (body optional); `Err` is a 400 message.
 pub(crate) async fn control(
     c: &ControlHandle,
+    caller: &Caller,
     svc: &str,
     action: &str,
-    body: Value,
-    meta: ChangeMeta,
+    req: Request<Incoming>,
 ) -> Result<Resp, String> {
     let Some(action) = RolloutAction::parse(action) else {
         return Ok(respond::error(
@@ -52,22 +65,15 @@ pub(crate) async fn control(
             format!("no rollout action \"{action}\" (pause, resume, abort, promote)"),
         ));
     };
-    let reason = match body {
-        Value::Null => String::new(),
-        Value::Object(mut m) => {
-            let reason = match m.remove("reason") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(r)) => r,
-                Some(_) => return Err("`reason` must be a string".into()),
-            };
-            if let Some(k) = m.keys().next() {
-                return Err(format!("unknown field `{k}` (only `reason`)"));
-            }
-            reason
-        }
-        _ => return Err("the body must be a JSON object".into()),
+    let if_match = if_match(&req)?;
+    let b = body(req, Some(ControlBody::default())).await?;
+    let meta = ChangeMeta {
+        actor: caller.name.clone(),
+        reason: b.reason.unwrap_or_default(),
+        if_match,
+        ..ChangeMeta::default()
     };
-    Ok(match c.rollout_control(svc, action, ChangeMeta { reason, ..meta }).await {
+    Ok(match c.rollout_control(svc, action, meta).await {
         Ok(v) => respond::service(&v),
         Err(e) => respond::refused(&e),
     })

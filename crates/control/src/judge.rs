@@ -21,6 +21,19 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
+    /// A pool's live figures for the samples after tick `from` up to tick `to`.
+    pub(crate) fn of(stats: &switchyard_proxy::PoolStats, from: u64, to: u64) -> Sample {
+        let w = stats.window(from, to);
+        let ms = |q: f64| w.quantile(q).map(|d| d.as_secs_f64() * 1000.0);
+        Sample {
+            requests: w.requests,
+            errors: w.errors,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            buckets: w.buckets().to_vec(),
+        }
+    }
+
     pub(crate) fn error_rate(&self) -> f64 {
         if self.requests == 0 {
             return 0.0;

@@ -16,7 +16,6 @@ mod preview_key;
 mod reload;
 pub mod rollout;
 mod rollout_ctl;
-mod sampling;
 mod smoke;
 pub mod state;
 mod view;

@@ -7,7 +7,6 @@ use crate::command::{ChangeMeta, ControlError, Reply, SmokePlan};
 use crate::controller::{Controller, now, record};
 use crate::judge::{self, Sample, Verdict};
 use crate::rollout::{AnalysisView, Phase, Rollout};
-use crate::sampling;
 use crate::state::{Kind, ServiceState};
 use std::time::{Duration, SystemTime};
 use switchyard_config::{OnInconclusive, RolloutSettings, Traffic, Weight};
@@ -208,7 +207,7 @@ impl Controller {
         self.commit(self.config.clone(), next, self.generation)?;
         self.restart_clock(service);
         if let Some(stats) = self.pool_stats(service, pool) {
-            sampling::reset_error_run(&stats);
+            stats.reset_error_run();
         }
         self.view(service).map(Reply::Service)
     }
@@ -269,7 +268,7 @@ impl Controller {
             }
             RolloutAction::Abort => {
                 let reason = format!("rollout {id} aborted by {}{why}", meta.actor);
-                self.return_to_start(service, Kind::RolloutAbort, Phase::Aborted, reason, meta.actor)?;
+                self.return_to_start(service, Kind::RolloutAbort, Phase::Aborted, reason, meta.actor, None)?;
             }
             RolloutAction::Promote => {
                 let r = st.running().cloned().ok_or_else(|| ControlError::NoRollout(service.into()))?;
@@ -318,20 +317,9 @@ impl Controller {
         Ok(())
     }
 
-    /// Automatic rollback or abort: back to the traffic before the rollout, ungated.
+    /// Automatic rollback or abort: back to the traffic before the rollout,
+    /// ungated, keeping the analysis that decided it when there was one.
     fn return_to_start(
-        &mut self,
-        service: &str,
-        kind: Kind,
-        phase: Phase,
-        reason: String,
-        actor: String,
-    ) -> Result<(), ControlError> {
-        self.return_with(service, kind, phase, reason, actor, None)
-    }
-
-    /// `return_to_start`, keeping the analysis that decided it.
-    fn return_with(
         &mut self,
         service: &str,
         kind: Kind,
@@ -403,14 +391,21 @@ impl Controller {
         let (canary, baseline) = (self.pool_stats(service, &r.pool), self.pool_stats(service, &r.baseline));
         let fast = u64::from(s.analysis.fast_fail_errors);
         if let Some(c) = canary.as_ref().filter(|_| fast > 0) {
-            let run = sampling::error_run(c);
+            let run = c.take_max_error_run();
             if run >= fast {
                 let reason = format!(
                     "rollout {} rolled back: {run} consecutive 5xx from \"{}\" (fast_fail_errors = {fast})",
                     r.id, r.pool
                 );
                 tracing::warn!(%service, "{reason}");
-                return self.return_to_start(service, Kind::AutoRollback, Phase::RolledBack, reason, "rollout".into());
+                return self.return_to_start(
+                    service,
+                    Kind::AutoRollback,
+                    Phase::RolledBack,
+                    reason,
+                    "rollout".into(),
+                    None,
+                );
             }
         }
         if tick < clock.next_analysis {
@@ -422,7 +417,7 @@ impl Controller {
         let from = clock.step_tick.saturating_add(secs(s.warmup, 0));
         let window_s = tick.saturating_sub(from);
         let pick = |p: &Option<std::sync::Arc<switchyard_proxy::PoolStats>>| {
-            p.as_ref().filter(|_| window_s > 0).map_or_else(Sample::default, |p| sampling::sample(p, from, tick))
+            p.as_ref().filter(|_| window_s > 0).map_or_else(Sample::default, |p| Sample::of(p, from, tick))
         };
         let (verdict, mut view) = judge::judge(&s.analysis, &pick(&canary), &pick(&baseline), window_s);
         let failures = match verdict {
@@ -432,15 +427,10 @@ impl Controller {
         };
         view.consecutive_failures = failures;
         for c in &view.checks {
-            if let (Some(v), name) = (c.value, c.name.as_str()) {
-                let (v, l) = if name == "p99" { (v / 1000.0, c.limit / 1000.0) } else { (v, c.limit) };
-                let name: &'static str = match name {
-                    "error_rate" => "error_rate",
-                    "p99" => "p99",
-                    "error_increase" => "error_increase",
-                    _ => "latency_ratio",
-                };
-                switchyard_metrics::rollout_analysis(service, name, v, l);
+            if let Some(v) = c.value {
+                // Metrics in seconds, the rollout object in ms.
+                let (v, l) = if c.name == "p99" { (v / 1000.0, c.limit / 1000.0) } else { (v, c.limit) };
+                switchyard_metrics::rollout_analysis(service, &c.name, v, l);
             }
         }
         let figures = judge::figures(&view);
@@ -452,7 +442,7 @@ impl Controller {
                 let reason = format!("rollout {} rolled back after {failures} failing analyses: {figures}", r.id);
                 tracing::warn!(%service, "{reason}");
                 let (kind, phase) = (Kind::AutoRollback, Phase::RolledBack);
-                return self.return_with(service, kind, phase, reason, "rollout".into(), Some(view));
+                return self.return_to_start(service, kind, phase, reason, "rollout".into(), Some(view));
             }
             Verdict::Fail => format!("analysis failed ({failures} of {}): {figures}", s.failure_limit),
             Verdict::Pass if progressing && elapsed >= s.step_interval => {
@@ -509,7 +499,14 @@ impl Controller {
             }
             OnInconclusive::Abort => {
                 let reason = format!("rollout {} rolled back: {why} (on_inconclusive = abort)", r.id);
-                self.return_with(service, Kind::AutoRollback, Phase::RolledBack, reason, "rollout".into(), Some(view))
+                self.return_to_start(
+                    service,
+                    Kind::AutoRollback,
+                    Phase::RolledBack,
+                    reason,
+                    "rollout".into(),
+                    Some(view),
+                )
             }
             OnInconclusive::Continue => {
                 let k = r.step + 1;

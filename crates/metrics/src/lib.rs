@@ -114,8 +114,8 @@ pub fn rollout_progress(service: &str, step: i64, canary_weight: f64) {
 }
 
 /// One check of a rollout's latest analysis: its value and its limit.
-pub fn rollout_analysis(service: &str, check: &'static str, value: f64, limit: f64) {
-    let g = |side: &'static str| metrics::gauge!(names::ROLLOUT_ANALYSIS, "service" => service.to_owned(), "check" => check, "side" => side);
+pub fn rollout_analysis(service: &str, check: &str, value: f64, limit: f64) {
+    let g = |side: &'static str| metrics::gauge!(names::ROLLOUT_ANALYSIS, "service" => service.to_owned(), "check" => check.to_owned(), "side" => side);
     g("value").set(value);
     g("limit").set(limit);
 }

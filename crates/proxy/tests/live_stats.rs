@@ -15,6 +15,9 @@ use switchyard_test_support::{Conn, TestProxy, Upstream, config_from};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
+mod ws_echo;
+use ws_echo::ws_echo;
+
 fn config(blue: &str, green: &str) -> switchyard_config::Config {
     config_from(&format!(
         "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{blue}\"]\n[service.pools.green]\nbackends = [\"{green}\"]\n"
@@ -124,35 +127,16 @@ async fn time_to_first_byte_is_counted_when_the_head_arrives() {
     assert_eq!(s.window(2, 3).requests, 0, "counted once, at the head");
 }
 
-/// A WebSocket echo server.
-async fn ws_echo() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-                while let Some(Ok(Message::Text(t))) = ws.next().await {
-                    if ws.send(Message::text(t)).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn an_upgrade_is_not_counted() {
-    let (blue, green) = (ws_echo().await, ws_echo().await);
+    let (blue, green) = (ws_echo("blue").await, ws_echo("green").await);
     let proxy = TestProxy::start(&config(&blue, &green)).await;
     let s = stats(&proxy, "blue");
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
     let (mut ws, resp) = tokio_tungstenite::client_async("ws://shop/socket", stream).await.unwrap();
     assert_eq!(resp.status(), 101);
     ws.send(Message::text("hi")).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hi"));
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("blue: hi"));
     s.sample(1);
     assert_eq!(s.window(0, 1).requests, 0);
     assert_eq!(s.upgraded(), 1);

@@ -6,29 +6,11 @@
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use switchyard_test_support::{TestProxy, Upstream, assert_eventually, config_from};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A WebSocket echo server that prefixes its name.
-async fn ws_echo(name: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if let Message::Text(t) = msg
-                        && ws.send(Message::text(format!("{name}: {t}"))).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+mod ws_echo;
+use ws_echo::ws_echo;
 
 fn cfg(blue: &str, green: &str, active: &str, extra: &str) -> switchyard_config::Config {
     config_from(&format!(
