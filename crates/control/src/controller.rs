@@ -32,8 +32,10 @@ pub struct Controller {
     pub(crate) admin_bound: Option<std::net::SocketAddr>,
     /// The step clocks of running rollouts (memory only).
     pub(crate) clocks: std::collections::HashMap<String, crate::rollout_ctl::Clock>,
-    /// The latest sampler tick seen.
+    /// The latest sampler tick handled.
     pub(crate) last_tick: u64,
+    /// The sampler's ticks as published (ahead of `last_tick` while ticks wait in the mailbox).
+    pub(crate) ticks: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// Why the control path could not start. Each message names the file at fault.
@@ -93,6 +95,7 @@ impl Controller {
             admin_bound: None,
             clocks: Default::default(),
             last_tick: 0,
+            ticks: None,
         };
         // What the saved history already counted is not counted again (no replay on restart).
         c.observe(&saved);

@@ -28,6 +28,7 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
         Ok(_) => switchyard_proxy::spawn_sampler(controller.publisher.router()),
         Err(_) => watch::channel(0).1,
     };
+    controller.ticks = Some(ticks.clone());
     let (tx, mut rx) = mpsc::channel::<Envelope>(256);
     let (config_tx, config) = watch::channel(Arc::new(controller.config().clone()));
     let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {

@@ -352,13 +352,16 @@ impl Controller {
     }
 
     /// The step's clock starts at the next sample (the current second is partly
-    /// before the change).
+    /// before the change) — counted from the latest tick the sampler published,
+    /// not the latest one handled, so ticks still waiting in the mailbox cannot
+    /// make a new step look older than it is.
     fn restart_clock(&mut self, service: &str) {
         let Some(r) = self.state.services.get(service).and_then(ServiceState::running) else {
             self.clocks.remove(service);
             return;
         };
-        let step_tick = self.last_tick + 1;
+        let published = self.ticks.as_ref().map_or(0, |t| *t.borrow());
+        let step_tick = self.last_tick.max(published) + 1;
         let next_analysis = step_tick.saturating_add(secs(r.settings.interval, 1));
         self.clocks.insert(service.to_owned(), Clock { step_tick, next_analysis });
     }

@@ -349,9 +349,10 @@ async fn the_sampler_drives_a_five_step_rollout_on_the_paused_clock() {
     std::fs::write(&path, config_text(dir.path())).unwrap();
     let (c, router) = Controller::start(switchyard_config::load(&path).unwrap(), false).unwrap();
     let handle = switchyard_control::spawn(c);
+    // Before the call: the paused clock may run on while the call awaits the control thread.
+    let started = tokio::time::Instant::now();
     let v = handle.rollout_start("shop", "green", settings(&[1, 5, 25, 50, 100]), meta("ci", "")).await.unwrap();
     assert_eq!(v.traffic.weight("green"), Weight(100));
-    let started = tokio::time::Instant::now();
     let mut phase = Phase::Progressing;
     for _ in 0..2000 {
         let table = router.load();
