@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use switchyard_test_support::Conn;
 
 /// The service's rollout settings for a test: short steps, a small sample gate.
-const ROLLOUT: &str = "[service.rollout]\nsteps = [20, 50, 100]\nstep_interval = \"2s\"\ninterval = \"1s\"\nmax_step_duration = \"4s\"\nfailure_limit = 2\n[service.rollout.analysis]\nmin_requests = 40\nmax_error_rate = 0.02\nmax_error_increase = 0.01\nfast_fail_errors = 0\n";
+const ROLLOUT: &str = "[service.rollout]\nsteps = [20, 50, 100]\nstep_interval = \"2s\"\ninterval = \"1s\"\nmax_step_duration = \"4s\"\nfailure_limit = 2\n[service.rollout.analysis]\nmin_requests = 40\nmax_error_rate = 0.02\nmax_error_increase = 0.01\nfast_fail_errors = 0\nmax_latency_ratio = 2.0\n";
 
 fn write_config(dir: &Path, blue: &App, green: &App) -> std::path::PathBuf {
     let text = format!(

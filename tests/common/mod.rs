@@ -19,6 +19,8 @@ pub struct Sy {
     pub admin: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub log: mpsc::Receiver<String>,
+    /// Everything logged up to the listening line.
+    pub startup_log: String,
 }
 
 /// A config for one service `shop` with pools blue and green, in `dir`.
@@ -48,10 +50,16 @@ impl Sy {
 
     /// Like `start`, but an early exit is returned with everything it logged.
     pub fn try_start(config: &Path, args: &[&str]) -> Result<Sy, (ExitStatus, String)> {
+        Sy::try_start_env(config, args, &[])
+    }
+
+    /// `try_start` with extra environment variables.
+    pub fn try_start_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Sy, (ExitStatus, String)> {
         let mut child = Command::new(BIN)
             .args(["serve", "-c"])
             .arg(config)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("SWITCHYARD_ADMIN_TOKEN")
             .stdout(Stdio::null())
@@ -78,7 +86,7 @@ impl Sy {
                         let proxy = field(&line, "proxy=").parse().unwrap();
                         let admin = field(&line, "admin=").parse().unwrap();
                         let tls = field(&line, "tls=").parse().ok();
-                        return Ok(Sy { child, proxy, admin, tls, log: rx });
+                        return Ok(Sy { child, proxy, admin, tls, log: rx, startup_log: seen });
                     }
                 }
                 Err(_) => {

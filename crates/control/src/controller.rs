@@ -3,9 +3,10 @@
 
 use crate::command::{ChangeMeta, Command, ControlError, PreviewTokenView, Reply};
 use crate::health::HealthChecks;
-use crate::merge::{effective, merge};
+use crate::merge::{merge, traffic_of};
 use crate::preview_key;
-use crate::state::{self, Event, Kind, ServiceState, State, StateError};
+use crate::state::{Event, Kind, ServiceState, State, StateError};
+use crate::store::Store;
 use crate::view::{ReloadOutcome, ServiceView, ServicesView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +19,10 @@ use switchyard_proxy::{Router, RoutesPublisher, RoutingTable};
 
 /// Owns the traffic state and the snapshot's write side.
 pub struct Controller {
-    pub(crate) config: Config,
+    pub(crate) config: Arc<Config>,
     pub(crate) state: State,
+    /// The state file and its journal.
+    store: Store,
     pub(crate) publisher: RoutesPublisher,
     pub(crate) generation: u64,
     pub(crate) last_reload: Option<ReloadOutcome>,
@@ -69,22 +72,28 @@ impl Controller {
     /// Loads the state file (or starts fresh with `reset_state`), reconciles it with
     /// the config, persists the result and publishes the first table.
     pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StartError> {
-        let saved = if reset_state { State::default() } else { state::load(&config.state.file)? };
+        let (mut store, saved) = if reset_state {
+            (Store::fresh(&config.state.file), State::default())
+        } else {
+            Store::open(&config.state.file)?
+        };
         let mut state = merge(&config, &saved)
             .map_err(|problems| StartError::Conflict { path: config.state.file.clone(), problems })?;
         Controller::resume_after_restart(&mut state);
-        state::save(&config.state.file, &state)?;
+        store.save_all(&state)?;
+        store.remove_stale_journals();
         let preview_key = preview_key::load_or_create(&config).map_err(StartError::PreviewKey)?;
         let tls = match &config.listener.tls {
             None => None,
             Some(t) => Some(tls::settings(tls::load(&t.cert, &t.key).map_err(StartError::Tls)?)),
         };
-        let mut table = RoutingTable::build(&effective(&config, &state), None, 1);
+        let mut table = RoutingTable::build_with(&config, |svc| traffic_of(&state, svc), None, 1);
         table.set_preview_key(preview_key.clone());
         let (publisher, router) = switchyard_proxy::channel(table);
         let mut c = Controller {
-            config,
+            config: Arc::new(config),
             state,
+            store,
             publisher,
             generation: 1,
             last_reload: None,
@@ -98,7 +107,7 @@ impl Controller {
             ticks: None,
         };
         // What the saved history already counted is not counted again (no replay on restart).
-        c.observe(&saved);
+        c.observe_all(&saved, true);
         c.stamp_last_changes();
         Ok((c, router))
     }
@@ -160,7 +169,11 @@ impl Controller {
     }
 
     pub(crate) fn service_config(&self, name: &str) -> Result<&switchyard_config::Service, ControlError> {
-        self.config.service(name).ok_or_else(|| ControlError::UnknownService(name.into()))
+        // The table's name index (same order as the config): no scan of every service.
+        let at = self.publisher.current().position(name);
+        at.and_then(|i| self.config.services.get(i))
+            .filter(|s| s.name == name)
+            .ok_or_else(|| ControlError::UnknownService(name.into()))
     }
 
     pub(crate) fn service_state(&self, name: &str) -> Result<&ServiceState, ControlError> {
@@ -217,28 +230,24 @@ impl Controller {
         if current == target {
             // Nothing moves, but the operator took over: a running rollout stops.
             if self.service_state(service)?.running().is_some() {
-                let mut next = self.state.clone();
-                if let Some(st) = next.services.get_mut(service) {
-                    cancelling(st, kind, meta);
-                }
-                self.commit(self.config.clone(), next, self.generation)?;
+                let mut st = self.service_state(service)?.clone();
+                cancelling(&mut st, kind, meta);
+                self.commit_service(service, st)?;
             }
             return self.view(service).map(Reply::Service);
         }
         self.gate(service, &current, &target, meta.force)?;
-        let mut next = self.state.clone();
-        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let mut st = self.service_state(service)?.clone();
         st.undo.push(current.clone());
-        let meta = cancelling(st, kind, meta);
-        record(st, kind, current, target, meta);
-        self.commit(self.config.clone(), next, self.generation)?;
+        let meta = cancelling(&mut st, kind, meta);
+        record(&mut st, kind, current, target, meta);
+        self.commit_service(service, st)?;
         self.view(service).map(Reply::Service)
     }
 
     fn rollback(&mut self, service: &str, meta: ChangeMeta) -> Result<Reply, ControlError> {
         self.check_version(service, &meta)?;
-        let mut next = self.state.clone();
-        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let mut st = self.service_state(service)?.clone();
         let current = st.traffic.clone();
         // Entries equal to what is live would be no-ops; walk past them.
         let target = loop {
@@ -249,9 +258,9 @@ impl Controller {
             }
         };
         self.gate(service, &current, &target, meta.force)?;
-        let meta = cancelling(st, Kind::Rollback, meta);
-        record(st, Kind::Rollback, current, target, meta);
-        self.commit(self.config.clone(), next, self.generation)?;
+        let meta = cancelling(&mut st, Kind::Rollback, meta);
+        record(&mut st, Kind::Rollback, current, target, meta);
+        self.commit_service(service, st)?;
         self.view(service).map(Reply::Service)
     }
 
@@ -278,14 +287,42 @@ impl Controller {
         self.tls.clone()
     }
 
-    /// Build → persist → publish. Any failure leaves everything as it was.
-    pub(crate) fn commit(&mut self, config: Config, next: State, generation: u64) -> Result<(), ControlError> {
-        self.commit_with(config, next, generation, self.preview_key.clone())
+    /// One service's change: build its route (sharing every other service's) →
+    /// append to the journal and sync → publish. Any failure leaves everything as
+    /// it was. Costs the same whatever the number of services.
+    pub(crate) fn commit_service(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
+        let persist = |e: StateError| ControlError::Persist(e.to_string());
+        let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let table = if next.traffic == before.traffic {
+            None
+        } else {
+            let svc = self.service_config(service)?;
+            let table = self.publisher.current().with_service(svc, &next.traffic);
+            Some(table.ok_or_else(|| ControlError::UnknownService(service.into()))?)
+        };
+        if self.store.unsure() {
+            self.store.save_all(&self.state).map_err(persist)?;
+        }
+        let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        self.store.append(service, before, &next).map_err(persist)?;
+        if let Some(table) = table {
+            self.publisher.publish(table);
+        }
+        let before = self.state.services.insert(service.to_owned(), next);
+        self.observe_service(service, before.as_ref());
+        if self.store.wants_snapshot()
+            && let Err(e) = self.store.save_all(&self.state)
+        {
+            // The change itself is safe in the journal; the next one tries again.
+            tracing::warn!("cannot fold the state journal into a new snapshot: {e}");
+        }
+        Ok(())
     }
 
-    /// `commit`, with the preview key the new table verifies tokens against (kept
-    /// only once the commit succeeded).
-    pub(crate) fn commit_with(
+    /// A new config (reload): build every route whose config or traffic changed
+    /// (reusing the others) → write a whole snapshot → publish. Any failure leaves
+    /// everything as it was. `preview_key` is put in service only on success.
+    pub(crate) fn commit_all(
         &mut self,
         config: Config,
         next: State,
@@ -293,36 +330,55 @@ impl Controller {
         preview_key: Arc<PreviewKey>,
     ) -> Result<(), ControlError> {
         let current = self.publisher.current();
-        let mut table = RoutingTable::build(&effective(&config, &next), Some(&current), generation);
+        let mut table = RoutingTable::build_with(&config, |svc| traffic_of(&next, svc), Some(&current), generation);
         table.set_preview_key(preview_key.clone());
-        state::save(&config.state.file, &next).map_err(|e| ControlError::Persist(e.to_string()))?;
+        self.store.save_all(&next).map_err(|e| ControlError::Persist(e.to_string()))?;
         self.publisher.publish(table);
         self.preview_key = preview_key;
-        self.config = config;
+        self.config = Arc::new(config);
         let before = std::mem::replace(&mut self.state, next);
         self.generation = generation;
-        self.observe(&before);
+        self.observe_all(&before, false);
         Ok(())
     }
 
-    /// After a commit: metrics for what changed since `before`, and health probes
-    /// for the new table's backends.
-    fn observe(&mut self, before: &State) {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        for svc in &self.config.services {
-            let Some(st) = self.state.services.get(&svc.name) else { continue };
-            let old_version = before.services.get(&svc.name).map_or(0, |s| s.version);
-            for e in st.history.iter().filter(|e| e.version > old_version) {
-                switchyard_metrics::traffic_change(&svc.name, e.kind.as_str(), now);
-            }
-            for p in &svc.pools {
-                switchyard_metrics::pool_weight(&svc.name, &p.name, st.traffic.weight(&p.name).as_percent());
-            }
-            crate::rollout_ctl::observe(&svc.name, before.services.get(&svc.name), st);
+    /// After a commit of several services: `observe_service` for each one that
+    /// changed (every one when `all`), the generation, and health probes for the
+    /// new table's backends.
+    fn observe_all(&mut self, before: &State, all: bool) {
+        let changed: Vec<String> = self
+            .state
+            .services
+            .iter()
+            .filter(|(name, st)| all || before.services.get(*name) != Some(*st))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in changed {
+            self.observe_service(&name, before.services.get(&name));
         }
         switchyard_metrics::generation(self.generation);
         let table = self.publisher.current();
         self.health.reconcile(&table, &self.config);
+    }
+
+    /// After a change of one service: metrics for what changed since `before`.
+    fn observe_service(&self, service: &str, before: Option<&ServiceState>) {
+        let (Ok(svc), Some(st)) = (self.service_config(service), self.state.services.get(service)) else { return };
+        let old_version = before.map_or(0, |s| s.version);
+        let new_events = st.history.iter().filter(|e| e.version > old_version);
+        let mut now = None;
+        for e in new_events {
+            let at = *now.get_or_insert_with(|| {
+                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+            });
+            switchyard_metrics::traffic_change(service, e.kind.as_str(), at);
+        }
+        if before.is_none_or(|b| b.traffic != st.traffic) {
+            for p in &svc.pools {
+                switchyard_metrics::pool_weight(service, &p.name, st.traffic.weight(&p.name).as_percent());
+            }
+        }
+        crate::rollout_ctl::observe(service, before, st);
     }
 
     pub(crate) fn view(&self, service: &str) -> Result<ServiceView, ControlError> {
@@ -338,7 +394,7 @@ impl Controller {
     }
 
     /// The config in force (as the file said at the last successful apply).
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &Arc<Config> {
         &self.config
     }
 }

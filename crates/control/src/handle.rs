@@ -30,14 +30,14 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
     };
     controller.ticks = Some(ticks.clone());
     let (tx, mut rx) = mpsc::channel::<Envelope>(256);
-    let (config_tx, config) = watch::channel(Arc::new(controller.config().clone()));
+    let (config_tx, config) = watch::channel(controller.config().clone());
     let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {
         while let Some((cmd, reply)) = rx.blocking_recv() {
             let reloaded = matches!(cmd, Command::Reload { .. });
             let result = controller.apply(cmd);
             if reloaded && result.is_ok() {
                 // Before the reply, so a caller that saw the reload succeed sees the config too.
-                config_tx.send_replace(Arc::new(controller.config().clone()));
+                config_tx.send_replace(controller.config().clone());
             }
             let _ = reply.send(result);
         }

@@ -18,6 +18,7 @@ pub mod rollout;
 mod rollout_ctl;
 mod smoke;
 pub mod state;
+mod store;
 mod view;
 
 pub use command::{ChangeMeta, Command, ControlError, PreviewTokenView, ReloadSource, Reply, SmokePlan};

@@ -86,15 +86,9 @@ fn fit<'a>(traffic: &Traffic, pools: impl Iterator<Item = &'a str> + Clone) -> R
     Ok(Traffic(pools.map(|p| (p.to_owned(), traffic.weight(p))).collect()))
 }
 
-/// The config with each service's traffic replaced by the state's.
-pub(crate) fn effective(config: &Config, state: &State) -> Config {
-    let mut c = config.clone();
-    for svc in &mut c.services {
-        if let Some(st) = state.services.get(&svc.name) {
-            svc.traffic = st.traffic.clone();
-        }
-    }
-    c
+/// The traffic a service runs at: the state's, else the file's.
+pub(crate) fn traffic_of<'a>(state: &'a State, svc: &'a switchyard_config::Service) -> &'a Traffic {
+    state.services.get(&svc.name).map_or(&svc.traffic, |st| &st.traffic)
 }
 
 #[cfg(test)]

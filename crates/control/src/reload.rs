@@ -48,7 +48,7 @@ impl Controller {
             Ok(k) => k,
             Err(problem) => return Err(self.refuse(source, vec![problem])),
         };
-        if let Err(e) = self.commit_with(config, next, self.generation + 1, key) {
+        if let Err(e) = self.commit_all(config, next, self.generation + 1, key) {
             self.last_reload = Some(outcome(source, false, vec![e.to_string()]));
             switchyard_metrics::reload(false);
             tracing::error!(source = source.as_str(), "reload not applied, old config kept: {e}");

@@ -173,8 +173,7 @@ impl Controller {
         self.check_version(service, &meta)?;
         let from = self.service_state(service)?.traffic.clone();
         self.gate(service, &from, &first, false)?;
-        let mut next = self.state.clone();
-        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let mut st = self.service_state(service)?.clone();
         st.undo.push(from.clone());
         let id = format!("{service}-{}", st.version + 1);
         let n = steps.len();
@@ -203,8 +202,8 @@ impl Controller {
             reason = format!("{reason}; {}", meta.reason);
         }
         st.rollout = Some(rollout);
-        record(st, Kind::RolloutStep, from, first, ChangeMeta { reason, ..meta });
-        self.commit(self.config.clone(), next, self.generation)?;
+        record(&mut st, Kind::RolloutStep, from, first, ChangeMeta { reason, ..meta });
+        self.commit_service(service, st)?;
         self.restart_clock(service);
         if let Some(stats) = self.pool_stats(service, pool) {
             stats.reset_error_run();
@@ -248,8 +247,8 @@ impl Controller {
                         want.as_str()
                     )));
                 }
-                let mut next = self.state.clone();
-                let r = rollout_mut(&mut next.services, service)?;
+                let mut st = self.service_state(service)?.clone();
+                let r = st.rollout.as_mut().ok_or_else(|| ControlError::NoRollout(service.into()))?;
                 r.phase = to;
                 if to == Phase::Paused {
                     r.message = format!("paused by {}{why}", meta.actor);
@@ -261,7 +260,7 @@ impl Controller {
                     r.next_step_at = Some(at(r.settings.step_interval));
                     r.analysis = AnalysisView::default();
                 }
-                self.commit(self.config.clone(), next, self.generation)?;
+                self.commit_service(service, st)?;
                 if to == Phase::Progressing {
                     self.restart_clock(service);
                 }
@@ -294,8 +293,7 @@ impl Controller {
         let target = step_traffic(&current, &r.pool, &r.baseline, w)
             .ok_or_else(|| ControlError::Conflict(format!("step {w}% does not fit the traffic")))?;
         self.gate(service, &current, &target, false)?;
-        let mut next = self.state.clone();
-        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let mut st = self.service_state(service)?.clone();
         let n = r.steps.len();
         if let Some(roll) = st.rollout.as_mut() {
             roll.step = k;
@@ -311,8 +309,8 @@ impl Controller {
             }
         }
         let meta = ChangeMeta { actor, reason, ..ChangeMeta::default() };
-        record(st, Kind::RolloutStep, current, target, meta);
-        self.commit(self.config.clone(), next, self.generation)?;
+        record(&mut st, Kind::RolloutStep, current, target, meta);
+        self.commit_service(service, st)?;
         self.restart_clock(service);
         Ok(())
     }
@@ -328,8 +326,7 @@ impl Controller {
         actor: String,
         analysis: Option<AnalysisView>,
     ) -> Result<(), ControlError> {
-        let mut next = self.state.clone();
-        let st = next.services.get_mut(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let mut st = self.service_state(service)?.clone();
         let current = st.traffic.clone();
         let Some(r) = st.rollout.as_mut().filter(|r| r.phase.is_running()) else {
             return Err(ControlError::NoRollout(service.into()));
@@ -344,9 +341,9 @@ impl Controller {
             st.undo.pop();
         }
         if current != from {
-            record(st, kind, current, from, ChangeMeta { actor, reason, ..ChangeMeta::default() });
+            record(&mut st, kind, current, from, ChangeMeta { actor, reason, ..ChangeMeta::default() });
         }
-        self.commit(self.config.clone(), next, self.generation)?;
+        self.commit_service(service, st)?;
         self.clocks.remove(service);
         Ok(())
     }
@@ -492,13 +489,13 @@ impl Controller {
     ) -> Result<(), ControlError> {
         match r.settings.on_inconclusive {
             OnInconclusive::Pause => {
-                let mut next = self.state.clone();
-                let roll = rollout_mut(&mut next.services, service)?;
+                let mut st = self.service_state(service)?.clone();
+                let roll = st.rollout.as_mut().ok_or_else(|| ControlError::NoRollout(service.into()))?;
                 roll.phase = Phase::Paused;
                 roll.message = format!("paused: {why}");
                 roll.next_step_at = None;
                 roll.analysis = view;
-                self.commit(self.config.clone(), next, self.generation)
+                self.commit_service(service, st)
             }
             OnInconclusive::Abort => {
                 let reason = format!("rollout {} rolled back: {why} (on_inconclusive = abort)", r.id);
@@ -550,13 +547,6 @@ impl Controller {
             }
         }
     }
-}
-
-fn rollout_mut<'a>(
-    services: &'a mut std::collections::BTreeMap<String, ServiceState>,
-    service: &str,
-) -> Result<&'a mut Rollout, ControlError> {
-    services.get_mut(service).and_then(|st| st.rollout.as_mut()).ok_or_else(|| ControlError::NoRollout(service.into()))
 }
 
 /// Rollout metrics after a commit: progress gauges always (present from start),

@@ -1,5 +1,6 @@
-//! The state file: per service its current traffic, version, undo stack, history
-//! and what the config file said at the last apply. Written atomically.
+//! The state: per service its current traffic, version, undo stack, history and
+//! what the config file said at the last apply; and its snapshot file, written
+//! atomically (changes between snapshots go to the journal, see `store`).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -175,41 +176,73 @@ pub enum StateError {
     },
 }
 
-/// Reads the state file; a missing file is an empty state.
-pub fn load(path: &Path) -> Result<State, StateError> {
-    let text = match std::fs::read_to_string(path) {
+/// The snapshot as written: the state and the sequence number of the last journal
+/// record it holds (records after it are in the journal it names, see `store`).
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    format: u32,
+    seq: u64,
+    services: &'a BTreeMap<String, ServiceState>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotIn {
+    #[serde(default = "format")]
+    format: u32,
+    #[serde(default)]
+    seq: u64,
+    services: BTreeMap<String, ServiceState>,
+}
+
+/// Reads the state file and its sequence number; a missing file is an empty state at 0.
+pub(crate) fn load(path: &Path) -> Result<(State, u64), StateError> {
+    let text = match std::fs::read(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((State::default(), 0)),
         Err(e) => {
             return Err(StateError::Unreadable { path: path.into(), message: e.to_string() });
         }
     };
-    let state: State =
-        serde_json::from_str(&text).map_err(|e| StateError::Corrupt { path: path.into(), message: e.to_string() })?;
-    if state.format != FORMAT {
-        return Err(StateError::Corrupt { path: path.into(), message: format!("unknown format {}", state.format) });
+    let snap: SnapshotIn =
+        serde_json::from_slice(&text).map_err(|e| StateError::Corrupt { path: path.into(), message: e.to_string() })?;
+    if snap.format != FORMAT {
+        return Err(StateError::Corrupt { path: path.into(), message: format!("unknown format {}", snap.format) });
     }
-    Ok(state)
+    Ok((State { format: snap.format, services: snap.services }, snap.seq))
 }
 
-/// Writes the state: temp file, fsync, rename over the old one, fsync the folder.
-/// A crash at any point leaves either the old file or the new one, whole.
-pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
+/// Writes the state at sequence `seq`: temp file, fsync, rename over the old one,
+/// fsync the folder. A crash at any point leaves either the old file or the new
+/// one, whole. Returns the bytes written.
+pub(crate) fn save(path: &Path, state: &State, seq: u64) -> Result<u64, StateError> {
     let err = |e: std::io::Error| StateError::Write { path: path.into(), message: e.to_string() };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = folder(path);
     std::fs::create_dir_all(dir).map_err(err)?;
-    let json = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
+    let snap = SnapshotOut { format: state.format, seq, services: &state.services };
+    let mut json = serde_json::to_vec_pretty(&snap).map_err(|e| err(std::io::Error::other(e)))?;
+    json.push(b'\n');
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&json).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(err)?;
+    f.write_all(&json).and_then(|()| f.sync_all()).map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(e)
     })?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
-    Ok(())
+    sync_folder(dir).map_err(err)?;
+    Ok(json.len() as u64)
+}
+
+/// The folder a file is in (`.` for a bare name).
+pub(crate) fn folder(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Makes a folder's entries (a rename, a new file) durable.
+pub(crate) fn sync_folder(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
 #[cfg(test)]
@@ -220,12 +253,12 @@ mod tests {
     fn save_then_load_round_trips_and_missing_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/state.json");
-        assert_eq!(load(&path).unwrap(), State::default());
+        assert_eq!(load(&path).unwrap(), (State::default(), 0));
         let mut s = State::default();
         let t = Traffic::all_to("blue", ["blue", "green"]);
         s.services.insert("shop".into(), ServiceState { version: 3, ..ServiceState::fresh(t) });
-        save(&path, &s).unwrap();
-        assert_eq!(load(&path).unwrap(), s);
+        save(&path, &s, 7).unwrap();
+        assert_eq!(load(&path).unwrap(), (s, 7));
     }
 
     #[test]

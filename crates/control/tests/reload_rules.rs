@@ -110,10 +110,14 @@ async fn a_state_write_that_fails_applies_nothing_of_a_change_or_a_reload() {
     let with_key = |k: &str| text.replacen("[state]", &format!("[admin]\npreview_key_file = \"{k}\"\n[state]"), 1);
     std::fs::write(&f.path, with_key("key-a")).unwrap();
     f.handle.reload(ReloadSource::Signal).await.unwrap();
-    // The state file can no longer be replaced.
+    // Neither the state file nor its journal can be written any more.
     let state = dir.join("state.json");
+    let snapshot: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let journal = dir.join(format!("state.json.journal-{}", snapshot["seq"]));
+    assert!(!journal.exists(), "the reload started an empty journal, created at the first change");
     std::fs::remove_file(&state).unwrap();
     std::fs::create_dir(&state).unwrap();
+    std::fs::create_dir(&journal).unwrap();
     let e = f.handle.switch("shop", "green", meta("cutover")).await.unwrap_err();
     assert!(matches!(e, ControlError::Persist(_)), "{e}");
     assert_eq!(f.handle.service("shop").await.unwrap().active.as_deref(), Some("blue"));

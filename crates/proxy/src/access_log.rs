@@ -2,7 +2,7 @@
 //! path only moves a struct into a bounded channel. When the writer falls behind,
 //! lines are dropped and counted, never waited for.
 
-use crate::table::ServiceRoute;
+use crate::service_route::ServiceRoute;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, header};
 use std::fmt::Write as _;

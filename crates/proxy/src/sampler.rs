@@ -67,7 +67,8 @@ mod tests {
         let config = switchyard_config::parse(CONFIG, Path::new("t.toml")).unwrap();
         let (_publisher, router) = crate::channel(RoutingTable::build(&config, None, 1));
         let table: std::sync::Arc<RoutingTable> = (*router.load()).clone();
-        let (blue, green) = (&table.services()[0].pools[0].stats, &table.services()[0].pools[1].stats);
+        let svc = table.services().next().unwrap();
+        let (blue, green) = (&svc.pools[0].stats, &svc.pools[1].stats);
         let mut ticks = spawn_sampler(router.clone());
         ticks.changed().await.unwrap();
         assert_eq!(*ticks.borrow_and_update(), 0);

@@ -4,7 +4,7 @@
 
 use crate::access_log::Pending;
 use crate::idle::IdleConns;
-use crate::table::{PoolRoute, ServiceRoute};
+use crate::service_route::{PoolRoute, ServiceRoute};
 use std::sync::Arc;
 use std::time::Instant;
 

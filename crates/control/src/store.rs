@@ -1,0 +1,205 @@
+//! Persistence that scales with the change, not with the number of services: a
+//! snapshot of the whole state (the state file, written at start, on reload and
+//! now and then) plus a journal of per-service changes since it, one synced line
+//! per change. The snapshot holds the sequence number `S` of the last change in
+//! it; the changes after it are in `FILE.journal-S`, numbered `S+1, S+2, …`.
+//! Writing a new snapshot starts a new journal and only then removes the old one,
+//! so a crash at any point leaves a snapshot and the one journal that continues it.
+
+mod delta;
+mod journal;
+
+use crate::state::{self, ServiceState, State, StateError};
+use journal::Record;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Journal bytes below which a snapshot is never rewritten (past it, once the
+/// journal is twice the snapshot's size: each change then costs its own line plus
+/// at most half a line of snapshot, whatever the number of services).
+const COMPACT_MIN: u64 = 1 << 20;
+
+/// The snapshot file and its journal.
+pub(crate) struct Store {
+    snapshot: PathBuf,
+    /// The sequence number the snapshot on disk holds (names the journal).
+    base: u64,
+    /// The last sequence number written.
+    seq: u64,
+    file: Option<File>,
+    journal_len: u64,
+    snapshot_len: u64,
+    compact_min: u64,
+    /// A failed append may have left part of a line that could not be cut: the
+    /// next change writes a snapshot first.
+    unsure: bool,
+}
+
+impl Store {
+    /// Reads the snapshot and replays its journal. A torn last line (a crash in the
+    /// middle of an append) is cut off and logged; any other damage is an error.
+    pub(crate) fn open(path: &Path) -> Result<(Store, State), StateError> {
+        let (mut state, base) = state::load(path)?;
+        let mut store = Store::fresh(path);
+        store.base = base;
+        store.seq = base;
+        store.snapshot_len = std::fs::metadata(path).map_or(0, |m| m.len());
+        let jpath = store.journal_path();
+        let corrupt = |message: String| StateError::Corrupt { path: jpath.clone(), message };
+        let bytes = match std::fs::read(&jpath) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(StateError::Unreadable { path: jpath.clone(), message: e.to_string() }),
+        };
+        let contents = journal::decode(&bytes).map_err(corrupt)?;
+        for Record { seq, service, delta } in &contents.records {
+            if *seq != store.seq + 1 {
+                return Err(corrupt(format!("record {seq} follows record {}", store.seq)));
+            }
+            let st = state
+                .services
+                .get_mut(service)
+                .ok_or_else(|| corrupt(format!("record {seq}: no service {service:?}")))?;
+            delta.apply(st).map_err(|e| corrupt(format!("record {seq} ({service}): {e}")))?;
+            store.seq = *seq;
+        }
+        store.journal_len = contents.sound_len;
+        if let Some(torn) = contents.torn {
+            let cut = bytes.len() as u64 - contents.sound_len;
+            tracing::warn!(journal = %jpath.display(), records = contents.records.len(), "state journal: {torn}; cut {cut} bytes off its end (a write a crash interrupted; it was never acknowledged)");
+            let f = OpenOptions::new().write(true).open(&jpath);
+            f.and_then(|f| f.set_len(contents.sound_len).and_then(|()| f.sync_all()))
+                .map_err(|e| StateError::Write { path: jpath.clone(), message: e.to_string() })?;
+        }
+        Ok((store, state))
+    }
+
+    /// A store that ignores what is on disk (`--reset-state`): the first snapshot replaces it.
+    pub(crate) fn fresh(path: &Path) -> Store {
+        Store {
+            snapshot: path.into(),
+            base: 0,
+            seq: 0,
+            file: None,
+            journal_len: 0,
+            snapshot_len: 0,
+            compact_min: compact_min(),
+            unsure: false,
+        }
+    }
+
+    /// Removes journals of other snapshots: one a crash kept from being removed,
+    /// or those a reset left behind.
+    pub(crate) fn remove_stale_journals(&self) {
+        let current = self.journal_path();
+        let Some(prefix) =
+            journal_path(&self.snapshot, 0).file_name().map(|n| n.to_string_lossy().trim_end_matches('0').to_owned())
+        else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(state::folder(&self.snapshot)) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale =
+                name.strip_prefix(&prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if stale && Some(entry.file_name().as_os_str()) != current.file_name() {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(journal = %entry.path().display(), "removed the journal of an older state snapshot")
+                    }
+                    Err(e) => {
+                        tracing::warn!(journal = %entry.path().display(), error = %e, "cannot remove an old state journal")
+                    }
+                }
+            }
+        }
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        journal_path(&self.snapshot, self.base)
+    }
+
+    /// Writes the whole state as the new snapshot and starts an empty journal after it.
+    pub(crate) fn save_all(&mut self, state: &State) -> Result<(), StateError> {
+        let old = self.journal_path();
+        let next = journal_path(&self.snapshot, self.seq);
+        // Left over from an earlier life (a reset); this snapshot's journal starts empty.
+        match std::fs::remove_file(&next) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StateError::Write { path: next, message: e.to_string() });
+            }
+            _ => {}
+        }
+        self.file = None;
+        self.snapshot_len = state::save(&self.snapshot, state, self.seq)?;
+        self.base = self.seq;
+        self.journal_len = 0;
+        self.unsure = false;
+        if old != next
+            && let Err(e) = std::fs::remove_file(&old)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(journal = %old.display(), error = %e, "cannot remove the journal of the previous snapshot (harmless: it is not read again)");
+        }
+        Ok(())
+    }
+
+    /// Whether the next change must write a snapshot first (see `unsure`).
+    pub(crate) fn unsure(&self) -> bool {
+        self.unsure
+    }
+
+    /// Appends the change of one service from `before` to `after` and syncs it.
+    /// On error nothing is recorded (a partial line is cut off again).
+    pub(crate) fn append(
+        &mut self,
+        service: &str,
+        before: &ServiceState,
+        after: &ServiceState,
+    ) -> Result<(), StateError> {
+        let path = self.journal_path();
+        let err = |e: std::io::Error| StateError::Write { path: path.clone(), message: e.to_string() };
+        let record = Record { seq: self.seq + 1, service: service.into(), delta: delta::Delta::between(before, after) };
+        let line = journal::encode(&record).map_err(|e| err(std::io::Error::other(e)))?;
+        if self.file.is_none() {
+            let f = OpenOptions::new().create(true).append(true).open(&path).map_err(err)?;
+            // The file's name must survive a crash as well as its contents.
+            state::sync_folder(state::folder(&path)).map_err(err)?;
+            self.file = Some(f);
+        }
+        let Some(f) = self.file.as_mut() else { return Err(err(std::io::Error::other("journal not open"))) };
+        if let Err(e) = f.write_all(&line).and_then(|()| f.sync_data()) {
+            // Take back whatever part of the line got written, or give up on this file.
+            if f.set_len(self.journal_len).and_then(|()| f.sync_data()).is_err() {
+                self.unsure = true;
+                self.file = None;
+            }
+            return Err(err(e));
+        }
+        self.seq = record.seq;
+        self.journal_len += line.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the journal has grown enough to be folded into a new snapshot.
+    pub(crate) fn wants_snapshot(&self) -> bool {
+        self.journal_len > self.compact_min.max(self.snapshot_len.saturating_mul(2))
+    }
+}
+
+/// The journal continuing the snapshot at `path` that holds sequence `seq`.
+fn journal_path(path: &Path, seq: u64) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".journal-{seq}"));
+    path.with_file_name(name)
+}
+
+/// `COMPACT_MIN`, or `SWITCHYARD_JOURNAL_COMPACT_BYTES` (tests use it to snapshot often).
+fn compact_min() -> u64 {
+    std::env::var("SWITCHYARD_JOURNAL_COMPACT_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(COMPACT_MIN)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

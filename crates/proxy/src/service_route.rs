@@ -1,0 +1,203 @@
+//! One service of the routing snapshot and its pools, built from its config and
+//! traffic. A rebuild lends the previous route's backends, counters and connection
+//! pools, so in-flight counts and health carry across switches; a route whose
+//! config and traffic did not change is reused as it is.
+
+use crate::backend::{Backend, PoolStats};
+use crate::client::{UpstreamClient, new_client};
+use crate::idle::IdleConns;
+use crate::pick;
+use crate::table::ConnSettings;
+use http::HeaderName;
+use metrics::Counter;
+use std::sync::Arc;
+use switchyard_config::{Protocol, Service, Sticky, Timeouts, Traffic, Weight};
+use switchyard_metrics::PoolMetrics;
+
+/// One service as the hot path sees it.
+pub struct ServiceRoute {
+    /// Service name.
+    pub name: Box<str>,
+    /// Pools in config order.
+    pub pools: Box<[PoolRoute]>,
+    /// Cumulative weights in hundredths (`cumulative[i]` = sum of weights 0..=i).
+    cumulative: Box<[u32]>,
+    /// The pool with 100 %, if one has it: no draw needed.
+    sole: Option<usize>,
+    /// Upstream timeouts.
+    pub timeouts: Timeouts,
+    /// Stickiness, used by the sticky canary.
+    pub sticky: Option<Sticky>,
+    /// Close upgraded connections this long after their pool lost all weight.
+    pub drain_timeout: Option<std::time::Duration>,
+    /// The sticky header's name, parsed once.
+    pub(crate) sticky_header: Option<HeaderName>,
+    /// Trusted header that names a pool per request.
+    pub override_header: Option<HeaderName>,
+    /// `switchyard_preview_tokens_rejected_total` for this service.
+    pub(crate) preview_rejected: Counter,
+}
+
+/// One pool of a service.
+pub struct PoolRoute {
+    /// Pool name.
+    pub name: Box<str>,
+    /// Its share of traffic.
+    pub weight: Weight,
+    /// Its backends, healthy or not.
+    pub backends: Box<[Arc<Backend>]>,
+    /// Counters that outlive table swaps.
+    pub stats: Arc<PoolStats>,
+    /// Pre-resolved metric handles.
+    pub metrics: Arc<PoolMetrics>,
+    /// The pool's own connection pool; replaced when the pool loses all traffic so
+    /// its idle upstream connections close (draining).
+    pub(crate) client: UpstreamClient,
+    /// Idle HTTP/1 connections per backend (same order as `backends`), replaced with it.
+    pub(crate) conns: Box<[Arc<IdleConns>]>,
+    /// `max_upstream_connections` those were made with (kept only while it holds).
+    conn_cap: usize,
+    protocol: Protocol,
+}
+
+impl ServiceRoute {
+    pub(crate) fn build(
+        svc: &Service,
+        traffic: &Traffic,
+        prev: Option<&Arc<ServiceRoute>>,
+        settings: ConnSettings,
+    ) -> ServiceRoute {
+        let pools: Box<[PoolRoute]> = svc
+            .pools
+            .iter()
+            .map(|p| {
+                let weight = traffic.weight(&p.name);
+                let old = prev.and_then(|s| s.pool(&p.name));
+                // Keep the connection pool while the pool keeps traffic and its settings;
+                // a pool that loses all weight gets a fresh one, dropping idle connections.
+                let reuse = old.filter(|o| {
+                    o.protocol == p.protocol
+                        && o.conn_cap == settings.cap
+                        && prev.is_some_and(|s| s.timeouts == svc.timeouts)
+                        && !(o.weight > Weight::ZERO && weight == Weight::ZERO)
+                });
+                let client = match reuse {
+                    Some(o) => o.client.clone(),
+                    None => new_client(&svc.timeouts, p.protocol),
+                };
+                // Per backend: its shared state from the old pool, and its idle connections
+                // when the connection pool is kept.
+                let (backends, conns): (Vec<_>, Vec<_>) = p
+                    .backends
+                    .iter()
+                    .map(|addr| {
+                        let at = old.and_then(|o| o.backends.iter().position(|b| b.address() == addr.as_str()));
+                        let backend =
+                            old.zip(at).map_or_else(|| Arc::new(Backend::new(addr)), |(o, i)| o.backends[i].clone());
+                        let conns = reuse.zip(at).map_or_else(
+                            || Arc::new(IdleConns::new(svc.timeouts.pool_idle, settings.shards, settings.cap)),
+                            |(o, i)| o.conns[i].clone(),
+                        );
+                        (backend, conns)
+                    })
+                    .unzip();
+                PoolRoute {
+                    name: p.name.as_str().into(),
+                    weight,
+                    backends: backends.into(),
+                    stats: old.map_or_else(Default::default, |o| o.stats.clone()),
+                    metrics: old.map_or_else(|| Arc::new(PoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
+                    client,
+                    conns: conns.into(),
+                    conn_cap: settings.cap,
+                    protocol: p.protocol,
+                }
+            })
+            .collect();
+        let mut sum = 0;
+        let cumulative = pools
+            .iter()
+            .map(|p| {
+                sum += p.weight.0;
+                sum
+            })
+            .collect();
+        let sole = pools.iter().position(|p| p.weight == Weight::FULL);
+        ServiceRoute {
+            name: svc.name.as_str().into(),
+            pools,
+            cumulative,
+            sole,
+            timeouts: svc.timeouts.clone(),
+            sticky: svc.sticky.clone(),
+            drain_timeout: svc.drain_timeout,
+            sticky_header: match &svc.sticky {
+                Some(Sticky::Header { name }) => HeaderName::try_from(name.as_str()).ok(),
+                _ => None,
+            },
+            override_header: svc.override_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
+            preview_rejected: switchyard_metrics::preview_rejected(&svc.name),
+        }
+    }
+
+    /// Whether building `svc` at `traffic` would give this very route: then a
+    /// reload keeps it as it is (same pools, backends, weights and settings).
+    pub(crate) fn unchanged(&self, svc: &Service, traffic: &Traffic, settings: ConnSettings) -> bool {
+        *self.name == *svc.name
+            && self.timeouts == svc.timeouts
+            && self.sticky == svc.sticky
+            && self.drain_timeout == svc.drain_timeout
+            && self.override_header.as_ref().map(HeaderName::as_str)
+                == svc
+                    .override_header
+                    .as_deref()
+                    .and_then(|h| HeaderName::try_from(h).ok())
+                    .as_ref()
+                    .map(HeaderName::as_str)
+            && self.pools.len() == svc.pools.len()
+            && self.pools.iter().zip(&svc.pools).all(|(have, want)| {
+                *have.name == *want.name
+                    && have.weight == traffic.weight(&want.name)
+                    && have.protocol == want.protocol
+                    && have.conn_cap == settings.cap
+                    && have.backends.len() == want.backends.len()
+                    && have.backends.iter().zip(&want.backends).all(|(b, a)| b.address() == a.as_str())
+            })
+    }
+
+    /// The pool of that name.
+    pub fn pool(&self, name: &str) -> Option<&PoolRoute> {
+        self.pools.iter().find(|p| &*p.name == name)
+    }
+
+    /// Draws a pool by weight: index of the first pool whose cumulative range holds `point`.
+    pub fn pool_at(&self, point: u32) -> usize {
+        self.cumulative.iter().position(|&c| point < c).unwrap_or(0)
+    }
+
+    /// Draws a pool independently for this request.
+    pub fn draw_pool(&self) -> usize {
+        match self.sole {
+            Some(i) => i,
+            None => self.pool_at(pick::below(Weight::FULL.0)),
+        }
+    }
+}
+
+impl PoolRoute {
+    /// Picks a backend: power of two choices on in-flight count, healthy ones only.
+    /// Returns the backend's index in `backends`.
+    pub fn pick(&self, not: Option<usize>) -> Option<usize> {
+        pick::backend(&self.backends, not)
+    }
+
+    /// Whether the proxy talks HTTP/2 (prior knowledge) to these backends.
+    pub fn is_h2c(&self) -> bool {
+        self.protocol == Protocol::H2c
+    }
+
+    /// How many of its backends are healthy now.
+    pub fn healthy_count(&self) -> usize {
+        self.backends.iter().filter(|b| b.is_healthy()).count()
+    }
+}
