@@ -11,7 +11,7 @@
 mod handles;
 mod live;
 
-pub use handles::{PoolMetrics, StatusCounters};
+pub use handles::{LazyPoolMetrics, PoolMetrics, StatusCounters};
 pub use live::Live;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 

@@ -117,54 +117,60 @@ impl Backend {
 }
 
 /// Counters of one pool that outlive table swaps: in-flight counts, and the live
-/// figures (`switchyard_stats::Live`) that `/stats` and rollouts read back.
+/// figures (`switchyard_stats::Live`) that `/stats` and rollouts read back. The
+/// live figures (~3 KB) are allocated at the pool's first answer: a pool that
+/// never served holds none, and the sampler passes it by.
 #[derive(Debug, Default)]
 pub struct PoolStats {
     inflight: AtomicU64,
     upgraded: AtomicU64,
-    live: Live,
+    live: OnceLock<Box<Live>>,
 }
 
 impl PoolStats {
     /// Counts one answer: its status and time to first byte (request head received →
     /// response head). Atomic adds only: this is on the request path.
     pub fn record(&self, status: u16, ttfb: Duration) {
-        self.live.record(status, ttfb);
+        self.live.get_or_init(Box::default).record(status, ttfb);
     }
 
     /// Takes the one-second sample of tick `tick` (the sampler calls this).
     pub fn sample(&self, tick: u64) {
-        self.live.sample(tick);
+        if let Some(live) = self.live.get() {
+            live.sample(tick);
+        }
     }
 
     /// Requests, errors and latencies of the samples in ticks `(from_tick, to_tick]`.
     pub fn window(&self, from_tick: u64, to_tick: u64) -> Window {
-        self.live.window(from_tick, to_tick)
+        self.live.get().map_or_else(Window::default, |l| l.window(from_tick, to_tick))
     }
 
     /// Ticks `(from_tick, to_tick]` in points of `step` ticks (see `switchyard_stats::Ring::series`).
     pub fn series(&self, from_tick: u64, to_tick: u64, step: u64) -> Vec<Point> {
-        self.live.series(from_tick, to_tick, step)
+        self.live.get().map_or_else(Vec::new, |l| l.series(from_tick, to_tick, step))
     }
 
-    /// The latest tick sampled; `None` before the first sample.
+    /// The latest tick sampled; `None` before the first sample (or the first answer).
     pub fn latest_tick(&self) -> Option<u64> {
-        self.live.latest_tick()
+        self.live.get().and_then(|l| l.latest_tick())
     }
 
     /// Unix seconds at the end of `tick`, once a sample was taken.
     pub fn unix_time(&self, tick: u64) -> Option<u64> {
-        self.live.unix_time(tick)
+        self.live.get().and_then(|l| l.unix_time(tick))
     }
 
     /// The longest run of consecutive 5xx since the last call; resets it.
     pub fn take_max_error_run(&self) -> u64 {
-        self.live.take_max_error_run()
+        self.live.get().map_or(0, |l| l.take_max_error_run())
     }
 
     /// Forgets every run of 5xx so far, the one going on included.
     pub fn reset_error_run(&self) {
-        self.live.reset_error_run();
+        if let Some(live) = self.live.get() {
+            live.reset_error_run();
+        }
     }
 
     /// Requests in flight on this pool now, response bodies included.

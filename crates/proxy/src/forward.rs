@@ -352,7 +352,7 @@ async fn send(
         uri.authority = Some(authority.clone());
         uri.path_and_query = Some(path.clone());
         parts.uri = Uri::from_parts(uri).map_err(|_| (Failure::Other, None))?;
-        let fut = pool.client.request(Request::from_parts(parts, body));
+        let fut = pool.client.get().request(Request::from_parts(parts, body));
         match exchange::within(fut, progress.as_deref(), timeouts).await {
             Some(Ok(resp)) => Ok((resp, None)),
             Some(Err(e)) if e.is_connect() => Err((Failure::Connect, format!("{e:?}"), None)),
@@ -416,7 +416,7 @@ fn choose_pool<B>(service: &ServiceRoute, req: &Request<B>, key: Option<&Preview
             match granted.and_then(|p| service.pools.iter().position(|x| &*x.name == p)) {
                 Some(i) => return (i, None),
                 // Ignored (normal routing), and counted once for this request.
-                None => service.preview_rejected.increment(1),
+                None => service.preview_rejected(),
             }
         }
     }

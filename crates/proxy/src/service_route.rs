@@ -4,7 +4,7 @@
 //! config and traffic did not change is reused as it is.
 
 use crate::backend::{Backend, PoolStats};
-use crate::client::{UpstreamClient, new_client};
+use crate::client::LazyClient;
 use crate::idle::IdleConns;
 use crate::pick;
 use crate::table::ConnSettings;
@@ -12,7 +12,8 @@ use http::HeaderName;
 use metrics::Counter;
 use std::sync::Arc;
 use switchyard_config::{Protocol, Service, Sticky, Timeouts, Traffic, Weight};
-use switchyard_metrics::PoolMetrics;
+use switchyard_metrics::LazyPoolMetrics;
+use std::sync::OnceLock;
 
 /// One service as the hot path sees it.
 pub struct ServiceRoute {
@@ -34,8 +35,8 @@ pub struct ServiceRoute {
     pub(crate) sticky_header: Option<HeaderName>,
     /// Trusted header that names a pool per request.
     pub override_header: Option<HeaderName>,
-    /// `switchyard_preview_tokens_rejected_total` for this service.
-    pub(crate) preview_rejected: Counter,
+    /// `switchyard_preview_tokens_rejected_total` for this service, resolved at the first rejection.
+    preview_rejected: OnceLock<Counter>,
 }
 
 /// One pool of a service.
@@ -48,11 +49,11 @@ pub struct PoolRoute {
     pub backends: Box<[Arc<Backend>]>,
     /// Counters that outlive table swaps.
     pub stats: Arc<PoolStats>,
-    /// Pre-resolved metric handles.
-    pub metrics: Arc<PoolMetrics>,
+    /// Metric handles, resolved at the pool's first request.
+    pub metrics: Arc<LazyPoolMetrics>,
     /// The pool's own connection pool; replaced when the pool loses all traffic so
     /// its idle upstream connections close (draining).
-    pub(crate) client: UpstreamClient,
+    pub(crate) client: Arc<LazyClient>,
     /// Idle HTTP/1 connections per backend (same order as `backends`), replaced with it.
     pub(crate) conns: Box<[Arc<IdleConns>]>,
     /// `max_upstream_connections` those were made with (kept only while it holds).
@@ -83,7 +84,7 @@ impl ServiceRoute {
                 });
                 let client = match reuse {
                     Some(o) => o.client.clone(),
-                    None => new_client(&svc.timeouts, p.protocol),
+                    None => Arc::new(LazyClient::new(&svc.timeouts, p.protocol)),
                 };
                 // Per backend: its shared state from the old pool, and its idle connections
                 // when the connection pool is kept.
@@ -106,7 +107,7 @@ impl ServiceRoute {
                     weight,
                     backends: backends.into(),
                     stats: old.map_or_else(Default::default, |o| o.stats.clone()),
-                    metrics: old.map_or_else(|| Arc::new(PoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
+                    metrics: old.map_or_else(|| Arc::new(LazyPoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
                     conns: conns.into(),
                     conn_cap: settings.cap,
@@ -136,7 +137,7 @@ impl ServiceRoute {
                 _ => None,
             },
             override_header: svc.override_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
-            preview_rejected: switchyard_metrics::preview_rejected(&svc.name),
+            preview_rejected: OnceLock::new(),
         }
     }
 
@@ -163,6 +164,20 @@ impl ServiceRoute {
                     && have.backends.len() == want.backends.len()
                     && have.backends.iter().zip(&want.backends).all(|(b, a)| b.address() == a.as_str())
             })
+    }
+
+    /// Counts a preview token it refused.
+    pub(crate) fn preview_rejected(&self) {
+        self.preview_rejected.get_or_init(|| switchyard_metrics::preview_rejected(&self.name)).increment(1);
+    }
+
+    /// Resolves every metric handle now, against the recorder current on this
+    /// thread (tests that give a table its own recorder call this).
+    pub fn resolve_metrics(&self) {
+        self.preview_rejected.get_or_init(|| switchyard_metrics::preview_rejected(&self.name));
+        for p in self.pools.iter() {
+            p.metrics.get();
+        }
     }
 
     /// The pool of that name.

@@ -49,8 +49,13 @@ impl Live {
 
     /// Takes the sample of tick `tick` (seconds since the sampler started).
     pub fn sample(&self, tick: u64) {
-        let now = self.counters.snapshot();
         let mut s = self.ring();
+        // An idle second (most pools, most seconds): five loads, no bucket scan.
+        if s.ring.latest_tick().is_some() && self.counters.total() == s.ring.last_total() {
+            s.ring.idle(tick);
+            return;
+        }
+        let now = self.counters.snapshot();
         if s.epoch.is_none() {
             let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             s.epoch = Some(unix.saturating_sub(tick));

@@ -51,6 +51,15 @@ impl Ring {
             self.samples.push_back(Delta { tick, classes, buckets });
         }
         *self.last = now.clone();
+        self.idle(tick);
+    }
+
+    /// Records that nothing moved in tick `tick` (what `sample` does when `now`
+    /// equals the latest snapshot, without comparing the buckets).
+    pub fn idle(&mut self, tick: u64) {
+        if self.latest.is_some_and(|l| tick <= l) {
+            return;
+        }
         self.latest = Some(tick);
         while self.samples.front().is_some_and(|d| d.tick + RING_SECONDS <= tick) {
             self.samples.pop_front();
@@ -64,6 +73,11 @@ impl Ring {
     /// The latest tick sampled, if any.
     pub fn latest_tick(&self) -> Option<u64> {
         self.latest
+    }
+
+    /// Answers counted at the latest sample (all classes).
+    pub fn last_total(&self) -> u64 {
+        self.last.classes.iter().sum()
     }
 
     /// The samples in ticks `(from, to]`, oldest first.

@@ -239,3 +239,22 @@ fn live_keeps_unix_time_of_ticks() {
     assert_eq!(live.window(6, 7).errors, 1);
     assert_eq!(live.take_max_error_run(), 1);
 }
+
+#[test]
+fn idle_seconds_skip_the_bucket_scan_and_windows_stay_exact() {
+    let live = crate::Live::default();
+    live.record(200, Duration::from_millis(3));
+    live.sample(1);
+    for tick in 2..=50 {
+        live.sample(tick);
+    }
+    assert_eq!(live.latest_tick(), Some(50), "idle seconds still move the clock");
+    live.record(503, Duration::from_millis(40));
+    live.record(200, Duration::from_millis(40));
+    live.sample(51);
+    let w = live.window(50, 51);
+    assert_eq!((w.requests, w.errors), (2, 1));
+    assert!(w.quantile(0.01).unwrap() > Duration::from_millis(30), "only the new answers' buckets: {w:?}");
+    assert_eq!(live.window(0, 51).requests, 3);
+    assert_eq!(live.window(1, 50).requests, 0);
+}

@@ -37,7 +37,11 @@ impl Handler {
     /// A handler serving `config`; its metric handles record into this handler only.
     pub fn new(config: &Config) -> Handler {
         let recorder = PrometheusBuilder::new().build_recorder();
-        let table = metrics::with_local_recorder(&recorder, || RoutingTable::build(config, None, 1));
+        let table = metrics::with_local_recorder(&recorder, || {
+            let table = RoutingTable::build(config, None, 1);
+            table.services().for_each(|s| s.resolve_metrics());
+            table
+        });
         let (publisher, router) = switchyard_proxy::channel(table);
         let proxy = Proxy::new(router.clone(), [127, 0, 0, 1].into(), "http", AccessLog::off());
         Handler { proxy, publisher, router, recorder }
@@ -47,7 +51,9 @@ impl Handler {
     pub fn apply(&self, config: &Config) {
         let current = self.publisher.current();
         let table = metrics::with_local_recorder(&self.recorder, || {
-            RoutingTable::build(config, Some(&current), current.generation() + 1)
+            let table = RoutingTable::build(config, Some(&current), current.generation() + 1);
+            table.services().for_each(|s| s.resolve_metrics());
+            table
         });
         self.publisher.publish(table);
     }
