@@ -127,13 +127,15 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
             return ExitCode::from(INVALID);
         }
     };
-    let (mut controller, router) = match Controller::start(config.clone(), opts.reset_state) {
+    let (mut controller, router) = match Controller::start(config, opts.reset_state) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(INVALID);
         }
     };
+    // One copy of the config (it is big with many services): the controller's.
+    let config = controller.config().clone();
     let tls = controller.tls();
     let tls_listener = match &config.listener.tls {
         None => None,

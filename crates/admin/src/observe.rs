@@ -13,26 +13,29 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How often a waiting drain call looks at the counter (off the request path).
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
-/// Prometheus text. Gauges that mirror live state (in-flight counts, backend
-/// health) are set here, at scrape time, so the request path never touches them.
+/// Prometheus text: the recorder's series, then the gauges that mirror the live
+/// table (in-flight counts, weights, backend health), written from it here.
 pub fn metrics(handle: Option<&PrometheusHandle>, router: &Router) -> Resp {
     let Some(handle) = handle else {
         return respond::error(StatusCode::NOT_FOUND, "metrics are not enabled in this process");
     };
     let table = router.load();
     let mut live = switchyard_metrics::Live::default();
+    let mut gauges = switchyard_metrics::TableGauges::default();
     for svc in table.services() {
         for pool in svc.pools.iter() {
-            switchyard_metrics::inflight(&svc.name, &pool.name, pool.stats.inflight());
+            gauges.pool(&svc.name, &pool.name, pool.stats.inflight(), pool.weight.as_percent());
             for b in pool.backends.iter() {
-                switchyard_metrics::backend_healthy(&svc.name, &pool.name, b.address(), b.is_healthy());
+                gauges.backend(&svc.name, &pool.name, b.address(), b.is_healthy());
             }
             live.add(&svc.name, &pool.name, pool.backends.iter().map(|b| b.address()));
         }
     }
     drop(table);
     // Series of pools and backends a reload removed are not shown.
-    let mut r = Response::new(Full::new(Bytes::from(live.filter(&handle.render()))));
+    let mut text = live.filter(&handle.render());
+    gauges.write_to(&mut text);
+    let mut r = Response::new(Full::new(Bytes::from(text)));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
 }

@@ -109,6 +109,8 @@ impl Controller {
         // What the saved history already counted is not counted again (no replay on restart).
         c.observe_all(&saved, true);
         c.stamp_last_changes();
+        drop(saved);
+        crate::heap::trim();
         Ok((c, router))
     }
 
@@ -363,7 +365,7 @@ impl Controller {
 
     /// After a change of one service: metrics for what changed since `before`.
     fn observe_service(&self, service: &str, before: Option<&ServiceState>) {
-        let (Ok(svc), Some(st)) = (self.service_config(service), self.state.services.get(service)) else { return };
+        let Some(st) = self.state.services.get(service) else { return };
         let old_version = before.map_or(0, |s| s.version);
         let new_events = st.history.iter().filter(|e| e.version > old_version);
         let mut now = None;
@@ -372,11 +374,6 @@ impl Controller {
                 SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
             });
             switchyard_metrics::traffic_change(service, e.kind.as_str(), at);
-        }
-        if before.is_none_or(|b| b.traffic != st.traffic) {
-            for p in &svc.pools {
-                switchyard_metrics::pool_weight(service, &p.name, st.traffic.weight(&p.name).as_percent());
-            }
         }
         crate::rollout_ctl::observe(service, before, st);
     }

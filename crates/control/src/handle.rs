@@ -40,6 +40,10 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
                 config_tx.send_replace(controller.config().clone());
             }
             let _ = reply.send(result);
+            if reloaded {
+                // The old config and table are gone by now (or soon): give their memory back.
+                crate::heap::trim();
+            }
         }
     });
     if let Err(e) = spawned {

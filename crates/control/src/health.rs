@@ -86,7 +86,6 @@ async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health, protocol: P
     let mut ticks = tokio::time::interval(health.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut successes, mut failures) = (0u32, 0u32);
-    switchyard_metrics::backend_healthy(&service, &pool, &address, backend.is_healthy());
     loop {
         ticks.tick().await;
         let outcome = match tokio::time::timeout(health.timeout, probe(&address, protocol, &health)).await {
@@ -108,7 +107,6 @@ async fn probe_loop(key: Key, backend: Arc<Backend>, health: Health, protocol: P
                 }
             }
         }
-        switchyard_metrics::backend_healthy(&service, &pool, &address, backend.is_healthy());
     }
 }
 

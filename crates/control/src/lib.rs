@@ -10,6 +10,7 @@ mod command;
 mod controller;
 mod handle;
 mod health;
+mod heap;
 mod judge;
 mod merge;
 mod preview_key;

@@ -201,7 +201,7 @@ impl Controller {
         if !meta.reason.is_empty() {
             reason = format!("{reason}; {}", meta.reason);
         }
-        st.rollout = Some(rollout);
+        st.rollout = Some(Box::new(rollout));
         record(&mut st, Kind::RolloutStep, from, first, ChangeMeta { reason, ..meta });
         self.commit_service(service, st)?;
         self.restart_clock(service);
@@ -216,7 +216,7 @@ impl Controller {
         self.service_config(service)?;
         let st = self.service_state(service)?;
         let r = st.rollout.clone().ok_or_else(|| ControlError::NoRollout(service.into()))?;
-        Ok(Reply::Rollout(Box::new(r)))
+        Ok(Reply::Rollout(r))
     }
 
     /// Pause, resume, abort or promote.

@@ -53,7 +53,7 @@ pub struct ServiceState {
     pub history: Vec<Event>,
     /// The running progressive rollout, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<crate::rollout::Rollout>,
+    pub rollout: Option<Box<crate::rollout::Rollout>>,
 }
 
 impl ServiceState {
@@ -71,7 +71,7 @@ impl ServiceState {
 
     /// The rollout still holding the service (progressing or paused).
     pub(crate) fn running(&self) -> Option<&crate::rollout::Rollout> {
-        self.rollout.as_ref().filter(|r| r.phase.is_running())
+        self.rollout.as_deref().filter(|r| r.phase.is_running())
     }
 }
 

@@ -10,9 +10,11 @@
 
 mod handles;
 mod live;
+mod table_gauges;
 
 pub use handles::{LazyPoolMetrics, PoolMetrics, StatusCounters};
 pub use live::Live;
+pub use table_gauges::TableGauges;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -79,9 +81,6 @@ fn describe() {
     describe_counter!(REQUESTS, "Responses sent by the listener, by service, pool and status class (code).");
     describe_histogram!(DURATION, Unit::Seconds, "Time from request received to the last response byte.");
     describe_counter!(UPSTREAM_ERRORS, "Failed exchanges with a backend, by kind (connect, timeout, reset).");
-    describe_gauge!(INFLIGHT, "Requests in flight, response bodies included.");
-    describe_gauge!(POOL_WEIGHT, "The pool's share of traffic, 0 to 100.");
-    describe_gauge!(BACKEND_HEALTHY, "1 when the backend may receive traffic, 0 when a check or ejection says not.");
     describe_counter!(TRAFFIC_CHANGES, "Traffic changes by kind (switch, weights, rollback, config, ...).");
     describe_counter!(RELOADS, "Config reloads by result (ok, error).");
     describe_gauge!(GENERATION, "The config generation in force.");
@@ -125,11 +124,6 @@ pub fn rollout_ended(service: &str, result: &'static str) {
     metrics::counter!(names::ROLLOUTS, "service" => service.to_owned(), "result" => result).increment(1);
 }
 
-/// Sets a pool's weight gauge (percent).
-pub fn pool_weight(service: &str, pool: &str, percent: f64) {
-    metrics::gauge!(names::POOL_WEIGHT, "service" => service.to_owned(), "pool" => pool.to_owned()).set(percent);
-}
-
 /// Counts a traffic change and stamps the service's last-change time.
 pub fn traffic_change(service: &str, kind: &'static str, unix_seconds: f64) {
     metrics::counter!(names::TRAFFIC_CHANGES, "service" => service.to_owned(), "kind" => kind).increment(1);
@@ -151,18 +145,6 @@ pub fn generation(generation: u64) {
     // Generations stay far below 2^53.
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!(names::GENERATION).set(generation as f64);
-}
-
-/// Sets a backend's health gauge.
-pub fn backend_healthy(service: &str, pool: &str, backend: &str, healthy: bool) {
-    metrics::gauge!(names::BACKEND_HEALTHY, "service" => service.to_owned(), "pool" => pool.to_owned(), "backend" => backend.to_owned())
-        .set(if healthy { 1.0 } else { 0.0 });
-}
-
-/// Sets a pool's in-flight gauge.
-pub fn inflight(service: &str, pool: &str, n: u64) {
-    #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!(names::INFLIGHT, "service" => service.to_owned(), "pool" => pool.to_owned()).set(n as f64);
 }
 
 /// The preview-token rejection counter of a service (resolved once per table).

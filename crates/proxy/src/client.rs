@@ -35,7 +35,8 @@ fn new_client(timeouts: &Timeouts, protocol: Protocol) -> UpstreamClient {
 pub(crate) struct LazyClient {
     timeouts: Timeouts,
     protocol: Protocol,
-    built: OnceLock<UpstreamClient>,
+    /// Boxed: ~300 bytes a pool that never needs it does not carry.
+    built: OnceLock<Box<UpstreamClient>>,
 }
 
 impl LazyClient {
@@ -44,6 +45,6 @@ impl LazyClient {
     }
 
     pub(crate) fn get(&self) -> &UpstreamClient {
-        self.built.get_or_init(|| new_client(&self.timeouts, self.protocol))
+        self.built.get_or_init(|| Box::new(new_client(&self.timeouts, self.protocol)))
     }
 }

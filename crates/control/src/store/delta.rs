@@ -19,7 +19,7 @@ pub(crate) struct Delta {
     config_traffic: Traffic,
     undo: Splice<Traffic>,
     history: Splice<Event>,
-    rollout: Option<Rollout>,
+    rollout: Option<Box<Rollout>>,
 }
 
 /// `after = before[drop .. drop + keep] ++ push`.
