@@ -1,5 +1,5 @@
-//! The routing decision (Host match + pool draw + backend pick) on tables of 1, 10
-//! and 1,000 services, and the snapshot load alone. `cargo bench --bench routing`.
+//! The routing decision (Host match + pool draw + backend pick) on tables of 1, 10,
+//! 1,000 and 50,000 services, and the snapshot load alone. `cargo bench --bench routing`.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -13,7 +13,7 @@ fn routing(c: &mut Criterion) {
         ("route", support::request_lowercase as fn(usize) -> http::Request<()>),
     ] {
         let mut group = c.benchmark_group(name);
-        for n in [1, 10, 1000] {
+        for n in [1, 10, 1000, 50_000] {
             let (_router, proxy) = support::proxy(n);
             let req = make(n);
             group.bench_with_input(BenchmarkId::from_parameter(n), &req, |b, req| {

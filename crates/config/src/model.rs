@@ -23,6 +23,9 @@ pub struct Config {
     pub services: Vec<Service>,
     /// `[cluster]`, when several replicas share traffic state.
     pub cluster: Option<Cluster>,
+    /// Where each service's text was in the file, for `load_reusing` (a cache;
+    /// equal in every config).
+    pub segments: crate::Segments,
 }
 
 impl Config {

@@ -3,12 +3,12 @@
 
 use crate::command::{ChangeMeta, Command, ControlError, PreviewTokenView, Reply};
 use crate::health::HealthChecks;
-use crate::merge::{merge, traffic_of};
+use crate::merge::{Changes, merge, traffic_of};
 use crate::preview_key;
 use crate::state::{Event, Kind, ServiceState, State, StateError};
-use crate::store::Store;
+use crate::store::{Change, Store};
 use crate::view::{ReloadOutcome, ServiceView, ServicesView};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 use switchyard_config::{Config, Traffic, Weight};
@@ -34,7 +34,7 @@ pub struct Controller {
     /// The address the admin API actually listens on, once known.
     pub(crate) admin_bound: Option<std::net::SocketAddr>,
     /// The step clocks of running rollouts (memory only).
-    pub(crate) clocks: std::collections::HashMap<String, crate::rollout_ctl::Clock>,
+    pub(crate) clocks: HashMap<String, crate::rollout_ctl::Clock>,
     /// The latest sampler tick handled.
     pub(crate) last_tick: u64,
     /// The sampler's ticks as published (ahead of `last_tick` while ticks wait in the mailbox).
@@ -306,42 +306,80 @@ impl Controller {
             self.store.save_all(&self.state).map_err(persist)?;
         }
         let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
-        self.store.append(service, before, &next).map_err(persist)?;
+        self.store.append_one(service, before, &next).map_err(persist)?;
         if let Some(table) = table {
             self.publisher.publish(table);
         }
         let before = self.state.services.insert(service.to_owned(), next);
         self.observe_service(service, before.as_ref());
-        if self.store.wants_snapshot()
-            && let Err(e) = self.store.save_all(&self.state)
-        {
-            // The change itself is safe in the journal; the next one tries again.
-            tracing::warn!("cannot fold the state journal into a new snapshot: {e}");
-        }
+        self.snapshot_if_due();
         Ok(())
     }
 
     /// A new config (reload): build every route whose config or traffic changed
-    /// (reusing the others) → write a whole snapshot → publish. Any failure leaves
-    /// everything as it was. `preview_key` is put in service only on success.
+    /// (reusing the others) → append the services whose state changed to the
+    /// journal as one record → publish. Any failure leaves everything as it was.
+    /// `preview_key` is put in service only on success.
     pub(crate) fn commit_all(
         &mut self,
         config: Config,
-        next: State,
+        changes: Changes,
         generation: u64,
         preview_key: Arc<PreviewKey>,
     ) -> Result<(), ControlError> {
+        let persist = |e: StateError| ControlError::Persist(e.to_string());
         let current = self.publisher.current();
-        let mut table = RoutingTable::build_with(&config, |svc| traffic_of(&next, svc), Some(&current), generation);
+        let set: HashMap<&str, &ServiceState> = changes.set.iter().map(|(n, st)| (n.as_str(), st)).collect();
+        let state = &self.state;
+        let mut table = RoutingTable::build_with(
+            &config,
+            |svc| set.get(svc.name.as_str()).map_or_else(|| traffic_of(state, svc), |st| &st.traffic),
+            Some(&current),
+            generation,
+        );
         table.set_preview_key(preview_key.clone());
-        self.store.save_all(&next).map_err(|e| ControlError::Persist(e.to_string()))?;
+        let journal: Vec<Change> = changes
+            .set
+            .iter()
+            .map(|(name, st)| match self.state.services.get(name) {
+                Some(before) => crate::store::update(name, before, st),
+                None => Change::Add { service: name.clone(), state: Box::new(st.clone()) },
+            })
+            .chain(changes.removed.iter().map(|name| Change::Remove { service: name.clone() }))
+            .collect();
+        if !journal.is_empty() {
+            if self.store.unsure() {
+                self.store.save_all(&self.state).map_err(persist)?;
+            }
+            self.store.append(journal).map_err(persist)?;
+        }
+        drop(set);
         self.publisher.publish(table);
         self.preview_key = preview_key;
         self.config = Arc::new(config);
-        let before = std::mem::replace(&mut self.state, next);
         self.generation = generation;
-        self.observe_all(&before, false);
+        for name in &changes.removed {
+            self.state.services.remove(name);
+        }
+        for (name, st) in changes.set {
+            let before = self.state.services.insert(name.clone(), st);
+            self.observe_service(&name, before.as_ref());
+        }
+        switchyard_metrics::generation(self.generation);
+        let table = self.publisher.current();
+        self.health.reconcile(&table, &self.config);
+        self.snapshot_if_due();
         Ok(())
+    }
+
+    /// Folds the journal into a new snapshot once it has grown enough.
+    fn snapshot_if_due(&mut self) {
+        if self.store.wants_snapshot()
+            && let Err(e) = self.store.save_all(&self.state)
+        {
+            // The changes themselves are safe in the journal; the next commit tries again.
+            tracing::warn!("cannot fold the state journal into a new snapshot: {e}");
+        }
     }
 
     /// After a commit of several services: `observe_service` for each one that

@@ -6,7 +6,7 @@
 use crate::command::ChangeMeta;
 use crate::controller::record;
 use crate::state::{Kind, ServiceState, State};
-use switchyard_config::{Config, Traffic, Weight};
+use switchyard_config::{Config, Service, Traffic, Weight};
 
 /// The state to run with `config`, given what was saved or running before; or,
 /// when a runtime decision gives weight to a pool the file removed (and the file's
@@ -16,57 +16,112 @@ pub(crate) fn merge(config: &Config, old: &State) -> Result<State, Vec<String>> 
     let mut next = State { format: old.format, services: Default::default() };
     let mut problems = Vec::new();
     for svc in &config.services {
-        let file = svc.traffic.clone();
-        let st = match old.services.get(&svc.name) {
-            None => ServiceState::fresh(file),
-            Some(prev) if same_table(&prev.config_traffic, &file) => {
-                let mut st = prev.clone();
-                match fit(&prev.traffic, svc.pools.iter().map(|p| p.name.as_str())) {
-                    Ok(rt) => st.traffic = rt,
-                    Err(lost) => {
-                        problems.push(format!(
-                            "service \"{}\": the runtime traffic ({}) gives weight to pool \"{lost}\", which the new config removes; move its traffic away first (switch or weights), or change [service.traffic] in the file",
-                            svc.name, prev.traffic
-                        ));
-                        continue;
-                    }
-                }
-                st.config_traffic = file;
-                st
+        let prev = old.services.get(&svc.name);
+        match merge_one(svc, prev) {
+            Ok(Some(st)) => {
+                next.services.insert(svc.name.clone(), st);
             }
-            Some(prev) => {
-                let mut st = prev.clone();
-                // The file's [traffic] changed: it wins, and a running rollout stops
-                // even when the file names the weights already in force.
-                let cancelled = crate::rollout_ctl::cancel(&mut st, "a reload changed [traffic]");
-                if st.traffic != file {
-                    st.undo.push(st.traffic.clone());
-                    let mut reason = "config file [traffic] changed".to_owned();
-                    if let Some(id) = cancelled {
-                        reason.push_str(&format!("; cancelled rollout {id}"));
-                    }
-                    let meta = ChangeMeta { actor: "config".into(), reason, ..ChangeMeta::default() };
-                    let from = st.traffic.clone();
-                    record(&mut st, Kind::Config, from, file.clone(), meta);
-                }
-                st.config_traffic = file;
-                st
+            Ok(None) => {
+                next.services.insert(
+                    svc.name.clone(),
+                    prev.cloned().unwrap_or_else(|| ServiceState::fresh(svc.traffic.clone())),
+                );
             }
-        };
-        let mut st = st;
-        // A rollout whose pools the new file removed cannot go on.
-        let pools = svc.pools.iter().map(|p| p.name.as_str());
-        let orphaned = st.running().is_some_and(|r| {
-            svc.pool(&r.pool).is_none() || svc.pool(&r.baseline).is_none() || fit(&r.from, pools.clone()).is_err()
-        });
-        if orphaned {
-            crate::rollout_ctl::cancel(&mut st, "a reload removed one of its pools");
+            Err(problem) => problems.push(problem),
         }
-        // A rollback may only return to traffic the new pools can carry.
-        st.undo = st.undo.iter().filter_map(|t| fit(t, pools.clone()).ok()).collect();
-        next.services.insert(svc.name.clone(), st);
     }
     if problems.is_empty() { Ok(next) } else { Err(problems) }
+}
+
+/// What a reload changes in the running state: the services whose state is new or
+/// different (in config order), and those the file no longer has. Services it
+/// leaves as they were cost a comparison, not a copy.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub(crate) set: Vec<(String, ServiceState)>,
+    pub(crate) removed: Vec<String>,
+}
+
+/// `merge`, as the changes it makes to `old`.
+pub(crate) fn changes(config: &Config, old: &State) -> Result<Changes, Vec<String>> {
+    let mut out = Changes::default();
+    let mut problems = Vec::new();
+    let mut kept = std::collections::HashSet::with_capacity(config.services.len());
+    for svc in &config.services {
+        kept.insert(svc.name.as_str());
+        match merge_one(svc, old.services.get(&svc.name)) {
+            Ok(Some(st)) => out.set.push((svc.name.clone(), st)),
+            Ok(None) => {}
+            Err(problem) => problems.push(problem),
+        }
+    }
+    out.removed = old.services.keys().filter(|n| !kept.contains(n.as_str())).cloned().collect();
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+/// One service's state under `svc`, given what it was (`None`: a new service):
+/// `Ok(None)` when that stands exactly as it is.
+fn merge_one(svc: &Service, prev: Option<&ServiceState>) -> Result<Option<ServiceState>, String> {
+    let file = svc.traffic.clone();
+    let Some(prev) = prev else { return Ok(Some(ServiceState::fresh(file))) };
+    if untouched(svc, prev) {
+        return Ok(None);
+    }
+    let mut st = if same_table(&prev.config_traffic, &file) {
+        let mut st = prev.clone();
+        match fit(&prev.traffic, svc.pools.iter().map(|p| p.name.as_str())) {
+            Ok(rt) => st.traffic = rt,
+            Err(lost) => {
+                return Err(format!(
+                    "service \"{}\": the runtime traffic ({}) gives weight to pool \"{lost}\", which the new config removes; move its traffic away first (switch or weights), or change [service.traffic] in the file",
+                    svc.name, prev.traffic
+                ));
+            }
+        }
+        st.config_traffic = file;
+        st
+    } else {
+        let mut st = prev.clone();
+        // The file's [traffic] changed: it wins, and a running rollout stops
+        // even when the file names the weights already in force.
+        let cancelled = crate::rollout_ctl::cancel(&mut st, "a reload changed [traffic]");
+        if st.traffic != file {
+            st.undo.push(st.traffic.clone());
+            let mut reason = "config file [traffic] changed".to_owned();
+            if let Some(id) = cancelled {
+                reason.push_str(&format!("; cancelled rollout {id}"));
+            }
+            let meta = ChangeMeta { actor: "config".into(), reason, ..ChangeMeta::default() };
+            let from = st.traffic.clone();
+            record(&mut st, Kind::Config, from, file.clone(), meta);
+        }
+        st.config_traffic = file;
+        st
+    };
+    // A rollout whose pools the new file removed cannot go on.
+    let pools = svc.pools.iter().map(|p| p.name.as_str());
+    let orphaned = st.running().is_some_and(|r| {
+        svc.pool(&r.pool).is_none() || svc.pool(&r.baseline).is_none() || fit(&r.from, pools.clone()).is_err()
+    });
+    if orphaned {
+        crate::rollout_ctl::cancel(&mut st, "a reload removed one of its pools");
+    }
+    // A rollback may only return to traffic the new pools can carry.
+    st.undo = st.undo.iter().filter_map(|t| fit(t, pools.clone()).ok()).collect();
+    Ok((st != *prev).then_some(st))
+}
+
+/// Whether the file leaves this state exactly as it is (the common case of a
+/// reload: another service was edited): same `[traffic]` as last applied, and
+/// every traffic it holds already over exactly these pools. No copy is made.
+fn untouched(svc: &Service, prev: &ServiceState) -> bool {
+    let over_pools = |t: &Traffic| t.0.len() == svc.pools.len() && svc.pools.iter().all(|p| t.0.contains_key(&p.name));
+    prev.config_traffic == svc.traffic
+        && over_pools(&prev.traffic)
+        && prev.undo.iter().all(over_pools)
+        && prev
+            .running()
+            .is_none_or(|r| svc.pool(&r.pool).is_some() && svc.pool(&r.baseline).is_some() && over_pools(&r.from))
 }
 
 /// Whether two `[traffic]` tables say the same thing: the same weight for every pool
@@ -87,7 +142,7 @@ fn fit<'a>(traffic: &Traffic, pools: impl Iterator<Item = &'a str> + Clone) -> R
 }
 
 /// The traffic a service runs at: the state's, else the file's.
-pub(crate) fn traffic_of<'a>(state: &'a State, svc: &'a switchyard_config::Service) -> &'a Traffic {
+pub(crate) fn traffic_of<'a>(state: &'a State, svc: &'a Service) -> &'a Traffic {
     state.services.get(&svc.name).map_or(&svc.traffic, |st| &st.traffic)
 }
 

@@ -6,7 +6,7 @@
 
 use crate::command::{ControlError, ReloadSource, Reply};
 use crate::controller::{Controller, now};
-use crate::merge::merge;
+use crate::merge::changes;
 use crate::preview_key;
 use crate::view::ReloadOutcome;
 use serde::Serialize;
@@ -24,7 +24,7 @@ pub struct ReloadReport {
 
 impl Controller {
     pub(crate) fn reload(&mut self, source: ReloadSource) -> Result<Reply, ControlError> {
-        let mut config = match switchyard_config::load(&self.config.source) {
+        let mut config = match switchyard_config::load_reusing(&self.config.source, &self.config) {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(source, e.lines())),
         };
@@ -32,7 +32,7 @@ impl Controller {
         if let Some(problem) = self.exposed(&config) {
             return Err(self.refuse(source, vec![problem]));
         }
-        let next = match merge(&config, &self.state) {
+        let next = match changes(&config, &self.state) {
             Ok(n) => n,
             Err(problems) => return Err(self.refuse(source, problems)),
         };

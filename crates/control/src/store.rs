@@ -10,6 +10,7 @@ mod delta;
 mod journal;
 
 use crate::state::{self, ServiceState, State, StateError};
+pub(crate) use journal::Change;
 use journal::Record;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -53,15 +54,13 @@ impl Store {
             Err(e) => return Err(StateError::Unreadable { path: jpath.clone(), message: e.to_string() }),
         };
         let contents = journal::decode(&bytes).map_err(corrupt)?;
-        for Record { seq, service, delta } in &contents.records {
+        for Record { seq, changes } in &contents.records {
             if *seq != store.seq + 1 {
                 return Err(corrupt(format!("record {seq} follows record {}", store.seq)));
             }
-            let st = state
-                .services
-                .get_mut(service)
-                .ok_or_else(|| corrupt(format!("record {seq}: no service {service:?}")))?;
-            delta.apply(st).map_err(|e| corrupt(format!("record {seq} ({service}): {e}")))?;
+            for change in changes {
+                replay(&mut state, change).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            }
             store.seq = *seq;
         }
         store.journal_len = contents.sound_len;
@@ -151,16 +150,21 @@ impl Store {
     }
 
     /// Appends the change of one service from `before` to `after` and syncs it.
-    /// On error nothing is recorded (a partial line is cut off again).
-    pub(crate) fn append(
+    pub(crate) fn append_one(
         &mut self,
         service: &str,
         before: &ServiceState,
         after: &ServiceState,
     ) -> Result<(), StateError> {
+        self.append(vec![update(service, before, after)])
+    }
+
+    /// Appends one commit's changes as one record and syncs it. On error nothing
+    /// is recorded (a partial line is cut off again).
+    pub(crate) fn append(&mut self, changes: Vec<Change>) -> Result<(), StateError> {
         let path = self.journal_path();
         let err = |e: std::io::Error| StateError::Write { path: path.clone(), message: e.to_string() };
-        let record = Record { seq: self.seq + 1, service: service.into(), delta: delta::Delta::between(before, after) };
+        let record = Record { seq: self.seq + 1, changes };
         let line = journal::encode(&record).map_err(|e| err(std::io::Error::other(e)))?;
         if self.file.is_none() {
             let f = OpenOptions::new().create(true).append(true).open(&path).map_err(err)?;
@@ -185,6 +189,29 @@ impl Store {
     /// Whether the journal has grown enough to be folded into a new snapshot.
     pub(crate) fn wants_snapshot(&self) -> bool {
         self.journal_len > self.compact_min.max(self.snapshot_len.saturating_mul(2))
+    }
+}
+
+/// The change of one service from `before` to `after`.
+pub(crate) fn update(service: &str, before: &ServiceState, after: &ServiceState) -> Change {
+    Change::Update { service: service.into(), delta: delta::Delta::between(before, after) }
+}
+
+/// Applies one journaled change to the state read so far.
+fn replay(state: &mut State, change: &Change) -> Result<(), String> {
+    match change {
+        Change::Update { service, delta } => {
+            let st = state.services.get_mut(service).ok_or_else(|| format!("no service {service:?} to update"))?;
+            delta.apply(st).map_err(|e| format!("{service}: {e}"))
+        }
+        Change::Add { service, state: st } => match state.services.insert(service.clone(), (**st).clone()) {
+            None => Ok(()),
+            Some(_) => Err(format!("service {service:?} added twice")),
+        },
+        Change::Remove { service } => match state.services.remove(service) {
+            Some(_) => Ok(()),
+            None => Err(format!("no service {service:?} to remove")),
+        },
     }
 }
 

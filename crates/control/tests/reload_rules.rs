@@ -121,10 +121,12 @@ async fn a_state_write_that_fails_applies_nothing_of_a_change_or_a_reload() {
     let e = f.handle.switch("shop", "green", meta("cutover")).await.unwrap_err();
     assert!(matches!(e, ControlError::Persist(_)), "{e}");
     assert_eq!(f.handle.service("shop").await.unwrap().active.as_deref(), Some("blue"));
-    // A reload bringing a new preview key fails at the same step: the old key stays in force.
-    std::fs::write(&f.path, with_key("key-b")).unwrap();
+    // A reload that changes traffic and brings a new preview key fails at the same
+    // step: the traffic and the old key stay in force.
+    std::fs::write(&f.path, with_key("key-b").replace("active = \"blue\"", "active = \"green\"")).unwrap();
     let e = f.handle.reload(ReloadSource::Signal).await.unwrap_err();
     assert!(matches!(e, ControlError::Persist(_)), "{e}");
+    assert_eq!(f.handle.service("shop").await.unwrap().active.as_deref(), Some("blue"));
     let token = f.handle.preview_token("shop", "green", std::time::Duration::from_secs(60)).await.unwrap().token;
     let table = f.router.load();
     let live = table.preview_key().unwrap();

@@ -14,8 +14,8 @@ mod table_gauges;
 
 pub use handles::{LazyPoolMetrics, PoolMetrics, StatusCounters};
 pub use live::Live;
-pub use table_gauges::TableGauges;
 pub use metrics_exporter_prometheus::PrometheusHandle;
+pub use table_gauges::TableGauges;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};

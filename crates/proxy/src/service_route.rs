@@ -11,9 +11,9 @@ use crate::table::ConnSettings;
 use http::HeaderName;
 use metrics::Counter;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use switchyard_config::{Protocol, Service, Sticky, Timeouts, Traffic, Weight};
 use switchyard_metrics::LazyPoolMetrics;
-use std::sync::OnceLock;
 
 /// One service as the hot path sees it.
 pub struct ServiceRoute {
@@ -107,7 +107,8 @@ impl ServiceRoute {
                     weight,
                     backends: backends.into(),
                     stats: old.map_or_else(Default::default, |o| o.stats.clone()),
-                    metrics: old.map_or_else(|| Arc::new(LazyPoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
+                    metrics: old
+                        .map_or_else(|| Arc::new(LazyPoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
                     conns: conns.into(),
                     conn_cap: settings.cap,

@@ -186,3 +186,54 @@ impl ConnSettings {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(middle_backend: &str) -> Config {
+        let mut text = String::from("[listener]\naddress = \"127.0.0.1:0\"\n");
+        for (i, b) in ["127.0.0.1:1", middle_backend, "127.0.0.1:3"].iter().enumerate() {
+            text.push_str(&format!(
+                "[[service]]\nname = \"s{i}\"\nhosts = [\"s{i}.test\"]\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{b}\"]\n[service.pools.green]\nbackends = [\"127.0.0.1:9\"]\n"
+            ));
+        }
+        switchyard_config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_switch_rebuilds_one_route_and_shares_every_other() {
+        let c = config("127.0.0.1:2");
+        let a = RoutingTable::build(&c, None, 1);
+        let green = Traffic::all_to("green", ["blue", "green"]);
+        let b = a.with_service(&c.services[1], &green).unwrap();
+        let (old, new) = (a.service("s1").unwrap(), b.service("s1").unwrap());
+        assert!(!Arc::ptr_eq(old, new));
+        assert_eq!(new.pools[1].weight, switchyard_config::Weight::FULL);
+        assert!(Arc::ptr_eq(&old.pools[0].backends[0], &new.pools[0].backends[0]), "backend state carries over");
+        assert!(Arc::ptr_eq(&old.pools[0].stats, &new.pools[0].stats), "counters carry over");
+        for s in ["s0", "s2"] {
+            assert!(Arc::ptr_eq(a.service(s).unwrap(), b.service(s).unwrap()));
+        }
+        assert!(Arc::ptr_eq(&a.index, &b.index), "the host index is shared");
+        assert_eq!(b.route(b"S1.test:80").map(|s| &*s.name), Some("s1"));
+        assert!(b.with_service(&config("x:1").services[0], &green).is_some());
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_routes_whole_and_rebuilds_the_edited_one() {
+        let a = RoutingTable::build(&config("127.0.0.1:2"), None, 1);
+        let b = RoutingTable::build(&config("127.0.0.1:7"), Some(&a), 2);
+        for s in ["s0", "s2"] {
+            assert!(Arc::ptr_eq(a.service(s).unwrap(), b.service(s).unwrap()), "{s} is not touched");
+        }
+        let (old, new) = (a.service("s1").unwrap(), b.service("s1").unwrap());
+        assert!(!Arc::ptr_eq(old, new));
+        assert_eq!(new.pools[0].backends[0].address(), "127.0.0.1:7");
+        assert!(Arc::ptr_eq(&old.pools[1].backends[0], &new.pools[1].backends[0]), "unchanged pool keeps its backend");
+        assert!(Arc::ptr_eq(&old.pools[0].stats, &new.pools[0].stats));
+        assert_eq!(b.generation(), 2);
+    }
+}

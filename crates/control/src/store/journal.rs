@@ -5,18 +5,42 @@
 //! the file was damaged some other way and is refused.
 
 use super::delta::Delta;
+use crate::state::ServiceState;
 use serde::{Deserialize, Serialize};
 
-/// One appended change.
+/// One commit: all of it or none of it is in the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Record {
     /// One more than the record (or snapshot) before it.
     pub(crate) seq: u64,
-    /// The service it changed.
-    pub(crate) service: String,
-    /// What changed.
-    pub(crate) delta: Delta,
+    /// What the commit did, service by service.
+    pub(crate) changes: Vec<Change>,
+}
+
+/// What a commit did to one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum Change {
+    /// A service's state changed.
+    Update {
+        /// The service.
+        service: String,
+        /// How.
+        delta: Delta,
+    },
+    /// A reload added a service.
+    Add {
+        /// The service.
+        service: String,
+        /// Its state.
+        state: Box<ServiceState>,
+    },
+    /// A reload removed a service.
+    Remove {
+        /// The service.
+        service: String,
+    },
 }
 
 /// A journal as read back.
@@ -114,7 +138,7 @@ mod tests {
         let mut after = before.clone();
         after.version = seq + 1;
         after.traffic = Traffic::all_to("green", ["blue", "green"]);
-        Record { seq, service: "shop".into(), delta: Delta::between(&before, &after) }
+        Record { seq, changes: vec![Change::Update { service: "shop".into(), delta: Delta::between(&before, &after) }] }
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn switch(store: &mut Store, s: &mut State, name: &str) {
     };
     after.traffic = target;
     after.record(event);
-    store.append(name, &before, &after).unwrap();
+    store.append_one(name, &before, &after).unwrap();
     s.services.insert(name.into(), after);
 }
 

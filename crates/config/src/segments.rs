@@ -1,0 +1,98 @@
+//! Reloading a file of tens of thousands of services without parsing each one
+//! again. The file is cut at every line that is exactly `[[service]]`; a service
+//! whose text (from its header to the next) is byte for byte what it was at the
+//! last load is taken from the previous config, and only the others are parsed.
+//! Anything this shortcut cannot vouch for — a problem anywhere, a segment that is
+//! not exactly one service, top-level tables after the services — falls back to
+//! the full parse, which alone reports problems.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// A fingerprint of each service's text → its position in the config parsed from it.
+#[derive(Clone, Default)]
+pub struct Segments(Arc<HashMap<u128, usize>>);
+
+impl Segments {
+    /// After a full parse: segment `i` must hold service `i` (its `name` key at
+    /// `name_at[i]`), else nothing is remembered and the next load parses everything.
+    pub(crate) fn index(src: &str, name_at: &[usize]) -> Segments {
+        let (_, cuts) = split(src);
+        let aligned = cuts.len() == name_at.len() && cuts.iter().zip(name_at).all(|((s, e), at)| s <= at && at < e);
+        if !aligned {
+            return Segments::default();
+        }
+        Segments(Arc::new(cuts.iter().enumerate().map(|(i, &(s, e))| (fingerprint(&src[s..e]), i)).collect()))
+    }
+
+    pub(crate) fn from_map(map: HashMap<u128, usize>) -> Segments {
+        Segments(Arc::new(map))
+    }
+
+    /// Where the service with this text was, if it was seen.
+    pub(crate) fn find(&self, text: &str) -> Option<usize> {
+        self.0.get(&fingerprint(text)).copied()
+    }
+}
+
+/// A cache: it says nothing about what the config means.
+impl PartialEq for Segments {
+    fn eq(&self, _: &Segments) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Segments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Segments({})", self.0.len())
+    }
+}
+
+/// The end of the part before the first `[[service]]` line, and each service's
+/// byte range (from its header line to the next header or the end).
+pub(crate) fn split(src: &str) -> (usize, Vec<(usize, usize)>) {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        if is_header(line) {
+            starts.push(at);
+        }
+        at += line.len();
+    }
+    let prefix = starts.first().copied().unwrap_or(src.len());
+    let ends = starts.iter().skip(1).copied().chain(std::iter::once(src.len()));
+    (prefix, starts.iter().copied().zip(ends).collect())
+}
+
+fn is_header(line: &str) -> bool {
+    let rest = line.trim_start().strip_prefix("[[service]]");
+    rest.is_some_and(|r| r.trim().is_empty() || r.trim_start().starts_with('#'))
+}
+
+/// 128 bits of SipHash (two keys): collisions among 50,000 texts are out of reach.
+pub(crate) fn fingerprint(text: &str) -> u128 {
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        text.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0x5eed_0001)) << 64) | u128::from(half(0x5eed_0002))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_at_exact_service_headers_only() {
+        let src = "[listener]\nx = 1\n[[service]]\nname = \"a\"\n  [[service]] # b\nname = \"b\"\n[[services]]\n\"[[service]]\"\n";
+        let (prefix, cuts) = split(src);
+        assert_eq!(&src[..prefix], "[listener]\nx = 1\n");
+        assert_eq!(cuts.len(), 2);
+        assert_eq!(&src[cuts[0].0..cuts[0].1], "[[service]]\nname = \"a\"\n");
+        assert!(src[cuts[1].0..cuts[1].1].ends_with("\"[[service]]\"\n"));
+        assert_ne!(fingerprint("a"), fingerprint("b"));
+    }
+}
