@@ -61,7 +61,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
             for item in f.array(&mut p).unwrap_or_default() {
                 if let Some(t) = item.table(&mut p, "[[service]]") {
                     let (s, sp) = service::service(t, &mut p);
-                    services.push(s);
+                    services.push(std::sync::Arc::new(s));
                     spans.push(sp);
                 }
             }
@@ -115,7 +115,7 @@ fn reuse(src: &str, path: &Path, previous: &Config) -> Option<Config> {
         let text = &src[start..end];
         let service = match previous.segments.find(text).and_then(|at| previous.services.get(at)) {
             Some(known) => known.clone(),
-            None => one_service(text)?,
+            None => std::sync::Arc::new(one_service(text)?),
         };
         index.insert(segments::fingerprint(text), i);
         services.push(service);
@@ -145,7 +145,7 @@ fn one_service(text: &str) -> Option<Service> {
 }
 
 /// Names, catch-alls and hosts must each belong to one service.
-fn across_services(services: &[Service], spans: &[service::Spans], p: &mut Problems) {
+fn across_services(services: &[std::sync::Arc<Service>], spans: &[service::Spans], p: &mut Problems) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut hosts: HashMap<&str, &str> = HashMap::new();
     let mut catch_all: Option<&str> = None;

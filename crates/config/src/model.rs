@@ -19,8 +19,9 @@ pub struct Config {
     pub admin: Admin,
     /// `[state]`.
     pub state: State,
-    /// `[[service]]`, in file order.
-    pub services: Vec<Service>,
+    /// `[[service]]`, in file order; shared with the config of the last load where
+    /// their text did not change (see `load_reusing`).
+    pub services: Vec<std::sync::Arc<Service>>,
     /// `[cluster]`, when several replicas share traffic state.
     pub cluster: Option<Cluster>,
     /// Where each service's text was in the file, for `load_reusing` (a cache;
@@ -31,7 +32,7 @@ pub struct Config {
 impl Config {
     /// The service of that name.
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.name == name)
+        self.services.iter().find(|s| s.name == name).map(|s| &**s)
     }
 }
 

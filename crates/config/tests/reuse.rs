@@ -29,13 +29,13 @@ fn unchanged_services_are_taken_from_the_previous_config_and_the_edit_is_parsed(
     let path = file(dir.path(), &three("127.0.0.1:1"));
     let mut previous = load(&path).unwrap();
     // Marks what is reused: a parse of s0's text would never give this.
-    previous.services[0].min_healthy = 77;
+    std::sync::Arc::make_mut(&mut previous.services[0]).min_healthy = 77;
     file(dir.path(), &three("127.0.0.1:9"));
     let reused = load_reusing(&path, &previous).unwrap();
     assert_eq!(reused.services[0].min_healthy, 77, "s0's text did not change: not parsed again");
     assert_eq!(reused.services[1].pools[0].backends, ["127.0.0.1:9"]);
     let mut full = load(&path).unwrap();
-    full.services[0].min_healthy = 77;
+    std::sync::Arc::make_mut(&mut full.services[0]).min_healthy = 77;
     assert_eq!(reused, full);
     // And the next reuse knows the new texts.
     let again = load_reusing(&path, &reused).unwrap();

@@ -31,10 +31,15 @@ struct Index {
     by_host: HashMap<Box<[u8]>, usize, pick::FxBuild>,
     by_name: HashMap<Box<str>, usize>,
     catch_all: Option<usize>,
+    hosts: usize,
 }
 
 impl Index {
-    fn of(config: &Config) -> Index {
+    /// The index of `config`: `previous`'s own when it says exactly the same.
+    fn of(config: &Config, previous: Option<&Arc<Index>>) -> Arc<Index> {
+        if let Some(p) = previous.filter(|p| p.indexes(config)) {
+            return p.clone();
+        }
         let mut index = Index::default();
         for (i, svc) in config.services.iter().enumerate() {
             if svc.is_catch_all() {
@@ -43,9 +48,23 @@ impl Index {
             for h in &svc.hosts {
                 index.by_host.entry(h.as_bytes().into()).or_insert(i);
             }
+            index.hosts += svc.hosts.len();
             index.by_name.entry(svc.name.as_str().into()).or_insert(i);
         }
-        index
+        Arc::new(index)
+    }
+
+    /// Whether this is the index of `config` (a reload that adds, removes, renames or
+    /// re-hosts no service keeps it): lookups only, no allocation.
+    fn indexes(&self, config: &Config) -> bool {
+        let catch_all = config.services.iter().position(|s| s.is_catch_all());
+        self.by_name.len() == config.services.len()
+            && self.hosts == config.services.iter().map(|s| s.hosts.len()).sum::<usize>()
+            && self.catch_all == catch_all
+            && config.services.iter().enumerate().all(|(i, svc)| {
+                self.by_name.get(svc.name.as_str()) == Some(&i)
+                    && svc.hosts.iter().all(|h| self.by_host.get(h.as_bytes()) == Some(&i))
+            })
     }
 }
 
@@ -82,7 +101,7 @@ impl RoutingTable {
         let preview_key = previous.and_then(|t| t.preview_key.clone());
         RoutingTable {
             services: Slots::new(services),
-            index: Arc::new(Index::of(config)),
+            index: Index::of(config, previous.map(|t| &t.index)),
             settings,
             generation,
             unrouted,
@@ -235,5 +254,12 @@ mod tests {
         assert!(Arc::ptr_eq(&old.pools[1].backends[0], &new.pools[1].backends[0]), "unchanged pool keeps its backend");
         assert!(Arc::ptr_eq(&old.pools[0].stats, &new.pools[0].stats));
         assert_eq!(b.generation(), 2);
+        assert!(Arc::ptr_eq(&a.index, &b.index), "same names and hosts: same index");
+        let mut moved = config("127.0.0.1:7");
+        std::sync::Arc::make_mut(&mut moved.services[2]).hosts = vec!["s1.test".into()];
+        std::sync::Arc::make_mut(&mut moved.services[1]).hosts = vec!["s2.test".into()];
+        let c = RoutingTable::build(&moved, Some(&b), 3);
+        assert!(!Arc::ptr_eq(&b.index, &c.index));
+        assert_eq!(c.route(b"s1.test").map(|s| &*s.name), Some("s2"));
     }
 }
