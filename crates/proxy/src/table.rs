@@ -256,8 +256,8 @@ mod tests {
         assert_eq!(b.generation(), 2);
         assert!(Arc::ptr_eq(&a.index, &b.index), "same names and hosts: same index");
         let mut moved = config("127.0.0.1:7");
-        std::sync::Arc::make_mut(&mut moved.services[2]).hosts = vec!["s1.test".into()];
-        std::sync::Arc::make_mut(&mut moved.services[1]).hosts = vec!["s2.test".into()];
+        Arc::make_mut(&mut moved.services[2]).hosts = vec!["s1.test".into()];
+        Arc::make_mut(&mut moved.services[1]).hosts = vec!["s2.test".into()];
         let c = RoutingTable::build(&moved, Some(&b), 3);
         assert!(!Arc::ptr_eq(&b.index, &c.index));
         assert_eq!(c.route(b"s1.test").map(|s| &*s.name), Some("s2"));
