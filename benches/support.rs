@@ -10,8 +10,11 @@ pub fn config(n: usize) -> Config {
     let mut text = String::from("[listener]\naddress = \"127.0.0.1:0\"\n");
     for i in 0..n {
         text.push_str(&format!(
-            "[[service]]\nname = \"svc-{i}\"\nhosts = [\"svc-{i}.example.com\"]\n[service.traffic]\nweights = {{ blue = 90, green = 10 }}\n[service.pools.blue]\nbackends = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n[service.pools.green]\nbackends = [\"127.0.0.1:{}\"]\n",
-            10000 + i, 20000 + i, 30000 + i
+            "[[service]]\nname = \"svc-{i}\"\nhosts = [\"svc-{i}.example.com\"]\n[service.traffic]\nweights = {{ blue = 90, green = 10 }}\n[service.pools.blue]\nbackends = [\"127.0.{net}.1:{}\", \"127.0.{net}.2:{}\"]\n[service.pools.green]\nbackends = [\"127.0.{net}.3:{}\"]\n",
+            10000 + i % 50_000,
+            10000 + i % 50_000,
+            10000 + i % 50_000,
+            net = i / 50_000
         ));
     }
     switchyard_config::parse(&text, std::path::Path::new("bench.toml")).unwrap()

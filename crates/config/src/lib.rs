@@ -146,8 +146,8 @@ fn one_service(text: &str) -> Option<Service> {
 
 /// Names, catch-alls and hosts must each belong to one service.
 fn across_services(services: &[std::sync::Arc<Service>], spans: &[service::Spans], p: &mut Problems) {
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut hosts: HashMap<&str, &str> = HashMap::new();
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(services.len());
+    let mut hosts: HashMap<&str, &str> = HashMap::with_capacity(services.len());
     let mut catch_all: Option<&str> = None;
     for (s, sp) in services.iter().zip(spans) {
         if names.insert(&s.name, sp.name_at).is_some() {

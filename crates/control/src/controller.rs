@@ -87,7 +87,7 @@ impl Controller {
             None => None,
             Some(t) => Some(tls::settings(tls::load(&t.cert, &t.key).map_err(StartError::Tls)?)),
         };
-        let mut table = RoutingTable::build_with(&config, |svc| traffic_of(&state, svc), None, 1);
+        let mut table = RoutingTable::build_with(&config, |svc| Some(traffic_of(&state, svc)), None, 1);
         table.set_preview_key(preview_key.clone());
         let (publisher, router) = switchyard_proxy::channel(table);
         let mut c = Controller {
@@ -330,10 +330,10 @@ impl Controller {
         let persist = |e: StateError| ControlError::Persist(e.to_string());
         let current = self.publisher.current();
         let set: HashMap<&str, &ServiceState> = changes.set.iter().map(|(n, st)| (n.as_str(), st)).collect();
-        let state = &self.state;
         let mut table = RoutingTable::build_with(
             &config,
-            |svc| set.get(svc.name.as_str()).map_or_else(|| traffic_of(state, svc), |st| &st.traffic),
+            // A service the reload leaves as it was runs on at the weights it has.
+            |svc| set.get(svc.name.as_str()).map(|st| &st.traffic),
             Some(&current),
             generation,
         );

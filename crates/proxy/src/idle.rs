@@ -10,7 +10,7 @@
 
 use crate::upstream::Lease;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::runtime::{Handle, Id};
@@ -50,7 +50,9 @@ fn lock(stack: &Stack) -> MutexGuard<'_, Vec<Entry>> {
 
 /// A backend's idle connections, newest last in each stack.
 pub(crate) struct IdleConns {
-    stacks: Box<[Stack]>,
+    /// Made at the backend's first use: a backend that never served holds none.
+    stacks: OnceLock<Box<[Stack]>>,
+    shards: usize,
     idle_timeout: Duration,
     reaper: AtomicBool,
     limit: Arc<Limit>,
@@ -60,17 +62,27 @@ impl IdleConns {
     /// Empty stacks (`shards` of them, at least one) whose connections close after
     /// `idle_timeout` unused; at most `cap` connections open at once (0 = no limit).
     pub(crate) fn new(idle_timeout: Duration, shards: usize, cap: usize) -> IdleConns {
+        // Without a cap nothing is counted or awaited: every backend shares one.
+        static UNLIMITED: OnceLock<Arc<Limit>> = OnceLock::new();
+        let limit = |cap| {
+            Arc::new(Limit { cap, open: AtomicUsize::new(0), waiting: AtomicUsize::new(0), freed: Notify::new() })
+        };
         IdleConns {
-            stacks: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+            stacks: OnceLock::new(),
+            shards: shards.max(1),
             idle_timeout,
             reaper: AtomicBool::new(false),
-            limit: Arc::new(Limit {
-                cap,
-                open: AtomicUsize::new(0),
-                waiting: AtomicUsize::new(0),
-                freed: Notify::new(),
-            }),
+            limit: if cap == 0 { UNLIMITED.get_or_init(|| limit(0)).clone() } else { limit(cap) },
         }
+    }
+
+    fn stacks(&self) -> &[Stack] {
+        self.stacks.get_or_init(|| (0..self.shards).map(|_| Mutex::default()).collect())
+    }
+
+    /// The stacks if any were made (walking them never makes them).
+    fn made(&self) -> &[Stack] {
+        self.stacks.get().map_or(&[], |s| s)
     }
 
     pub(crate) fn idle_timeout(&self) -> Duration {
@@ -83,7 +95,8 @@ impl IdleConns {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
-        lock(&self.stacks[THREAD.with(|t| *t) % self.stacks.len()])
+        let stacks = self.stacks();
+        lock(&stacks[THREAD.with(|t| *t) % stacks.len()])
     }
 
     /// The newest idle connection of runtime `me`, with when it went idle.
@@ -125,7 +138,7 @@ impl IdleConns {
     /// Closes one idle connection to make room under the cap: one registered with
     /// another runtime (this one cannot use it), or with `any` also one of ours.
     pub(crate) fn close_one(&self, me: Option<Id>, any: bool) -> bool {
-        for stack in &self.stacks {
+        for stack in self.made() {
             let closed = {
                 let mut idle = lock(stack);
                 let i = idle.iter().position(|e| any || Some(e.owner) != me);
@@ -143,7 +156,7 @@ impl IdleConns {
     fn reap(&self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         let mut left = false;
-        for stack in &self.stacks {
+        for stack in self.made() {
             let mut idle = lock(stack);
             idle.retain_mut(|e| e.since.elapsed() < self.idle_timeout && e.lease.drive(&mut cx));
             left |= !idle.is_empty();
@@ -153,7 +166,7 @@ impl IdleConns {
         }
         self.reaper.store(false, Ordering::Relaxed);
         // A put that raced with the sweep saw the flag still set and started no reaper.
-        let raced = self.stacks.iter().any(|s| !lock(s).is_empty());
+        let raced = self.made().iter().any(|s| !lock(s).is_empty());
         raced && !self.reaper.swap(true, Ordering::Relaxed)
     }
 }

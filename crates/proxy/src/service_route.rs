@@ -64,7 +64,7 @@ pub struct PoolRoute {
 impl ServiceRoute {
     pub(crate) fn build(
         svc: &Service,
-        traffic: &Traffic,
+        traffic: Option<&Traffic>,
         prev: Option<&Arc<ServiceRoute>>,
         settings: ConnSettings,
     ) -> ServiceRoute {
@@ -72,8 +72,13 @@ impl ServiceRoute {
             .pools
             .iter()
             .map(|p| {
-                let weight = traffic.weight(&p.name);
                 let old = prev.and_then(|s| s.pool(&p.name));
+                // No traffic given: the weights the previous route runs at.
+                let weight = match (traffic, old) {
+                    (Some(t), _) => t.weight(&p.name),
+                    (None, Some(o)) => o.weight,
+                    (None, None) => svc.traffic.weight(&p.name),
+                };
                 // Keep the connection pool while the pool keeps traffic and its settings;
                 // a pool that loses all weight gets a fresh one, dropping idle connections.
                 let reuse = old.filter(|o| {
@@ -142,9 +147,10 @@ impl ServiceRoute {
         }
     }
 
-    /// Whether building `svc` at `traffic` would give this very route: then a
-    /// reload keeps it as it is (same pools, backends, weights and settings).
-    pub(crate) fn unchanged(&self, svc: &Service, traffic: &Traffic, settings: ConnSettings) -> bool {
+    /// Whether building `svc` at `traffic` (`None`: at its weights now) would give
+    /// this very route: then a reload keeps it as it is (same pools, backends,
+    /// weights and settings).
+    pub(crate) fn unchanged(&self, svc: &Service, traffic: Option<&Traffic>, settings: ConnSettings) -> bool {
         *self.name == *svc.name
             && self.timeouts == svc.timeouts
             && self.sticky == svc.sticky
@@ -159,7 +165,7 @@ impl ServiceRoute {
             && self.pools.len() == svc.pools.len()
             && self.pools.iter().zip(&svc.pools).all(|(have, want)| {
                 *have.name == *want.name
-                    && have.weight == traffic.weight(&want.name)
+                    && traffic.is_none_or(|t| have.weight == t.weight(&want.name))
                     && have.protocol == want.protocol
                     && have.conn_cap == settings.cap
                     && have.backends.len() == want.backends.len()

@@ -29,7 +29,7 @@ pub struct RoutingTable {
 #[derive(Default)]
 struct Index {
     by_host: HashMap<Box<[u8]>, usize, pick::FxBuild>,
-    by_name: HashMap<Box<str>, usize>,
+    by_name: HashMap<Box<str>, usize, pick::FxBuild>,
     catch_all: Option<usize>,
     hosts: usize,
 }
@@ -71,16 +71,18 @@ impl Index {
 impl RoutingTable {
     /// Compiles a config at the traffic its file says (see `build_with`).
     pub fn build(config: &Config, previous: Option<&RoutingTable>, generation: u64) -> RoutingTable {
-        RoutingTable::build_with(config, |svc| &svc.traffic, previous, generation)
+        RoutingTable::build_with(config, |svc| Some(&svc.traffic), previous, generation)
     }
 
-    /// Compiles a config with each service at `traffic(service)`. `previous` lends
-    /// its routes: one whose config and traffic did not change is kept whole, the
-    /// others borrow its backends, counters and connection pools so that state
-    /// survives; `generation` is the config generation.
+    /// Compiles a config with each service at `traffic(service)` — `None`: at the
+    /// weights `previous` runs it at (a reload that did not touch its traffic; a
+    /// new service then runs at its file's). `previous` lends its routes: one whose
+    /// config and traffic did not change is kept whole, the others borrow its
+    /// backends, counters and connection pools so that state survives;
+    /// `generation` is the config generation.
     pub fn build_with<'c>(
         config: &'c Config,
-        traffic: impl Fn(&'c Service) -> &'c Traffic,
+        traffic: impl Fn(&'c Service) -> Option<&'c Traffic>,
         previous: Option<&RoutingTable>,
         generation: u64,
     ) -> RoutingTable {
@@ -88,9 +90,13 @@ impl RoutingTable {
         let services = config
             .services
             .iter()
-            .map(|svc| {
+            .enumerate()
+            .map(|(i, svc)| {
                 let traffic = traffic(svc);
-                let prev = previous.and_then(|t| t.service(&svc.name));
+                // Where it was, most likely at the same place (no lookup then).
+                let prev = previous.and_then(|t| {
+                    t.services.get(i).filter(|p| *p.name == *svc.name).or_else(|| t.service(&svc.name))
+                });
                 match prev {
                     Some(p) if p.unchanged(svc, traffic, settings) => p.clone(),
                     _ => Arc::new(ServiceRoute::build(svc, traffic, prev, settings)),
@@ -115,7 +121,7 @@ impl RoutingTable {
     pub fn with_service(&self, svc: &Service, traffic: &Traffic) -> Option<RoutingTable> {
         let at = self.position(&svc.name)?;
         let prev = self.services.get(at)?;
-        let route = Arc::new(ServiceRoute::build(svc, traffic, Some(prev), self.settings));
+        let route = Arc::new(ServiceRoute::build(svc, Some(traffic), Some(prev), self.settings));
         Some(RoutingTable {
             services: self.services.with(at, route)?,
             index: self.index.clone(),
