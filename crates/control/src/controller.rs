@@ -170,10 +170,10 @@ impl Controller {
         }
     }
 
-    pub(crate) fn service_config(&self, name: &str) -> Result<&switchyard_config::Service, ControlError> {
+    pub(crate) fn service_config(&self, name: &str) -> Result<&Arc<switchyard_config::Service>, ControlError> {
         // The table's name index (same order as the config): no scan of every service.
         let at = self.publisher.current().position(name);
-        at.and_then(|i| self.config.services.get(i).map(|s| &**s))
+        at.and_then(|i| self.config.services.get(i))
             .filter(|s| s.name == name)
             .ok_or_else(|| ControlError::UnknownService(name.into()))
     }

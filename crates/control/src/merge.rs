@@ -6,6 +6,7 @@
 use crate::command::ChangeMeta;
 use crate::controller::record;
 use crate::state::{Kind, ServiceState, State};
+use std::sync::Arc;
 use switchyard_config::{Config, Service, Traffic, Weight};
 
 /// The state to run with `config`, given what was saved or running before; or,
@@ -42,20 +43,31 @@ pub(crate) struct Changes {
     pub(crate) removed: Vec<String>,
 }
 
-/// `merge`, as the changes it makes to `old`.
-pub(crate) fn changes(config: &Config, old: &State) -> Result<Changes, Vec<String>> {
+/// `merge`, as the changes it makes to `old` — whose services were reconciled with
+/// `old_config` at the last apply: a service the new config shares with it (the
+/// same `Arc`, its text unchanged) at the same place is left as it is without
+/// being looked at.
+pub(crate) fn changes(config: &Config, old_config: &Config, old: &State) -> Result<Changes, Vec<String>> {
     let mut out = Changes::default();
     let mut problems = Vec::new();
-    let mut kept = std::collections::HashSet::with_capacity(config.services.len());
-    for svc in &config.services {
-        kept.insert(svc.name.as_str());
-        match merge_one(svc, old.services.get(&svc.name)) {
+    let mut all_known = true;
+    for (i, svc) in config.services.iter().enumerate() {
+        if old_config.services.get(i).is_some_and(|o| Arc::ptr_eq(o, svc)) {
+            continue;
+        }
+        let prev = old.services.get(&svc.name);
+        all_known &= prev.is_some();
+        match merge_one(svc, prev) {
             Ok(Some(st)) => out.set.push((svc.name.clone(), st)),
             Ok(None) => {}
             Err(problem) => problems.push(problem),
         }
     }
-    out.removed = old.services.keys().filter(|n| !kept.contains(n.as_str())).cloned().collect();
+    // Every name of the new config was there and there are as many: none is gone.
+    if !(all_known && config.services.len() == old.services.len()) {
+        let kept: std::collections::HashSet<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        out.removed = old.services.keys().filter(|n| !kept.contains(n.as_str())).cloned().collect();
+    }
     if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
 

@@ -32,7 +32,7 @@ impl Controller {
         if let Some(problem) = self.exposed(&config) {
             return Err(self.refuse(source, vec![problem]));
         }
-        let next = match changes(&config, &self.state) {
+        let next = match changes(&config, &self.config, &self.state) {
             Ok(n) => n,
             Err(problems) => return Err(self.refuse(source, problems)),
         };

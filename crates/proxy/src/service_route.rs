@@ -17,6 +17,9 @@ use switchyard_metrics::LazyPoolMetrics;
 
 /// One service as the hot path sees it.
 pub struct ServiceRoute {
+    /// The config it was built from (a reload that keeps this very `Arc` changed
+    /// nothing in it: no comparison needed).
+    pub(crate) source: Arc<Service>,
     /// Service name.
     pub name: Box<str>,
     /// Pools in config order.
@@ -63,7 +66,7 @@ pub struct PoolRoute {
 
 impl ServiceRoute {
     pub(crate) fn build(
-        svc: &Service,
+        svc: &Arc<Service>,
         traffic: Option<&Traffic>,
         prev: Option<&Arc<ServiceRoute>>,
         settings: ConnSettings,
@@ -131,6 +134,7 @@ impl ServiceRoute {
             .collect();
         let sole = pools.iter().position(|p| p.weight == Weight::FULL);
         ServiceRoute {
+            source: svc.clone(),
             name: svc.name.as_str().into(),
             pools,
             cumulative,
@@ -150,7 +154,11 @@ impl ServiceRoute {
     /// Whether building `svc` at `traffic` (`None`: at its weights now) would give
     /// this very route: then a reload keeps it as it is (same pools, backends,
     /// weights and settings).
-    pub(crate) fn unchanged(&self, svc: &Service, traffic: Option<&Traffic>, settings: ConnSettings) -> bool {
+    pub(crate) fn unchanged(&self, svc: &Arc<Service>, traffic: Option<&Traffic>, settings: ConnSettings) -> bool {
+        if Arc::ptr_eq(&self.source, svc) && traffic.is_none() && self.pools.iter().all(|p| p.conn_cap == settings.cap)
+        {
+            return true;
+        }
         *self.name == *svc.name
             && self.timeouts == svc.timeouts
             && self.sticky == svc.sticky

@@ -36,9 +36,9 @@ struct Index {
 
 impl Index {
     /// The index of `config`: `previous`'s own when it says exactly the same.
-    fn of(config: &Config, previous: Option<&Arc<Index>>) -> Arc<Index> {
-        if let Some(p) = previous.filter(|p| p.indexes(config)) {
-            return p.clone();
+    fn of(config: &Config, previous: Option<&RoutingTable>) -> Arc<Index> {
+        if let Some(p) = previous.filter(|p| p.index.indexes(config, p)) {
+            return p.index.clone();
         }
         let mut index = Index::default();
         for (i, svc) in config.services.iter().enumerate() {
@@ -56,14 +56,17 @@ impl Index {
 
     /// Whether this is the index of `config` (a reload that adds, removes, renames or
     /// re-hosts no service keeps it): lookups only, no allocation.
-    fn indexes(&self, config: &Config) -> bool {
+    /// A service whose route in `table` was built from the very same config `Arc`
+    /// at the same position needs no lookup.
+    fn indexes(&self, config: &Config, table: &RoutingTable) -> bool {
         let catch_all = config.services.iter().position(|s| s.is_catch_all());
         self.by_name.len() == config.services.len()
             && self.hosts == config.services.iter().map(|s| s.hosts.len()).sum::<usize>()
             && self.catch_all == catch_all
             && config.services.iter().enumerate().all(|(i, svc)| {
-                self.by_name.get(svc.name.as_str()) == Some(&i)
-                    && svc.hosts.iter().all(|h| self.by_host.get(h.as_bytes()) == Some(&i))
+                table.services.get(i).is_some_and(|r| Arc::ptr_eq(&r.source, svc))
+                    || (self.by_name.get(svc.name.as_str()) == Some(&i)
+                        && svc.hosts.iter().all(|h| self.by_host.get(h.as_bytes()) == Some(&i)))
             })
     }
 }
@@ -82,7 +85,7 @@ impl RoutingTable {
     /// `generation` is the config generation.
     pub fn build_with<'c>(
         config: &'c Config,
-        traffic: impl Fn(&'c Service) -> Option<&'c Traffic>,
+        traffic: impl Fn(&'c Arc<Service>) -> Option<&'c Traffic>,
         previous: Option<&RoutingTable>,
         generation: u64,
     ) -> RoutingTable {
@@ -94,9 +97,8 @@ impl RoutingTable {
             .map(|(i, svc)| {
                 let traffic = traffic(svc);
                 // Where it was, most likely at the same place (no lookup then).
-                let prev = previous.and_then(|t| {
-                    t.services.get(i).filter(|p| *p.name == *svc.name).or_else(|| t.service(&svc.name))
-                });
+                let prev = previous
+                    .and_then(|t| t.services.get(i).filter(|p| *p.name == *svc.name).or_else(|| t.service(&svc.name)));
                 match prev {
                     Some(p) if p.unchanged(svc, traffic, settings) => p.clone(),
                     _ => Arc::new(ServiceRoute::build(svc, traffic, prev, settings)),
@@ -107,7 +109,7 @@ impl RoutingTable {
         let preview_key = previous.and_then(|t| t.preview_key.clone());
         RoutingTable {
             services: Slots::new(services),
-            index: Index::of(config, previous.map(|t| &t.index)),
+            index: Index::of(config, previous),
             settings,
             generation,
             unrouted,
@@ -118,7 +120,7 @@ impl RoutingTable {
     /// A copy in which service `svc` runs at `traffic`, every other service shared
     /// as it is: the cost of a switch does not grow with the number of services.
     /// `None` when this table has no service of that name.
-    pub fn with_service(&self, svc: &Service, traffic: &Traffic) -> Option<RoutingTable> {
+    pub fn with_service(&self, svc: &Arc<Service>, traffic: &Traffic) -> Option<RoutingTable> {
         let at = self.position(&svc.name)?;
         let prev = self.services.get(at)?;
         let route = Arc::new(ServiceRoute::build(svc, Some(traffic), Some(prev), self.settings));
