@@ -29,6 +29,7 @@ use error::{Problems, locate};
 use reader::Table;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use toml::de::DeTable;
 
 /// Reads and validates the config file at `path`.
@@ -45,14 +46,9 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
         file: file.clone(),
         problem: locate(src, e.span().map_or(0, |s| s.start), e.message().trim().to_owned()),
     })?;
-    let base = path.parent().unwrap_or(Path::new("."));
     let mut p = Problems::new(src);
     let mut root = Table::new("the top level", 0, doc.get_ref());
-    let runtime = sections::runtime(root.take("runtime"), &mut p);
-    let listener = sections::listener(root.take("listener"), &mut p, base);
-    let admin = sections::admin(root.take("admin"), &mut p, base);
-    let state = sections::state(root.take("state"), &mut p, base);
-    let cluster = sections::cluster(root.take("cluster"), &mut p);
+    let globals = Globals::take(&mut root, &mut p, path);
     let mut services = Vec::new();
     let mut spans = Vec::new();
     match root.take("service") {
@@ -61,7 +57,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
             for item in f.array(&mut p).unwrap_or_default() {
                 if let Some(t) = item.table(&mut p, "[[service]]") {
                     let (s, sp) = service::service(t, &mut p);
-                    services.push(std::sync::Arc::new(s));
+                    services.push(Arc::new(s));
                     spans.push(sp);
                 }
             }
@@ -73,8 +69,37 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
         return Err(ConfigError::Invalid { file, problems: p.into_problems() });
     }
     let name_at: Vec<usize> = spans.iter().map(|s| s.name_at).collect();
-    let segments = Segments::index(src, &name_at);
-    Ok(Config { source: path.to_owned(), runtime, listener, admin, state, services, cluster, segments })
+    Ok(globals.config(path, services, Segments::index(src, &name_at)))
+}
+
+/// The sections outside `[[service]]`.
+pub(crate) struct Globals {
+    runtime: Runtime,
+    listener: Listener,
+    admin: Admin,
+    state: State,
+    cluster: Option<Cluster>,
+}
+
+impl Globals {
+    /// Takes them from the top level of the file at `path` (relative paths are
+    /// relative to its folder).
+    pub(crate) fn take(root: &mut Table, p: &mut Problems, path: &Path) -> Globals {
+        let base = path.parent().unwrap_or(Path::new("."));
+        Globals {
+            runtime: sections::runtime(root.take("runtime"), p),
+            listener: sections::listener(root.take("listener"), p, base),
+            admin: sections::admin(root.take("admin"), p, base),
+            state: sections::state(root.take("state"), p, base),
+            cluster: sections::cluster(root.take("cluster"), p),
+        }
+    }
+
+    /// The config of these sections and `services`.
+    pub(crate) fn config(self, path: &Path, services: Vec<Arc<Service>>, segments: Segments) -> Config {
+        let Globals { runtime, listener, admin, state, cluster } = self;
+        Config { source: path.to_owned(), runtime, listener, admin, state, services, cluster, segments }
+    }
 }
 
 /// Reads the config file at `path` like `load`, taking every service whose text
@@ -83,69 +108,14 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
 pub fn load_reusing(path: &Path, previous: &Config) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Io { file: path.display().to_string(), message: e.to_string() })?;
-    match reuse(&text, path, previous) {
+    match segments::reuse(&text, path, previous) {
         Some(config) => Ok(config),
         None => parse(&text, path),
     }
 }
 
-/// The shortcut of `load_reusing`; `None` whenever it cannot vouch for the result.
-fn reuse(src: &str, path: &Path, previous: &Config) -> Option<Config> {
-    let (prefix_end, cuts) = segments::split(src);
-    if cuts.is_empty() || previous.source != path {
-        return None;
-    }
-    let base = path.parent().unwrap_or(Path::new("."));
-    let prefix = &src[..prefix_end];
-    let doc = DeTable::parse(prefix).ok()?;
-    let mut p = Problems::new(prefix);
-    let mut root = Table::new("the top level", 0, doc.get_ref());
-    let runtime = sections::runtime(root.take("runtime"), &mut p);
-    let listener = sections::listener(root.take("listener"), &mut p, base);
-    let admin = sections::admin(root.take("admin"), &mut p, base);
-    let state = sections::state(root.take("state"), &mut p, base);
-    let cluster = sections::cluster(root.take("cluster"), &mut p);
-    root.finish(&mut p);
-    if !p.is_empty() {
-        return None;
-    }
-    let mut services = Vec::with_capacity(cuts.len());
-    let mut index = HashMap::with_capacity(cuts.len());
-    for (i, &(start, end)) in cuts.iter().enumerate() {
-        let text = &src[start..end];
-        let service = match previous.segments.find(text).and_then(|at| previous.services.get(at)) {
-            Some(known) => known.clone(),
-            None => std::sync::Arc::new(one_service(text)?),
-        };
-        index.insert(segments::fingerprint(text), i);
-        services.push(service);
-    }
-    // Locations only matter for problems, and any problem means the full parse.
-    let spans: Vec<service::Spans> =
-        services.iter().map(|s| service::Spans { name_at: 0, hosts_at: vec![0; s.hosts.len()] }).collect();
-    across_services(&services, &spans, &mut p);
-    if !p.is_empty() {
-        return None;
-    }
-    let segments = Segments::from_map(index);
-    Some(Config { source: path.to_owned(), runtime, listener, admin, state, services, cluster, segments })
-}
-
-/// A segment that is exactly one valid `[[service]]` table, parsed on its own.
-fn one_service(text: &str) -> Option<Service> {
-    let doc = DeTable::parse(text).ok()?;
-    let mut p = Problems::new(text);
-    let mut root = Table::new("the top level", 0, doc.get_ref());
-    let items = root.take("service")?.array(&mut p)?;
-    root.finish(&mut p);
-    let [item] = items.as_slice() else { return None };
-    let table = item.table(&mut p, "[[service]]")?;
-    let (service, _) = service::service(table, &mut p);
-    p.is_empty().then_some(service)
-}
-
 /// Names, catch-alls and hosts must each belong to one service.
-fn across_services(services: &[std::sync::Arc<Service>], spans: &[service::Spans], p: &mut Problems) {
+pub(crate) fn across_services(services: &[Arc<Service>], spans: &[service::Spans], p: &mut Problems) {
     let mut names: HashMap<&str, usize> = HashMap::with_capacity(services.len());
     let mut hosts: HashMap<&str, &str> = HashMap::with_capacity(services.len());
     let mut catch_all: Option<&str> = None;

@@ -6,9 +6,14 @@
 //! not exactly one service, top-level tables after the services — falls back to
 //! the full parse, which alone reports problems.
 
+use crate::error::Problems;
+use crate::reader::Table;
+use crate::{Config, Globals, Service, across_services, service};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::sync::Arc;
+use toml::de::DeTable;
 
 /// A fingerprint of each service's text → its position in the config parsed from it.
 #[derive(Clone, Default)]
@@ -24,10 +29,6 @@ impl Segments {
             return Segments::default();
         }
         Segments(Arc::new(cuts.iter().enumerate().map(|(i, &(s, e))| (fingerprint(&src[s..e]), i)).collect()))
-    }
-
-    pub(crate) fn from_map(map: HashMap<u128, usize>) -> Segments {
-        Segments(Arc::new(map))
     }
 
     /// Where the service with this text was, if it was seen.
@@ -47,6 +48,55 @@ impl std::fmt::Debug for Segments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Segments({})", self.0.len())
     }
+}
+
+/// The shortcut of `load_reusing`; `None` whenever it cannot vouch for the result.
+pub(crate) fn reuse(src: &str, path: &Path, previous: &Config) -> Option<Config> {
+    let (prefix_end, cuts) = split(src);
+    if cuts.is_empty() || previous.source != path {
+        return None;
+    }
+    let prefix = &src[..prefix_end];
+    let doc = DeTable::parse(prefix).ok()?;
+    let mut p = Problems::new(prefix);
+    let mut root = Table::new("the top level", 0, doc.get_ref());
+    let globals = Globals::take(&mut root, &mut p, path);
+    root.finish(&mut p);
+    if !p.is_empty() {
+        return None;
+    }
+    let mut services = Vec::with_capacity(cuts.len());
+    let mut index = HashMap::with_capacity(cuts.len());
+    for (i, &(start, end)) in cuts.iter().enumerate() {
+        let text = &src[start..end];
+        let service = match previous.segments.find(text).and_then(|at| previous.services.get(at)) {
+            Some(known) => known.clone(),
+            None => Arc::new(one_service(text)?),
+        };
+        index.insert(fingerprint(text), i);
+        services.push(service);
+    }
+    // Locations only matter for problems, and any problem means the full parse.
+    let spans: Vec<service::Spans> =
+        services.iter().map(|s| service::Spans { name_at: 0, hosts_at: vec![0; s.hosts.len()] }).collect();
+    across_services(&services, &spans, &mut p);
+    if !p.is_empty() {
+        return None;
+    }
+    Some(globals.config(path, services, Segments(Arc::new(index))))
+}
+
+/// A segment that is exactly one valid `[[service]]` table, parsed on its own.
+fn one_service(text: &str) -> Option<Service> {
+    let doc = DeTable::parse(text).ok()?;
+    let mut p = Problems::new(text);
+    let mut root = Table::new("the top level", 0, doc.get_ref());
+    let items = root.take("service")?.array(&mut p)?;
+    root.finish(&mut p);
+    let [item] = items.as_slice() else { return None };
+    let table = item.table(&mut p, "[[service]]")?;
+    let (service, _) = service::service(table, &mut p);
+    p.is_empty().then_some(service)
 }
 
 /// The end of the part before the first `[[service]]` line, and each service's

@@ -34,6 +34,16 @@ fn switch(store: &mut Store, s: &mut State, name: &str) {
     s.services.insert(name.into(), after);
 }
 
+/// A temp folder with a state file holding service `a`, and its store.
+fn fresh_with_a() -> (tempfile::TempDir, PathBuf, Store, State) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let (mut store, _) = Store::open(&path).unwrap();
+    let s = state(&["a"]);
+    store.save_all(&s).unwrap();
+    (dir, path, store, s)
+}
+
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> =
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -66,11 +76,7 @@ fn changes_replay_on_the_snapshot_across_snapshots_and_the_history_limit() {
 
 #[test]
 fn a_torn_tail_is_cut_and_the_next_change_follows_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
-    let (mut store, _) = Store::open(&path).unwrap();
-    let mut s = state(&["a"]);
-    store.save_all(&s).unwrap();
+    let (_dir, path, mut store, mut s) = fresh_with_a();
     switch(&mut store, &mut s, "a");
     let kept = s.clone();
     switch(&mut store, &mut s, "a");
@@ -86,11 +92,7 @@ fn a_torn_tail_is_cut_and_the_next_change_follows_it() {
 
 #[test]
 fn damage_before_the_end_or_a_gap_is_refused_naming_the_journal() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
-    let (mut store, _) = Store::open(&path).unwrap();
-    let mut s = state(&["a"]);
-    store.save_all(&s).unwrap();
+    let (_dir, path, mut store, mut s) = fresh_with_a();
     for _ in 0..3 {
         switch(&mut store, &mut s, "a");
     }
@@ -108,11 +110,7 @@ fn damage_before_the_end_or_a_gap_is_refused_naming_the_journal() {
 
 #[test]
 fn a_crash_between_snapshot_and_cleanup_leaves_a_journal_that_is_not_read_and_is_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
-    let (mut store, _) = Store::open(&path).unwrap();
-    let mut s = state(&["a"]);
-    store.save_all(&s).unwrap();
+    let (dir, path, mut store, mut s) = fresh_with_a();
     switch(&mut store, &mut s, "a");
     let old = store.journal_path();
     let old_bytes = std::fs::read(&old).unwrap();
@@ -127,11 +125,7 @@ fn a_crash_between_snapshot_and_cleanup_leaves_a_journal_that_is_not_read_and_is
 
 #[test]
 fn a_reset_store_never_replays_an_old_journal() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
-    let (mut store, _) = Store::open(&path).unwrap();
-    let mut s = state(&["a"]);
-    store.save_all(&s).unwrap();
+    let (_dir, path, mut store, mut s) = fresh_with_a();
     switch(&mut store, &mut s, "a");
     let mut fresh = Store::fresh(&path);
     let reset = state(&["a"]);
