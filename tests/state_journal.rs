@@ -179,3 +179,25 @@ fn a_torn_journal_tail_is_cut_and_damage_before_the_end_refuses_the_start() {
     let (_, v) = exchange(&mut connect(sy.admin), "GET", "/v1/services/s1", "").unwrap();
     assert_eq!(v["version"].as_u64(), Some(1), "{v}");
 }
+
+#[test]
+fn a_second_switchyard_on_the_same_state_file_refuses_to_start_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let mut first = Sy::start(&cfg, &[]);
+    let mut conn = connect(first.admin);
+    assert_eq!(exchange(&mut conn, "POST", "/v1/services/s2/switch", "{\"pool\":\"green\"}").unwrap().0, 200);
+    let Err((status, log)) = Sy::try_start(&cfg, &[]) else { panic!("a second instance started on the same state") };
+    assert_eq!(status.code(), Some(3));
+    assert!(log.contains("is in use by another switchyard"), "{log}");
+    // The first one goes on, and everything it acknowledged survives its kill -9.
+    assert_eq!(exchange(&mut conn, "POST", "/v1/services/s3/switch", "{\"pool\":\"green\"}").unwrap().0, 200);
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+    let sy = Sy::start(&cfg, &[]);
+    let mut conn = connect(sy.admin);
+    for svc in ["s2", "s3"] {
+        let (_, v) = exchange(&mut conn, "GET", &format!("/v1/services/{svc}"), "").unwrap();
+        assert_eq!((v["version"].as_u64(), v["active"].as_str()), (Some(2), Some("green")), "{svc}: {v}");
+    }
+}

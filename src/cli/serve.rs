@@ -127,6 +127,14 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
             return ExitCode::from(INVALID);
         }
     };
+    // Held until the process ends: one switchyard per state file.
+    let _state_lock = match switchyard_control::lock_state(&config.state.file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
     let (mut controller, router) = match Controller::start(config, opts.reset_state) {
         Ok(c) => c,
         Err(e) => {

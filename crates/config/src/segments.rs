@@ -28,7 +28,8 @@ impl Segments {
         if !aligned {
             return Segments::default();
         }
-        Segments(Arc::new(cuts.iter().enumerate().map(|(i, &(s, e))| (fingerprint(&src[s..e]), i)).collect()))
+        let own = cuts.iter().enumerate().filter(|(_, (s, e))| only_service(&src[*s..*e]));
+        Segments(Arc::new(own.map(|(i, &(s, e))| (fingerprint(&src[s..e]), i)).collect()))
     }
 
     /// Where the service with this text was, if it was seen.
@@ -69,6 +70,9 @@ pub(crate) fn reuse(src: &str, path: &Path, previous: &Config) -> Option<Config>
     let mut index = HashMap::with_capacity(cuts.len());
     for (i, &(start, end)) in cuts.iter().enumerate() {
         let text = &src[start..end];
+        if !only_service(text) {
+            return None;
+        }
         let service = match previous.segments.find(text).and_then(|at| previous.services.get(at)) {
             Some(known) => known.clone(),
             None => Arc::new(one_service(text)?),
@@ -115,6 +119,18 @@ pub(crate) fn split(src: &str) -> (usize, Vec<(usize, usize)>) {
     (prefix, starts.iter().copied().zip(ends).collect())
 }
 
+/// Whether every table header in a segment after its `[[service]]` line belongs to
+/// that service (`[service.…]`, `[[service.…]]`). A table of the file written
+/// after a service — `[admin]`, `[[admin.tokens]]` — sits in its segment's text
+/// but not in the service: such a segment is never taken from an earlier load
+/// (and a header this cannot read counts as foreign, which only costs a parse).
+fn only_service(segment: &str) -> bool {
+    segment.lines().skip(1).all(|line| {
+        let l = line.trim_start();
+        !l.starts_with('[') || l.trim_start_matches('[').trim_start().starts_with("service.")
+    })
+}
+
 fn is_header(line: &str) -> bool {
     let rest = line.trim_start().strip_prefix("[[service]]");
     rest.is_some_and(|r| r.trim().is_empty() || r.trim_start().starts_with('#'))
@@ -144,5 +160,9 @@ mod tests {
         assert_eq!(&src[cuts[0].0..cuts[0].1], "[[service]]\nname = \"a\"\n");
         assert!(src[cuts[1].0..cuts[1].1].ends_with("\"[[service]]\"\n"));
         assert_ne!(fingerprint("a"), fingerprint("b"));
+        assert!(only_service("[[service]]\nname = \"a\"\n[service.pools.blue]\n  [[service.x]]\nk = \"[admin]\"\n"));
+        assert!(!only_service("[[service]]\nname = \"a\"\n[admin]\n"));
+        assert!(!only_service("[[service]]\n[ [admin.tokens]]\n"));
+        assert!(!only_service("[[service]]\n[\"service\".pools.a]\n"));
     }
 }

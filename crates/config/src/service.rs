@@ -89,7 +89,11 @@ fn hosts(field: Option<Field>, p: &mut Problems) -> (Vec<String>, Vec<usize>) {
         if !valid_host(h) {
             p.at(at, format!("invalid host \"{h}\" (a DNS name without port or scheme)"));
         }
-        out.push((h.to_ascii_lowercase(), at));
+        let h = h.to_ascii_lowercase();
+        // The same name twice (perhaps in another case) is one host.
+        if !out.iter().any(|(seen, _)| *seen == h) {
+            out.push((h, at));
+        }
     }
     out.into_iter().unzip()
 }

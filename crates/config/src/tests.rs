@@ -286,3 +286,12 @@ fn empty_token_files_and_short_preview_keys_are_refused() {
     assert!(e[0].contains(":2:14: `token_file`:") && e[0].ends_with("holds fewer than 1 bytes"), "{e:?}");
     assert!(e[1].contains(":3:20: `preview_key_file`:") && e[1].ends_with("holds fewer than 16 bytes"), "{e:?}");
 }
+
+#[test]
+fn a_host_named_twice_in_one_service_is_one_host() {
+    let src = with_service(&format!(
+        "hosts = [\"Shop.example\", \"shop.example\", \"b.example\"]\n[service.traffic]\nactive = \"blue\"\n{BLUE}"
+    ));
+    let c = parse(&src, Path::new("t.toml")).unwrap();
+    assert_eq!(c.services[0].hosts, ["shop.example", "b.example"]);
+}

@@ -60,6 +60,27 @@ fn problems_come_from_the_full_parse_with_their_lines() {
 }
 
 #[test]
+fn tables_after_the_services_are_never_lost_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let trailing = "[admin]\naddress = \"127.0.0.1:0\"\n[[admin.tokens]]\nname = \"ci\"\nfile = \"ci.token\"\n";
+    std::fs::write(dir.path().join("ci.token"), "secret-token-value-ci").unwrap();
+    let path = file(dir.path(), &format!("{}{trailing}", three("127.0.0.1:1")));
+    let started = load(&path).unwrap();
+    assert_eq!(started.admin.tokens.len(), 1);
+    // The same file, then an edit of another service: the tokens stay.
+    let again = load_reusing(&path, &started).unwrap();
+    assert_eq!(again, load(&path).unwrap());
+    file(dir.path(), &format!("{}{trailing}", three("127.0.0.1:5")));
+    let edited = load_reusing(&path, &again).unwrap();
+    assert_eq!(edited, load(&path).unwrap());
+    assert_eq!(edited.admin.tokens.len(), 1);
+    // A second [admin] after the services: refused, as `load` refuses it.
+    file(dir.path(), &format!("[admin]\naddress = \"127.0.0.1:0\"\n{}{trailing}", three("127.0.0.1:5")));
+    assert!(load(&path).is_err());
+    assert_eq!(load_reusing(&path, &edited).unwrap_err().lines(), load(&path).unwrap_err().lines());
+}
+
+#[test]
 fn files_the_shortcut_cannot_vouch_for_are_parsed_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(dir.path(), &three("127.0.0.1:1"));

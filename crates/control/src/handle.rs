@@ -35,12 +35,13 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
         while let Some((cmd, reply)) = rx.blocking_recv() {
             let reloaded = matches!(cmd, Command::Reload { .. });
             let result = controller.apply(cmd);
-            if reloaded && result.is_ok() {
+            let applied = reloaded && result.is_ok();
+            if applied {
                 // Before the reply, so a caller that saw the reload succeed sees the config too.
                 config_tx.send_replace(controller.config().clone());
             }
             let _ = reply.send(result);
-            if reloaded {
+            if applied {
                 // The old config and table are gone by now (or soon): give their memory back.
                 crate::heap::trim();
             }

@@ -29,4 +29,5 @@ pub use reload::ReloadReport;
 pub use rollout::{Phase, Rollout};
 pub use rollout_ctl::RolloutAction;
 pub use state::{Event, Kind, StateError};
+pub use store::lock as lock_state;
 pub use view::{BackendView, PoolView, ReloadOutcome, ServiceView, ServicesView};

@@ -224,14 +224,16 @@ pub(crate) fn save(path: &Path, state: &State, seq: u64) -> Result<u64, StateErr
     json.push(b'\n');
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&json).and_then(|()| f.sync_all()).map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&json).and_then(|()| f.sync_all()));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        // A half-written temp file (disk full) must not keep the disk full.
         let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })?;
-    sync_folder(dir).map_err(err)?;
+        return Err(err(e));
+    }
+    // Renamed: this is the snapshot now, whatever happens next.
+    if let Err(e) = sync_folder(dir) {
+        tracing::warn!(path = %path.display(), error = %e, "state file written, but its folder could not be synced");
+    }
     Ok(json.len() as u64)
 }
 

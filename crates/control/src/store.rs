@@ -192,6 +192,29 @@ impl Store {
     }
 }
 
+/// Takes the state file for this process: an exclusive lock on `FILE.lock` beside
+/// it, held while the returned file is open (the OS drops it when the process dies,
+/// kill -9 included). A second switchyard on the same state file would otherwise
+/// fold the first one's journal into a snapshot of its own and remove it.
+pub fn lock(path: &Path) -> Result<File, String> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let lock = path.with_file_name(name);
+    let fail =
+        |e: std::io::Error| format!("state file {}: cannot take its lock {}: {e}", path.display(), lock.display());
+    std::fs::create_dir_all(state::folder(path)).map_err(fail)?;
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "state file {} is in use by another switchyard (it holds {}); stop it first, or give this one its own [state] file",
+            path.display(),
+            lock.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
+}
+
 /// The change of one service from `before` to `after`.
 pub(crate) fn update(service: &str, before: &ServiceState, after: &ServiceState) -> Change {
     Change::Update { service: service.into(), delta: delta::Delta::between(before, after) }

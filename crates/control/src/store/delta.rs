@@ -51,10 +51,15 @@ impl<T: PartialEq + Clone> Splice<T> {
         Splice { drop, keep, push: after[keep..].to_vec() }
     }
 
-    fn apply(&self, list: &mut Vec<T>) -> Result<(), String> {
+    fn fits(&self, list: &[T]) -> Result<(), String> {
         if self.drop.saturating_add(self.keep) > list.len() {
             return Err(format!("keeps {} of {} entries after dropping {}", self.keep, list.len(), self.drop));
         }
+        Ok(())
+    }
+
+    fn apply(&self, list: &mut Vec<T>) -> Result<(), String> {
+        self.fits(list)?;
         list.drain(..self.drop);
         list.truncate(self.keep);
         list.extend(self.push.iter().cloned());
@@ -77,14 +82,15 @@ impl Delta {
 
     /// Replays it on the state it was taken from; `Err` says why it does not fit.
     pub(crate) fn apply(&self, st: &mut ServiceState) -> Result<(), String> {
-        let mut next = st.clone();
-        next.version = self.version;
-        next.traffic = self.traffic.clone();
-        next.config_traffic = self.config_traffic.clone();
-        self.undo.apply(&mut next.undo).map_err(|e| format!("undo: {e}"))?;
-        self.history.apply(&mut next.history).map_err(|e| format!("history: {e}"))?;
-        next.rollout = self.rollout.clone();
-        *st = next;
+        // Checked first, so that a delta that does not fit changes nothing.
+        self.undo.fits(&st.undo).map_err(|e| format!("undo: {e}"))?;
+        self.history.fits(&st.history).map_err(|e| format!("history: {e}"))?;
+        st.version = self.version;
+        st.traffic = self.traffic.clone();
+        st.config_traffic = self.config_traffic.clone();
+        self.undo.apply(&mut st.undo)?;
+        self.history.apply(&mut st.history)?;
+        st.rollout = self.rollout.clone();
         Ok(())
     }
 }

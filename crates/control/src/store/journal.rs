@@ -1,7 +1,7 @@
 //! The journal file: one line per change, `CRC32 SP JSON LF`, appended and synced
 //! before the change is answered. Reading it back stops at the first line that is
-//! not whole and sound: when nothing sound follows, that is a write cut short by a
-//! crash (the tail is cut off, and the cut is reported); when sound lines follow,
+//! not whole and sound: when it is the last line, that is a write cut short by a
+//! crash (the tail is cut off, and the cut is reported); when more lines follow,
 //! the file was damaged some other way and is refused.
 
 use super::delta::Delta;
@@ -81,8 +81,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Contents, String> {
                 out.sound_len = at as u64;
             }
             Err(why) => {
-                if bytes[end + 1..].split(|&b| b == b'\n').any(|l| parse(l).is_ok()) {
-                    return Err(format!("line {number} is damaged ({why}) and sound records follow it"));
+                // Lines are appended and synced one at a time: only the last one can
+                // have been cut short by a crash. A damaged line with more after it
+                // is damage to acknowledged records.
+                if bytes[end + 1..].iter().any(|&b| b != 0) {
+                    return Err(format!("line {number} is damaged ({why}) and more lines follow it"));
                 }
                 out.torn = Some(format!("line {number} is damaged ({why})"));
                 break;
@@ -175,7 +178,9 @@ mod tests {
         assert!(c.torn.unwrap().contains("line 1"));
         bytes.extend_from_slice(&two);
         let e = decode(&bytes).unwrap_err();
-        assert!(e.contains("line 1") && e.contains("sound records follow"), "{e}");
+        assert!(e.contains("line 1") && e.contains("more lines follow"), "{e}");
+        let two_bad = [flipped.clone(), flipped.clone()].concat();
+        assert!(decode(&two_bad).is_err(), "two damaged lines are not a torn write");
         let zeros = [one.clone(), vec![0; 300]].concat();
         assert_eq!(decode(&zeros).unwrap().records.len(), 1);
     }
