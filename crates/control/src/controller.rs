@@ -107,7 +107,7 @@ impl Controller {
             ticks: None,
         };
         // What the saved history already counted is not counted again (no replay on restart).
-        c.observe_all(&saved, true);
+        c.observe_start(&saved);
         c.stamp_last_changes();
         drop(saved);
         crate::heap::trim();
@@ -305,7 +305,6 @@ impl Controller {
         if self.store.unsure() {
             self.store.save_all(&self.state).map_err(persist)?;
         }
-        let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         self.store.append_one(service, before, &next).map_err(persist)?;
         if let Some(table) = table {
             self.publisher.publish(table);
@@ -382,19 +381,11 @@ impl Controller {
         }
     }
 
-    /// After a commit of several services: `observe_service` for each one that
-    /// changed (every one when `all`), the generation, and health probes for the
-    /// new table's backends.
-    fn observe_all(&mut self, before: &State, all: bool) {
-        let changed: Vec<String> = self
-            .state
-            .services
-            .iter()
-            .filter(|(name, st)| all || before.services.get(*name) != Some(*st))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in changed {
-            self.observe_service(&name, before.services.get(&name));
+    /// At start: `observe_service` for every service against what was saved, the
+    /// generation, and health probes for the table's backends.
+    fn observe_start(&mut self, saved: &State) {
+        for name in self.state.services.keys() {
+            self.observe_service(name, saved.services.get(name));
         }
         switchyard_metrics::generation(self.generation);
         let table = self.publisher.current();

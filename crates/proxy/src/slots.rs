@@ -29,11 +29,6 @@ impl<T> Slots<T> {
         self.chunks.get(i >> SHIFT).and_then(|c| c.get(i & (CHUNK - 1)))
     }
 
-    /// How many elements.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// A copy with element `i` replaced (sharing every other chunk); `None` when out of range.
     pub(crate) fn with(&self, i: usize, value: Arc<T>) -> Option<Slots<T>> {
         let old = self.chunks.get(i >> SHIFT)?;
@@ -94,7 +89,7 @@ mod tests {
     fn replacing_one_shares_the_other_chunks_and_keeps_order() {
         let n = 3 * CHUNK + 7;
         let slots = Slots::new((0..n).map(Arc::new).collect());
-        assert_eq!(slots.len(), n);
+        assert_eq!(slots.iter().len(), n);
         assert!(slots.iter().map(|v| **v).eq(0..n));
         let next = slots.with(CHUNK + 5, Arc::new(usize::MAX)).unwrap();
         assert_eq!(**next.get(CHUNK + 5).unwrap(), usize::MAX);

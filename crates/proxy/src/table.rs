@@ -167,16 +167,6 @@ impl RoutingTable {
         self.services.iter()
     }
 
-    /// How many services.
-    pub fn len(&self) -> usize {
-        self.services.len()
-    }
-
-    /// Whether it has no service at all.
-    pub fn is_empty(&self) -> bool {
-        self.services.len() == 0
-    }
-
     /// Sets the key preview tokens are checked with (kept by later tables built from this one).
     pub fn set_preview_key(&mut self, key: Arc<PreviewKey>) {
         self.preview_key = Some(key);
