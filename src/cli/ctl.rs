@@ -82,6 +82,8 @@ enum CtlCommand {
     },
     /// Re-read the config file (same as SIGHUP).
     Reload,
+    /// Who the token is and what it may do (operator or viewer).
+    Whoami,
     /// Progressive rollouts: start one, follow it, steer it.
     Rollout {
         #[command(subcommand)]
@@ -137,6 +139,7 @@ async fn ctl(args: CtlArgs) -> ExitCode {
             (Method::POST, format!("/v1/services/{service}/preview-token"), Some(json!({"pool": pool, "ttl": ttl})))
         }
         CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), Some(json!({}))),
+        CtlCommand::Whoami => (Method::GET, "/v1/whoami".to_owned(), None),
     };
     let base = args.admin.trim_end_matches('/');
     let (status, value) = match call(base, &args.token, method, &path, body).await {
@@ -184,6 +187,10 @@ async fn ctl(args: CtlArgs) -> ExitCode {
                 println!("warning: {}", w.as_str().unwrap_or_default());
             }
         }
+        CtlCommand::Whoami => match value["actor"].as_str() {
+            Some(actor) => println!("{actor} ({})", value["role"].as_str().unwrap_or("?")),
+            None => println!("no token needed: anyone reaching the admin API is an operator"),
+        },
         CtlCommand::PreviewToken { .. } => {
             let token = value["token"].as_str().unwrap_or_default();
             println!("{token}");

@@ -12,6 +12,12 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// The binary `Sy` starts: `SWITCHYARD_BIN` when set (to time a release
+/// build, e.g. the dashboard's render figure), else this build's.
+fn serve_bin() -> std::ffi::OsString {
+    std::env::var_os("SWITCHYARD_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// A running `switchyard serve`.
 pub struct Sy {
     pub child: Child,
@@ -55,7 +61,7 @@ impl Sy {
 
     /// `try_start` with extra environment variables.
     pub fn try_start_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Sy, (ExitStatus, String)> {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(serve_bin())
             .args(["serve", "-c"])
             .arg(config)
             .args(args)

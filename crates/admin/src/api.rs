@@ -3,7 +3,7 @@
 
 use crate::auth::{Caller, Tokens};
 use crate::respond::{self, Resp};
-use crate::{guard, observe, stats};
+use crate::{guard, observe, stats, ui};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -80,6 +80,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     match (method.clone(), segments.as_slice()) {
         (Method::GET, ["healthz"]) => return respond::text(StatusCode::OK, "ok\n"),
         (Method::GET, ["metrics"]) => return observe::metrics(state.metrics.as_ref(), &state.router),
+        (_, ["ui", asset @ ..]) => return ui::serve(&method, asset, req.uri().query(), req.headers()),
         (_, ["v1", ..]) => {}
         _ => return respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     }
@@ -92,6 +93,18 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     }
     let c = &state.control;
     match (method, &segments[1..]) {
+        (Method::GET, ["whoami"]) => {
+            let actor = (!state.tokens.load().is_open()).then_some(caller.name.as_str());
+            let role = match caller.role {
+                Role::Operator => "operator",
+                Role::Viewer => "viewer",
+            };
+            respond::json(StatusCode::OK, &serde_json::json!({ "actor": actor, "role": role }))
+        }
+        // One proxy without a cluster store (SPEC §8 fills this in cluster mode).
+        (Method::GET, ["cluster"]) => {
+            respond::json(StatusCode::OK, &serde_json::json!({ "store": "none", "connected": false, "replicas": [] }))
+        }
         (Method::GET, ["services"]) => match c.services().await {
             Ok(v) => respond::json(StatusCode::OK, &v),
             Err(e) => respond::refused(&e),
@@ -119,7 +132,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             Ok(report) => respond::json(StatusCode::OK, &report),
             Err(e) => respond::refused(&e),
         },
-        (_, ["services"] | ["services", _] | ["services", _, _] | ["services", _, "rollout", _] | ["reload"]) => {
+        (_, ["services"] | ["services", _] | ["services", _, _] | ["services", _, "rollout", _] | ["reload"] | ["whoami"] | ["cluster"]) => {
             respond::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", req.method()))
         }
         _ => respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),

@@ -75,6 +75,11 @@ impl Tokens {
         Tokens { tokens: Vec::new() }
     }
 
+    /// Whether no token is configured (every caller is the operator `api`).
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
     /// Who sent this `Authorization` header value; `None` = unknown or missing.
     /// Every token is compared, each in constant time (`subtle`), so timing says
     /// nothing about which token, or how much of one, matched.

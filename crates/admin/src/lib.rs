@@ -1,7 +1,8 @@
 //! switchyard-admin owns the admin HTTP API (SPEC §4): JSON over HTTP on
 //! `[admin].address`, a thin layer over `ControlHandle` with bearer-token auth,
 //! closed to web pages of other sites (Origin, Host and Content-Type rules) and
-//! bounded (header timeout, connection limit).
+//! bounded (header timeout, connection limit); and the dashboard (SPEC §10),
+//! a page and its assets embedded in the binary, served under `/ui`.
 //! Every change goes through the control task; this crate holds no traffic state.
 //!
 //! It depends on config, proxy and control; never on the binary.
@@ -15,6 +16,7 @@ mod query;
 mod respond;
 mod rollout;
 mod stats;
+mod ui;
 
 pub use api::AdminState;
 pub use auth::{AuthError, Caller, Tokens};

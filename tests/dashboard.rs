@@ -1,0 +1,324 @@
+//! The dashboard (SPEC §10) in a real browser: headless Chromium driven over
+//! the DevTools protocol against the real binary and real upstream apps.
+//! Without Chromium these tests say so and skip, except under CI (`CI` set),
+//! where a missing browser is a failure.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{App, Sy, ctl};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use switchyard_test_support::cdp::{Browser, Page, chromium};
+
+const OP: &str = "op-secret";
+const VIEW: &str = "view-secret";
+/// Long enough for two polls (1.5 s each) on a busy machine.
+const POLL: Duration = Duration::from_secs(4);
+
+/// A running proxy with real apps, and a browser tab on its dashboard.
+struct Dash {
+    sy: Sy,
+    apps: Vec<App>,
+    page: Page,
+    _browser: Browser,
+    _dir: tempfile::TempDir,
+}
+
+/// How the proxy is set up.
+#[derive(Default)]
+struct Setup {
+    tokens: bool,
+    health: bool,
+    services: usize,
+}
+
+fn config(dir: &Path, apps: &[App], s: &Setup) -> std::path::PathBuf {
+    let mut text = String::from("[listener]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.1:0\"\n");
+    if s.tokens {
+        std::fs::write(dir.join("op-token"), OP).unwrap();
+        std::fs::write(dir.join("view-token"), VIEW).unwrap();
+        text += "token_file = \"op-token\"\n[[admin.tokens]]\nname = \"dash\"\nfile = \"view-token\"\nrole = \"viewer\"\n";
+    }
+    text += "[state]\nfile = \"state/sy.json\"\n";
+    let q = |a: &App| format!("\"{}\"", a.addr);
+    for i in 0..s.services.max(1) {
+        let name = if i == 0 { "shop".to_owned() } else { format!("svc-{i:02}") };
+        text += &format!(
+            "[[service]]\nname = \"{name}\"\nhosts = [\"{name}.test\"]\n[service.traffic]\nactive = \"blue\"\n\
+             [service.pools.blue]\nbackends = [{}, {}]\n[service.pools.green]\nbackends = [{}, {}]\n",
+            q(&apps[0]),
+            q(&apps[1]),
+            q(&apps[2]),
+            q(&apps[3])
+        );
+        if s.health {
+            text += "[service.health]\npath = \"/healthz\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\n\
+                     healthy_threshold = 1\nunhealthy_threshold = 1\n";
+        }
+    }
+    let path = dir.join("sy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts everything and opens `/ui`; `None` when Chromium is absent outside CI.
+fn open(setup: Setup) -> Option<Dash> {
+    let Some(binary) = chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "Chromium is required under CI (apt-get install chromium)");
+        eprintln!("SKIPPED: no Chromium on PATH (install Debian's chromium or set SWITCHYARD_CHROMIUM)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let apps: Vec<App> = ["blue-1", "blue-2", "green-1", "green-2"].iter().map(|n| App::start(n, &[])).collect();
+    let sy = Sy::start(&config(dir.path(), &apps, &setup), &[]);
+    let browser = Browser::launch(&binary).unwrap();
+    let mut page = browser.page().unwrap();
+    page.goto(&format!("{}/ui", sy.admin_url())).unwrap();
+    Some(Dash { sy, apps, page, _browser: browser, _dir: dir })
+}
+
+impl Dash {
+    fn wait(&mut self, predicate: &str) -> Value {
+        self.page.wait_for(predicate, POLL).unwrap()
+    }
+
+    fn eval(&mut self, expression: &str) -> Value {
+        self.page.eval(expression).unwrap()
+    }
+
+    fn text(&mut self, selector: &str) -> String {
+        let v = self.eval(&format!("document.querySelector({}).textContent", json!(selector)));
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Types `token` into the sign-in form and waits for the first render.
+    fn sign_in(&mut self, token: &str) {
+        self.wait("!document.getElementById('login').hidden");
+        self.eval(&format!(
+            "document.getElementById('token').value = {}; document.getElementById('login').requestSubmit()",
+            json!(token)
+        ));
+    }
+
+    /// Clicks the button `data-action=action` of `shop`, fills in the reason and applies.
+    fn act(&mut self, action: &str, reason: &str) {
+        self.eval(&format!("document.querySelector('[data-service=shop] [data-action=\"{action}\"]').click()"));
+        self.wait("document.getElementById('dialog').open");
+        self.eval(&format!(
+            "document.getElementById('dialog-reason').value = {}; document.getElementById('dialog-form').requestSubmit()",
+            json!(reason)
+        ));
+    }
+
+    /// Browser errors, except failed loads with the given statuses (a 401
+    /// before sign-in, a refusal the test provokes).
+    fn errors_except(&mut self, statuses: &[u16]) -> Vec<String> {
+        let errors = self.page.errors().unwrap();
+        errors.into_iter().filter(|e| !statuses.iter().any(|s| e.contains(&format!("status of {s}")))).collect()
+    }
+
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let mut all = vec!["--token", OP];
+        all.extend_from_slice(args);
+        ctl(&self.sy.admin_url(), &all)
+    }
+}
+
+fn rendered() -> &'static str {
+    "document.body.dataset.rendered === '1' && document.querySelectorAll('[data-service=shop] [data-backend]').length === 4"
+}
+
+#[test]
+fn the_page_shows_both_pools_follows_a_switch_and_asks_nothing_of_other_origins() {
+    let Some(mut d) = open(Setup::default()) else { return };
+    d.wait(rendered());
+    for (i, app) in d.apps.iter().enumerate() {
+        let pool = if i < 2 { "blue" } else { "green" };
+        let sel = format!("[data-service=shop] [data-pool={pool}] [data-backend=\"{}\"]", app.addr);
+        let found = d.page.eval(&format!("!!document.querySelector({})", json!(sel))).unwrap();
+        assert_eq!(found, json!(true), "backend {} of {pool} not shown", app.addr);
+    }
+    assert_eq!(d.text("[data-service=shop] [data-pool=blue] td:nth-child(2)"), "2/2");
+    assert_eq!(d.text("[data-service=shop] .mode"), "active: blue");
+    assert_eq!(d.text("#whoami"), "no token needed · operator");
+
+    let (code, _, err) = d.ctl(&["switch", "shop", "green", "--reason", "made by the API"]);
+    assert_eq!(code, 0, "{err}");
+    d.wait("document.querySelector('[data-service=shop] .mode').textContent === 'active: green'");
+    d.wait("document.querySelector('[data-service=shop] .history tbody tr .reason').textContent === 'made by the API'");
+
+    let origin = d.sy.admin_url();
+    let foreign: Vec<String> = d
+        .page
+        .requests()
+        .unwrap()
+        .into_iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")) && !u.starts_with("data:"))
+        .collect();
+    assert!(foreign.is_empty(), "requests outside {origin}: {foreign:?}");
+    let errors = d.errors_except(&[]);
+    assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn rollback_from_the_page_needs_a_reason_and_shows_it_as_text() {
+    let Some(mut d) = open(Setup { tokens: true, ..Setup::default() }) else { return };
+    d.sign_in(OP);
+    d.wait(rendered());
+    assert_eq!(d.text("#whoami"), "api · operator");
+    let (code, _, err) = d.ctl(&["switch", "shop", "green", "--reason", "cutover"]);
+    assert_eq!(code, 0, "{err}");
+    d.wait("document.querySelector('[data-service=shop] .mode').textContent === 'active: green'");
+    // The history has loaded for this version, so the dialog can say where a rollback goes.
+    d.wait("document.querySelector('[data-service=shop] .history tbody tr .reason').textContent === 'cutover'");
+
+    d.eval("document.querySelector('[data-service=shop] [data-action=rollback]').click()");
+    d.wait("document.getElementById('dialog').open");
+    assert_eq!(d.text("#dialog-from"), "blue 0% · green 100%");
+    assert_eq!(d.text("#dialog-to"), "blue 100% · green 0%");
+    // No reason: the form does not submit.
+    d.eval("document.getElementById('dialog-form').requestSubmit()");
+    assert_eq!(d.eval("document.getElementById('dialog').open"), json!(true));
+    let reason = "<img src=x onerror=alert(1)> green is slow";
+    d.eval(&format!(
+        "document.getElementById('dialog-reason').value = {}; document.getElementById('dialog-form').requestSubmit()",
+        json!(reason)
+    ));
+    d.wait("!document.getElementById('dialog').open");
+    d.wait("document.querySelector('[data-service=shop] .mode').textContent === 'active: blue'");
+    let row = d.wait(
+        "(() => { const r = document.querySelector('[data-service=shop] .history tbody tr'); \
+         return r && r.children[2].textContent === 'rollback' && [r.children[4].textContent, r.children[5].textContent]; })()",
+    );
+    assert_eq!(row, json!(["api", reason]), "the history row shows the actor and the reason literally");
+    assert_eq!(d.eval("document.querySelectorAll('img').length"), json!(0), "the reason was parsed as HTML");
+
+    let (code, out, _) = d.ctl(&["--json", "history", "shop"]);
+    assert_eq!(code, 0);
+    let latest = &serde_json::from_str::<Value>(&out).unwrap()["events"][0];
+    assert_eq!((latest["kind"].as_str(), latest["reason"].as_str()), (Some("rollback"), Some(reason)));
+    assert!(d.page.requests().unwrap().iter().all(|u| !u.ends_with("/x")), "the page loaded the injected image");
+    let errors = d.errors_except(&[401]);
+    assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn a_wrong_token_is_asked_again_and_a_viewer_sees_every_button_disabled() {
+    let Some(mut d) = open(Setup { tokens: true, ..Setup::default() }) else { return };
+    d.sign_in("not-a-token");
+    d.wait("document.getElementById('login-message').textContent.startsWith('That token was refused')");
+    assert_eq!(d.eval("document.getElementById('login').hidden"), json!(false));
+    assert_eq!(d.eval("sessionStorage.getItem('switchyard.token')"), Value::Null, "a refused token is not kept");
+
+    d.sign_in(VIEW);
+    d.wait(rendered());
+    assert_eq!(d.text("#whoami"), "dash · viewer");
+    let buttons = d.eval(
+        "[...document.querySelectorAll('[data-service=shop] [data-action]')].map(b => [b.dataset.action, b.disabled])",
+    );
+    let buttons = buttons.as_array().unwrap();
+    assert!(buttons.len() >= 4, "{buttons:?}");
+    assert!(buttons.iter().all(|b| b[1] == json!(true)), "a viewer can press {buttons:?}");
+    // A reload of the tab keeps the token (sessionStorage) and asks nothing.
+    let url = format!("{}/ui", d.sy.admin_url());
+    d.page.goto(&url).unwrap();
+    d.wait(rendered());
+    assert_eq!(d.text("#whoami"), "dash · viewer");
+    let errors = d.errors_except(&[401]);
+    assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn a_killed_backend_turns_red() {
+    let Some(mut d) = open(Setup { health: true, ..Setup::default() }) else { return };
+    d.wait(rendered());
+    let victim = d.apps.remove(3); // green-2
+    let addr = victim.addr;
+    drop(victim);
+    let sel = json!(format!("[data-service=shop] [data-backend=\"{addr}\"]"));
+    d.wait(&format!("document.querySelector({sel}).classList.contains('down')"));
+    let colour = d.eval(&format!("getComputedStyle(document.querySelector({sel}).querySelector('.dot')).backgroundColor"));
+    let rgb: Vec<u32> = colour
+        .as_str()
+        .unwrap()
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    assert!(rgb[0] > 150 && rgb[1] < 110 && rgb[2] < 110, "not red: {colour}");
+    assert_eq!(d.text("[data-service=shop] [data-pool=green] td:nth-child(2)"), "1/2");
+    assert_eq!(d.text(&format!("[data-service=shop] [data-backend=\"{addr}\"] .state")), "down");
+}
+
+#[test]
+fn a_change_made_elsewhere_meanwhile_shows_the_servers_412() {
+    let Some(mut d) = open(Setup::default()) else { return };
+    d.wait(rendered());
+    d.eval("document.querySelector('[data-service=shop] [data-action=\"switch:green\"]').click()");
+    d.wait("document.getElementById('dialog').open");
+    let (code, _, err) = d.ctl(&["weights", "shop", "blue=50", "green=50", "--reason", "someone else"]);
+    assert_eq!(code, 0, "{err}");
+    d.eval(
+        "document.getElementById('dialog-reason').value = 'go green'; document.getElementById('dialog-form').requestSubmit()",
+    );
+    let message = d.wait("!document.getElementById('dialog-error').hidden && document.getElementById('dialog-error').textContent");
+    assert!(message.as_str().unwrap().starts_with("412: "), "{message}");
+    assert_eq!(d.eval("document.getElementById('dialog').open"), json!(true), "the dialog stays open on a refusal");
+    let (_, out, _) = d.ctl(&["--json", "status", "shop"]);
+    assert!(out.contains("\"green\": 50"), "the stale switch was applied: {out}");
+}
+
+#[test]
+fn a_rollout_shows_its_ladder_and_can_be_paused_from_the_page() {
+    let Some(mut d) = open(Setup::default()) else { return };
+    d.wait(rendered());
+    let (code, _, err) = d.ctl(&["rollout", "start", "shop", "green", "--steps", "10,50,100", "--step-interval", "10m"]);
+    assert_eq!(code, 0, "{err}");
+    d.wait("!!document.querySelector('[data-service=shop] .rollout-panel')");
+    let ladder = d.eval("[...document.querySelectorAll('[data-service=shop] .ladder li')].map(l => l.textContent + ' ' + l.className)");
+    assert_eq!(ladder, json!(["10% step current", "50% step todo", "100% step todo"]));
+    assert!(d.text("[data-service=shop] .countdown").starts_with("next step in "));
+    d.act("rollout-pause", "looking at the logs");
+    d.wait("document.querySelector('[data-service=shop] .rollout-panel .phase').textContent === 'paused'");
+    d.wait("!!document.querySelector('[data-service=shop] [data-action=rollout-resume]')");
+    let errors = d.errors_except(&[]);
+    assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn readable_at_360_px_and_dark_when_the_system_is() {
+    let Some(mut d) = open(Setup::default()) else { return };
+    d.wait(rendered());
+    let metrics = json!({ "width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": true });
+    d.page.call("Emulation.setDeviceMetricsOverride", metrics).unwrap();
+    let width = d.eval("document.documentElement.scrollWidth");
+    assert!(width.as_u64().unwrap() <= 360, "the page scrolls sideways at 360 px: {width}");
+    let dark = json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] });
+    d.page.call("Emulation.setEmulatedMedia", dark).unwrap();
+    let bg = d.eval("getComputedStyle(document.body).backgroundColor");
+    assert_eq!(bg, json!("rgb(17, 20, 24)"));
+    // Every control is reachable with Tab: each is a button, link or field.
+    let tabbable = d.eval("[...document.querySelectorAll('[data-action]')].every(b => b.tabIndex === 0)");
+    assert_eq!(tabbable, json!(true));
+}
+
+#[test]
+fn fifty_services_render() {
+    let Some(mut d) = open(Setup { services: 50, ..Setup::default() }) else { return };
+    d.wait("document.body.dataset.rendered === '1'");
+    assert_eq!(d.eval("document.querySelectorAll('section.svc').length"), json!(50));
+    let paint = d.eval("performance.getEntriesByName('switchyard-first-paint')[0].startTime");
+    let ms = d.eval("performance.getEntriesByName('switchyard-rendered')[0].startTime");
+    let bytes = d.eval("performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation')).filter(e => e.name.includes('/ui')).reduce((s, e) => s + e.encodedBodySize, 0)");
+    // The figure for the notes: `SWITCHYARD_BIN=target/release/switchyard cargo test --test dashboard fifty -- --nocapture`.
+    eprintln!(
+        "dashboard: 50 services painted {paint:.0} ms and complete (figures, history) {ms:.0} ms after navigation start; \
+         page and assets {bytes} bytes"
+    );
+    let errors = d.errors_except(&[]);
+    assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
