@@ -64,6 +64,14 @@ fn config(dir: &Path, apps: &[App], s: &Setup) -> std::path::PathBuf {
     path
 }
 
+/// The apps and the proxy in front of them.
+fn start(setup: &Setup) -> (Sy, Vec<App>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let apps: Vec<App> = ["blue-1", "blue-2", "green-1", "green-2"].iter().map(|n| App::start(n, &[])).collect();
+    let sy = Sy::start(&config(dir.path(), &apps, setup), &[]);
+    (sy, apps, dir)
+}
+
 /// Starts everything and opens `/ui`; `None` when Chromium is absent outside CI.
 fn open(setup: Setup) -> Option<Dash> {
     let Some(binary) = chromium() else {
@@ -71,9 +79,7 @@ fn open(setup: Setup) -> Option<Dash> {
         eprintln!("SKIPPED: no Chromium on PATH (install Debian's chromium or set SWITCHYARD_CHROMIUM)");
         return None;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let apps: Vec<App> = ["blue-1", "blue-2", "green-1", "green-2"].iter().map(|n| App::start(n, &[])).collect();
-    let sy = Sy::start(&config(dir.path(), &apps, &setup), &[]);
+    let (sy, apps, dir) = start(&setup);
     let browser = Browser::launch(&binary).unwrap();
     let mut page = browser.page().unwrap();
     page.goto(&format!("{}/ui", sy.admin_url())).unwrap();
@@ -311,8 +317,8 @@ fn fifty_services_render() {
     let Some(mut d) = open(Setup { services: 50, ..Setup::default() }) else { return };
     d.wait("document.body.dataset.rendered === '1'");
     assert_eq!(d.eval("document.querySelectorAll('section.svc').length"), json!(50));
-    let paint = d.eval("performance.getEntriesByName('switchyard-first-paint')[0].startTime");
-    let ms = d.eval("performance.getEntriesByName('switchyard-rendered')[0].startTime");
+    let paint = d.eval("performance.getEntriesByName('switchyard-first-paint')[0].startTime").as_f64().unwrap();
+    let ms = d.eval("performance.getEntriesByName('switchyard-rendered')[0].startTime").as_f64().unwrap();
     let bytes = d.eval("performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation')).filter(e => e.name.includes('/ui')).reduce((s, e) => s + e.encodedBodySize, 0)");
     // The figure for the notes: `SWITCHYARD_BIN=target/release/switchyard cargo test --test dashboard fifty -- --nocapture`.
     eprintln!(
@@ -321,4 +327,23 @@ fn fifty_services_render() {
     );
     let errors = d.errors_except(&[]);
     assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn ctl_whoami_names_the_token_and_its_role() {
+    let (sy, _apps, _dir) = start(&Setup { tokens: true, ..Setup::default() });
+    let admin = sy.admin_url();
+    let (code, out, err) = ctl(&admin, &["--token", OP, "whoami"]);
+    assert_eq!((code, out.as_str()), (0, "api (operator)\n"), "{err}");
+    let (code, out, _) = ctl(&admin, &["whoami", "--token", VIEW, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"actor": "dash", "role": "viewer"}));
+    let (code, _, err) = ctl(&admin, &["--token", "wrong", "whoami"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing or unknown bearer token"), "{err}");
+    drop(sy);
+
+    let (sy, _apps, _dir) = start(&Setup::default());
+    let (code, out, _) = ctl(&sy.admin_url(), &["whoami"]);
+    assert_eq!((code, out.as_str()), (0, "no token needed: anyone reaching the admin API is an operator\n"));
 }

@@ -25,7 +25,12 @@ async fn demo_serves_blue_switches_to_green_and_stops_on_sigterm() {
         }
     };
     let proxy: std::net::SocketAddr = find("proxy:").parse().unwrap();
-    let admin = format!("http://{}", find("admin:"));
+    let admin_addr: std::net::SocketAddr = find("admin:").parse().unwrap();
+    let admin = format!("http://{admin_addr}");
+    let dashboard = find("dashboard:");
+    assert_eq!(dashboard, format!("{admin_addr}/ui"));
+    let (_, page) = Conn::open(admin_addr).await.get("127.0.0.1", "/ui").await;
+    assert!(page.contains("<title>switchyard</title>"), "{page}");
     let mut c = Conn::open(proxy).await;
     let (_, body) = c.get("localhost", "/").await;
     assert!(body.starts_with("blue-"), "{body}");

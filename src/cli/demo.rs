@@ -102,6 +102,7 @@ fn print_help(proxy: SocketAddr, admin: SocketAddr, config: &std::path::Path, ar
         "\nswitchyard demo is running.
   proxy:  http://{proxy}   (blue-1, blue-2 are live; green-1, green-2 are next)
   admin:  http://{admin}
+  dashboard: http://{admin}/ui   (open it in a browser: pools, health, rollouts, rollback)
   config: {}
 
 Try it (from another terminal; `cargo run -q --` stands in for `switchyard` when not installed):

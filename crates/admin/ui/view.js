@@ -24,7 +24,9 @@ SY.fmt = {
   },
   num(n) {
     if (n === null || n === undefined) return "–";
-    return Number.isInteger(n) ? String(n) : String(Math.round(n * 100) / 100);
+    if (Number.isInteger(n)) return String(n);
+    // Two significant digits below 1 (a limit of 0.005 stays 0.005), else two decimals.
+    return Math.abs(n) < 1 ? String(Number(n.toPrecision(2))) : String(Math.round(n * 100) / 100);
   },
   pct(r) {
     return r === null || r === undefined ? "–" : SY.fmt.num(r * 100) + "%";
