@@ -24,7 +24,7 @@ struct Dash {
     apps: Vec<App>,
     page: Page,
     _browser: Browser,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// How the proxy is set up.
@@ -40,7 +40,8 @@ fn config(dir: &Path, apps: &[App], s: &Setup) -> std::path::PathBuf {
     if s.tokens {
         std::fs::write(dir.join("op-token"), OP).unwrap();
         std::fs::write(dir.join("view-token"), VIEW).unwrap();
-        text += "token_file = \"op-token\"\n[[admin.tokens]]\nname = \"dash\"\nfile = \"view-token\"\nrole = \"viewer\"\n";
+        text +=
+            "token_file = \"op-token\"\n[[admin.tokens]]\nname = \"dash\"\nfile = \"view-token\"\nrole = \"viewer\"\n";
     }
     text += "[state]\nfile = \"state/sy.json\"\n";
     let q = |a: &App| format!("\"{}\"", a.addr);
@@ -83,7 +84,7 @@ fn open(setup: Setup) -> Option<Dash> {
     let browser = Browser::launch(&binary).unwrap();
     let mut page = browser.page().unwrap();
     page.goto(&format!("{}/ui", sy.admin_url())).unwrap();
-    Some(Dash { sy, apps, page, _browser: browser, _dir: dir })
+    Some(Dash { sy, apps, page, _browser: browser, dir })
 }
 
 impl Dash {
@@ -246,7 +247,8 @@ fn a_killed_backend_turns_red() {
     drop(victim);
     let sel = json!(format!("[data-service=shop] [data-backend=\"{addr}\"]"));
     d.wait(&format!("document.querySelector({sel}).classList.contains('down')"));
-    let colour = d.eval(&format!("getComputedStyle(document.querySelector({sel}).querySelector('.dot')).backgroundColor"));
+    let colour =
+        d.eval(&format!("getComputedStyle(document.querySelector({sel}).querySelector('.dot')).backgroundColor"));
     let rgb: Vec<u32> = colour
         .as_str()
         .unwrap()
@@ -271,7 +273,8 @@ fn a_change_made_elsewhere_meanwhile_shows_the_servers_412() {
     d.eval(
         "document.getElementById('dialog-reason').value = 'go green'; document.getElementById('dialog-form').requestSubmit()",
     );
-    let message = d.wait("!document.getElementById('dialog-error').hidden && document.getElementById('dialog-error').textContent");
+    let message = d
+        .wait("!document.getElementById('dialog-error').hidden && document.getElementById('dialog-error').textContent");
     assert!(message.as_str().unwrap().starts_with("412: "), "{message}");
     assert_eq!(d.eval("document.getElementById('dialog').open"), json!(true), "the dialog stays open on a refusal");
     let (_, out, _) = d.ctl(&["--json", "status", "shop"]);
@@ -282,10 +285,13 @@ fn a_change_made_elsewhere_meanwhile_shows_the_servers_412() {
 fn a_rollout_shows_its_ladder_and_can_be_paused_from_the_page() {
     let Some(mut d) = open(Setup::default()) else { return };
     d.wait(rendered());
-    let (code, _, err) = d.ctl(&["rollout", "start", "shop", "green", "--steps", "10,50,100", "--step-interval", "10m"]);
+    let (code, _, err) =
+        d.ctl(&["rollout", "start", "shop", "green", "--steps", "10,50,100", "--step-interval", "10m"]);
     assert_eq!(code, 0, "{err}");
     d.wait("!!document.querySelector('[data-service=shop] .rollout-panel')");
-    let ladder = d.eval("[...document.querySelectorAll('[data-service=shop] .ladder li')].map(l => l.textContent + ' ' + l.className)");
+    let ladder = d.eval(
+        "[...document.querySelectorAll('[data-service=shop] .ladder li')].map(l => l.textContent + ' ' + l.className)",
+    );
     assert_eq!(ladder, json!(["10% step current", "50% step todo", "100% step todo"]));
     assert!(d.text("[data-service=shop] .countdown").starts_with("next step in "));
     d.act("rollout-pause", "looking at the logs");
@@ -293,6 +299,28 @@ fn a_rollout_shows_its_ladder_and_can_be_paused_from_the_page() {
     d.wait("!!document.querySelector('[data-service=shop] [data-action=rollout-resume]')");
     let errors = d.errors_except(&[]);
     assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn a_failed_reload_is_shown_until_one_succeeds() {
+    let Some(mut d) = open(Setup::default()) else { return };
+    d.wait(rendered());
+    assert_eq!(d.eval("document.getElementById('reload').hidden"), json!(true));
+    let path = d.dir.path().join("sy.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("bogus = 1\n{good}")).unwrap();
+    let (code, _, err) = d.ctl(&["reload"]);
+    assert_eq!(code, 1, "{err}");
+    let text = d.wait("!document.getElementById('reload').hidden && document.getElementById('reload').textContent");
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("failed; the previous config is still in force") && text.contains("unknown key `bogus`"),
+        "{text}"
+    );
+    std::fs::write(&path, good).unwrap();
+    let (code, _, err) = d.ctl(&["reload"]);
+    assert_eq!(code, 0, "{err}");
+    d.wait("document.getElementById('reload').hidden && document.getElementById('generation').textContent === 'config generation 2'");
 }
 
 #[test]

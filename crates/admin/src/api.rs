@@ -132,9 +132,16 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             Ok(report) => respond::json(StatusCode::OK, &report),
             Err(e) => respond::refused(&e),
         },
-        (_, ["services"] | ["services", _] | ["services", _, _] | ["services", _, "rollout", _] | ["reload"] | ["whoami"] | ["cluster"]) => {
-            respond::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", req.method()))
-        }
+        (
+            _,
+            ["services"]
+            | ["services", _]
+            | ["services", _, _]
+            | ["services", _, "rollout", _]
+            | ["reload"]
+            | ["whoami"]
+            | ["cluster"],
+        ) => respond::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", req.method())),
         _ => respond::error(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     }
 }

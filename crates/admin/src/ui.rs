@@ -57,7 +57,8 @@ pub fn serve(method: &Method, rest: &[&str], query: Option<&str>, headers: &Head
         [] | ["index.html"] => (PAGE.clone(), "text/html; charset=utf-8", false),
         [name] => match ASSETS.iter().find(|(n, _, _)| n == name) {
             Some((_, ct, body)) => {
-                let current = query.is_some_and(|q| q.split('&').any(|kv| kv.strip_prefix("v=") == Some(BUILD.as_str())));
+                let current =
+                    query.is_some_and(|q| q.split('&').any(|kv| kv.strip_prefix("v=") == Some(BUILD.as_str())));
                 (Bytes::from_static(body.as_bytes()), *ct, current)
             }
             None => return not_found(rest),

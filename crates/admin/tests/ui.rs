@@ -14,9 +14,11 @@ use switchyard_admin::Limits;
 const VIEW: &str = "view-secret";
 
 async fn start() -> Admin {
-    start_with_files(Limits::default(), "[[admin.tokens]]\nname = \"dash\"\nfile = \"view\"\nrole = \"viewer\"", &[(
-        "view", VIEW,
-    )])
+    start_with_files(
+        Limits::default(),
+        "[[admin.tokens]]\nname = \"dash\"\nfile = \"view\"\nrole = \"viewer\"",
+        &[("view", VIEW)],
+    )
     .await
 }
 
@@ -42,16 +44,22 @@ async fn the_page_and_its_assets_need_no_token_and_carry_the_csp() {
     assert_eq!(header(&h, "x-content-type-options"), "nosniff");
     assert_eq!(header(&h, "cache-control"), "no-cache");
     let page = page.as_str().unwrap().to_owned();
-    assert!(page.contains("<link rel=\"icon\" href=\"data:,\">"), "the page must not make the browser ask for a favicon");
+    assert!(
+        page.contains("<link rel=\"icon\" href=\"data:,\">"),
+        "the page must not make the browser ask for a favicon"
+    );
 
     // Every asset the page names is served, typed, and cached for good under its versioned URL.
-    let urls: Vec<&str> =
-        page.split(['"', '\'']).filter(|s| s.starts_with("/ui/") && s.contains("?v=")).collect();
+    let urls: Vec<&str> = page.split(['"', '\'']).filter(|s| s.starts_with("/ui/") && s.contains("?v=")).collect();
     assert_eq!(urls.len(), 6, "{urls:?}");
     for url in urls {
         let (s, _, h) = get(&api, url, &[]).await;
         assert_eq!(s, StatusCode::OK, "{url}");
-        assert!(header(&h, "content-type").starts_with(if url.contains(".css") { "text/css" } else { "text/javascript" }));
+        assert!(header(&h, "content-type").starts_with(if url.contains(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        }));
         assert_eq!(header(&h, "cache-control"), "public, max-age=31536000, immutable", "{url}");
         assert!(header(&h, "content-security-policy").starts_with("default-src 'none'"), "{url}");
         // An old binary's version (or none) is not cached: the file may have changed.
