@@ -17,6 +17,11 @@ const OP: &str = "op-secret";
 const VIEW: &str = "view-secret";
 /// Long enough for two polls (1.5 s each) on a busy machine.
 const POLL: Duration = Duration::from_secs(4);
+/// For the first render: Chromium's start on a loaded machine.
+const READY: Duration = Duration::from_secs(30);
+
+/// One browser test at a time: each runs Chromium and a proxy, on two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A running proxy with real apps, and a browser tab on its dashboard.
 struct Dash {
@@ -25,6 +30,7 @@ struct Dash {
     page: Page,
     _browser: Browser,
     dir: tempfile::TempDir,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 /// How the proxy is set up.
@@ -77,19 +83,40 @@ fn start(setup: &Setup) -> (Sy, Vec<App>, tempfile::TempDir) {
 fn open(setup: Setup) -> Option<Dash> {
     let Some(binary) = chromium() else {
         assert!(std::env::var_os("CI").is_none(), "Chromium is required under CI (apt-get install chromium)");
-        eprintln!("SKIPPED: no Chromium on PATH (install Debian's chromium or set SWITCHYARD_CHROMIUM)");
+        // Straight to stderr: the harness captures eprintln! of a passing test.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: no Chromium on PATH (install Debian's chromium or set SWITCHYARD_CHROMIUM)\n",
+        );
         return None;
     };
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (sy, apps, dir) = start(&setup);
     let browser = Browser::launch(&binary).unwrap();
     let mut page = browser.page().unwrap();
     page.goto(&format!("{}/ui", sy.admin_url())).unwrap();
-    Some(Dash { sy, apps, page, _browser: browser, dir })
+    Some(Dash { sy, apps, page, _browser: browser, dir, _turn: turn })
 }
 
 impl Dash {
     fn wait(&mut self, predicate: &str) -> Value {
         self.page.wait_for(predicate, POLL).unwrap()
+    }
+
+    /// Waits for the first full render (traffic, figures, history) of `shop`.
+    fn ready(&mut self) {
+        self.page
+            .wait_for(
+                "document.body.dataset.rendered === '1' && \
+                 document.querySelectorAll('[data-service=shop] [data-backend]').length === 4",
+                READY,
+            )
+            .unwrap();
+    }
+
+    /// How many times the page has read `/v1/services` (one per poll).
+    fn polls(&mut self) -> usize {
+        self.page.requests().unwrap().iter().filter(|u| u.ends_with("/v1/services")).count()
     }
 
     fn eval(&mut self, expression: &str) -> Value {
@@ -103,7 +130,7 @@ impl Dash {
 
     /// Types `token` into the sign-in form and waits for the first render.
     fn sign_in(&mut self, token: &str) {
-        self.wait("!document.getElementById('login').hidden");
+        self.page.wait_for("!document.getElementById('login').hidden", READY).unwrap();
         self.eval(&format!(
             "document.getElementById('token').value = {}; document.getElementById('login').requestSubmit()",
             json!(token)
@@ -134,14 +161,10 @@ impl Dash {
     }
 }
 
-fn rendered() -> &'static str {
-    "document.body.dataset.rendered === '1' && document.querySelectorAll('[data-service=shop] [data-backend]').length === 4"
-}
-
 #[test]
 fn the_page_shows_both_pools_follows_a_switch_and_asks_nothing_of_other_origins() {
     let Some(mut d) = open(Setup::default()) else { return };
-    d.wait(rendered());
+    d.ready();
     for (i, app) in d.apps.iter().enumerate() {
         let pool = if i < 2 { "blue" } else { "green" };
         let sel = format!("[data-service=shop] [data-pool={pool}] [data-backend=\"{}\"]", app.addr);
@@ -152,9 +175,13 @@ fn the_page_shows_both_pools_follows_a_switch_and_asks_nothing_of_other_origins(
     assert_eq!(d.text("[data-service=shop] .mode"), "active: blue");
     assert_eq!(d.text("#whoami"), "no token needed · operator");
 
+    let before = d.polls();
     let (code, _, err) = d.ctl(&["switch", "shop", "green", "--reason", "made by the API"]);
     assert_eq!(code, 0, "{err}");
     d.wait("document.querySelector('[data-service=shop] .mode').textContent === 'active: green'");
+    // Within one poll: the read under way may have started before the switch; the next one shows it.
+    let polls = d.polls() - before;
+    assert!(polls <= 2, "the switch took {polls} polls to show");
     d.wait("document.querySelector('[data-service=shop] .history tbody tr .reason').textContent === 'made by the API'");
 
     let origin = d.sy.admin_url();
@@ -174,7 +201,7 @@ fn the_page_shows_both_pools_follows_a_switch_and_asks_nothing_of_other_origins(
 fn rollback_from_the_page_needs_a_reason_and_shows_it_as_text() {
     let Some(mut d) = open(Setup { tokens: true, ..Setup::default() }) else { return };
     d.sign_in(OP);
-    d.wait(rendered());
+    d.ready();
     assert_eq!(d.text("#whoami"), "api · operator");
     let (code, _, err) = d.ctl(&["switch", "shop", "green", "--reason", "cutover"]);
     assert_eq!(code, 0, "{err}");
@@ -186,9 +213,17 @@ fn rollback_from_the_page_needs_a_reason_and_shows_it_as_text() {
     d.wait("document.getElementById('dialog').open");
     assert_eq!(d.text("#dialog-from"), "blue 0% · green 100%");
     assert_eq!(d.text("#dialog-to"), "blue 100% · green 0%");
-    // No reason: the form does not submit.
+    // No reason: the form does not submit (nothing sent, Apply still enabled, the field says why).
     d.eval("document.getElementById('dialog-form').requestSubmit()");
-    assert_eq!(d.eval("document.getElementById('dialog').open"), json!(true));
+    let state = d.eval(
+        "[document.getElementById('dialog').open, document.getElementById('dialog-ok').disabled, \
+          document.getElementById('dialog-reason').validity.valueMissing]",
+    );
+    assert_eq!(state, json!([true, false, true]));
+    assert!(
+        d.page.requests().unwrap().iter().all(|u| !u.ends_with("/rollback")),
+        "a rollback was sent without a reason"
+    );
     let reason = "<img src=x onerror=alert(1)> green is slow";
     d.eval(&format!(
         "document.getElementById('dialog-reason').value = {}; document.getElementById('dialog-form').requestSubmit()",
@@ -215,13 +250,15 @@ fn rollback_from_the_page_needs_a_reason_and_shows_it_as_text() {
 #[test]
 fn a_wrong_token_is_asked_again_and_a_viewer_sees_every_button_disabled() {
     let Some(mut d) = open(Setup { tokens: true, ..Setup::default() }) else { return };
+    d.sign_in("tökén");
+    d.wait("document.getElementById('login-message').textContent.startsWith('A token is visible ASCII')");
     d.sign_in("not-a-token");
     d.wait("document.getElementById('login-message').textContent.startsWith('That token was refused')");
     assert_eq!(d.eval("document.getElementById('login').hidden"), json!(false));
     assert_eq!(d.eval("sessionStorage.getItem('switchyard.token')"), Value::Null, "a refused token is not kept");
 
     d.sign_in(VIEW);
-    d.wait(rendered());
+    d.ready();
     assert_eq!(d.text("#whoami"), "dash · viewer");
     let buttons = d.eval(
         "[...document.querySelectorAll('[data-service=shop] [data-action]')].map(b => [b.dataset.action, b.disabled])",
@@ -232,7 +269,7 @@ fn a_wrong_token_is_asked_again_and_a_viewer_sees_every_button_disabled() {
     // A reload of the tab keeps the token (sessionStorage) and asks nothing.
     let url = format!("{}/ui", d.sy.admin_url());
     d.page.goto(&url).unwrap();
-    d.wait(rendered());
+    d.ready();
     assert_eq!(d.text("#whoami"), "dash · viewer");
     let errors = d.errors_except(&[401]);
     assert!(errors.is_empty(), "browser errors: {errors:?}");
@@ -241,7 +278,7 @@ fn a_wrong_token_is_asked_again_and_a_viewer_sees_every_button_disabled() {
 #[test]
 fn a_killed_backend_turns_red() {
     let Some(mut d) = open(Setup { health: true, ..Setup::default() }) else { return };
-    d.wait(rendered());
+    d.ready();
     let victim = d.apps.remove(3); // green-2
     let addr = victim.addr;
     drop(victim);
@@ -265,7 +302,7 @@ fn a_killed_backend_turns_red() {
 #[test]
 fn a_change_made_elsewhere_meanwhile_shows_the_servers_412() {
     let Some(mut d) = open(Setup::default()) else { return };
-    d.wait(rendered());
+    d.ready();
     d.eval("document.querySelector('[data-service=shop] [data-action=\"switch:green\"]').click()");
     d.wait("document.getElementById('dialog').open");
     let (code, _, err) = d.ctl(&["weights", "shop", "blue=50", "green=50", "--reason", "someone else"]);
@@ -275,28 +312,46 @@ fn a_change_made_elsewhere_meanwhile_shows_the_servers_412() {
     );
     let message = d
         .wait("!document.getElementById('dialog-error').hidden && document.getElementById('dialog-error').textContent");
-    assert!(message.as_str().unwrap().starts_with("412: "), "{message}");
+    let message = message.as_str().unwrap();
+    assert!(message.starts_with("412: ") && message.contains("shop changed meanwhile (now v2)"), "{message}");
     assert_eq!(d.eval("document.getElementById('dialog').open"), json!(true), "the dialog stays open on a refusal");
     let (_, out, _) = d.ctl(&["--json", "status", "shop"]);
     assert!(out.contains("\"green\": 50"), "the stale switch was applied: {out}");
+    // The dialog now shows the traffic as it is, and a second Apply sends the new version.
+    assert_eq!(d.text("#dialog-from"), "blue 50% · green 50%");
+    d.eval("document.getElementById('dialog-form').requestSubmit()");
+    d.wait("!document.getElementById('dialog').open");
+    let (_, out, _) = d.ctl(&["--json", "status", "shop"]);
+    assert!(out.contains("\"active\": \"green\""), "{out}");
 }
 
 #[test]
 fn a_rollout_shows_its_ladder_and_can_be_paused_from_the_page() {
     let Some(mut d) = open(Setup::default()) else { return };
-    d.wait(rendered());
+    d.ready();
+    let (code, _, err) = d.ctl(&["weights", "shop", "blue=90", "green=10", "--reason", "by hand"]);
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) =
-        d.ctl(&["rollout", "start", "shop", "green", "--steps", "10,50,100", "--step-interval", "10m"]);
+        d.ctl(&["rollout", "start", "shop", "green", "--steps", "20,50,100", "--step-interval", "10m"]);
     assert_eq!(code, 0, "{err}");
     d.wait("!!document.querySelector('[data-service=shop] .rollout-panel')");
     let ladder = d.eval(
         "[...document.querySelectorAll('[data-service=shop] .ladder li')].map(l => l.textContent + ' ' + l.className)",
     );
-    assert_eq!(ladder, json!(["10% step current", "50% step todo", "100% step todo"]));
+    assert_eq!(ladder, json!(["20% step current", "50% step todo", "100% step todo"]));
     assert!(d.text("[data-service=shop] .countdown").starts_with("next step in "));
     d.act("rollout-pause", "looking at the logs");
     d.wait("document.querySelector('[data-service=shop] .rollout-panel .phase').textContent === 'paused'");
     d.wait("!!document.querySelector('[data-service=shop] [data-action=rollout-resume]')");
+    d.act("rollout-abort", "not today");
+    d.wait("!document.querySelector('[data-service=shop] .rollout-panel') && document.querySelector('[data-service=shop] .mode').textContent === 'split'");
+    // An aborted rollout is no change to roll back: the dialog names what the server will do.
+    d.eval("document.querySelector('[data-service=shop] [data-action=rollback]').click()");
+    d.wait("document.getElementById('dialog').open");
+    assert_eq!(d.text("#dialog-from"), "blue 90% · green 10%");
+    assert_eq!(d.text("#dialog-to"), "blue 100% · green 0%");
+    d.eval("document.getElementById('dialog-reason').value = 'undo the canary'; document.getElementById('dialog-form').requestSubmit()");
+    d.wait("!document.getElementById('dialog').open && document.querySelector('[data-service=shop] .mode').textContent === 'active: blue'");
     let errors = d.errors_except(&[]);
     assert!(errors.is_empty(), "browser errors: {errors:?}");
 }
@@ -304,7 +359,7 @@ fn a_rollout_shows_its_ladder_and_can_be_paused_from_the_page() {
 #[test]
 fn a_failed_reload_is_shown_until_one_succeeds() {
     let Some(mut d) = open(Setup::default()) else { return };
-    d.wait(rendered());
+    d.ready();
     assert_eq!(d.eval("document.getElementById('reload').hidden"), json!(true));
     let path = d.dir.path().join("sy.toml");
     let good = std::fs::read_to_string(&path).unwrap();
@@ -326,7 +381,7 @@ fn a_failed_reload_is_shown_until_one_succeeds() {
 #[test]
 fn readable_at_360_px_and_dark_when_the_system_is() {
     let Some(mut d) = open(Setup::default()) else { return };
-    d.wait(rendered());
+    d.ready();
     let metrics = json!({ "width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": true });
     d.page.call("Emulation.setDeviceMetricsOverride", metrics).unwrap();
     let width = d.eval("document.documentElement.scrollWidth");
@@ -340,7 +395,7 @@ fn readable_at_360_px_and_dark_when_the_system_is() {
 #[test]
 fn the_keyboard_reaches_a_button_opens_its_dialog_and_escape_closes_it() {
     let Some(mut d) = open(Setup::default()) else { return };
-    d.wait(rendered());
+    d.ready();
     let key = |d: &mut Dash, key: &str, code: u32| {
         for kind in ["keyDown", "keyUp"] {
             let text = if key == "Enter" && kind == "keyDown" { "\r" } else { "" };
@@ -364,7 +419,7 @@ fn the_keyboard_reaches_a_button_opens_its_dialog_and_escape_closes_it() {
 #[test]
 fn fifty_services_render() {
     let Some(mut d) = open(Setup { services: 50, ..Setup::default() }) else { return };
-    d.wait("document.body.dataset.rendered === '1'");
+    d.ready();
     assert_eq!(d.eval("document.querySelectorAll('section.svc').length"), json!(50));
     let paint = d.eval("performance.getEntriesByName('switchyard-first-paint')[0].startTime").as_f64().unwrap();
     let ms = d.eval("performance.getEntriesByName('switchyard-rendered')[0].startTime").as_f64().unwrap();

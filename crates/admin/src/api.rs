@@ -150,12 +150,13 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
 /// except on `/metrics` and `/healthz`, `Content-Type` on `/v1` POSTs with a body.
 fn browser_safety(state: &AdminState, req: &Request<Incoming>, segments: &[&str]) -> Result<(), guard::Refusal> {
     let headers = req.headers();
-    guard::origin(headers)?;
+    // The hosts of the config in force, read only for a name that needs them.
+    let listed = |name: &str| state.control.config().borrow().admin.hosts.iter().any(|h| h == name);
+    guard::origin(headers, listed)?;
     if matches!(segments, ["metrics"] | ["healthz"]) {
         return Ok(());
     }
-    // The hosts of the config in force, read only for a name that needs them.
-    guard::host(headers, |name| state.control.config().borrow().admin.hosts.iter().any(|h| h == name))?;
+    guard::host(headers, listed)?;
     if req.method() == Method::POST && segments.first() == Some(&"v1") {
         guard::json_body(headers, !req.body().is_end_stream())?;
     }

@@ -11,12 +11,15 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// Why a request was refused: the status and the `error` message.
 pub type Refusal = (StatusCode, String);
 
-/// Refuses a request whose `Origin` is not the admin API's own
-/// (`http://` + its `Host`). Applies to every path.
-pub fn origin(headers: &HeaderMap) -> Result<(), Refusal> {
+/// Refuses a request whose `Origin` is not the admin API's own: `http://` +
+/// its `Host`, or `https://` + its `Host` when that is a name `listed` in
+/// `[admin] hosts` (the API's page reached through a TLS-terminating proxy;
+/// an IP or `localhost` is only ever this plain-HTTP listener). Every path.
+pub fn origin(headers: &HeaderMap, listed: impl Fn(&str) -> bool) -> Result<(), Refusal> {
     let host = headers.get(header::HOST).map(HeaderValue::as_bytes);
     for o in headers.get_all(header::ORIGIN) {
-        if !same_origin(o.as_bytes(), host) {
+        let https_ok = || matches!(host.and_then(host_name), Some(Host::Name(n)) if listed(&n));
+        if !same_origin(o.as_bytes(), host, https_ok) {
             return Err((
                 StatusCode::FORBIDDEN,
                 format!(
@@ -128,19 +131,25 @@ fn port_ok(after: &str) -> bool {
 }
 
 /// Whether `origin` is `http://` + `host`, case-insensitive, port 80 implied.
-fn same_origin(origin: &[u8], host: Option<&[u8]>) -> bool {
+/// `https_ok` says whether `https://` + `host` may count (see [`origin`]).
+fn same_origin(origin: &[u8], host: Option<&[u8]>, https_ok: impl FnOnce() -> bool) -> bool {
     let Some(host) = host else { return false };
-    let Some(rest) = origin.get(..7).filter(|s| s.eq_ignore_ascii_case(b"http://")).and(origin.get(7..)) else {
+    let scheme = |name: &[u8]| origin.get(..name.len()).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    let (rest, default_port): (&[u8], &'static [u8]) = if scheme(b"http://") {
+        (&origin[7..], b":80")
+    } else if scheme(b"https://") && https_ok() {
+        (&origin[8..], b":443")
+    } else {
         return false;
     };
-    let strip = |s: &'static [u8], v: &[u8]| -> Vec<u8> {
+    let strip = |v: &[u8]| -> Vec<u8> {
         let v = v.to_ascii_lowercase();
-        match v.strip_suffix(s) {
+        match v.strip_suffix(default_port) {
             Some(base) if !base.is_empty() => base.to_vec(),
             _ => v,
         }
     };
-    !host.is_empty() && strip(b":80", rest) == strip(b":80", host)
+    !host.is_empty() && strip(rest) == strip(host)
 }
 
 /// A header value for a message: quoted text, or its bytes when not text.
@@ -173,17 +182,24 @@ mod tests {
 
     #[test]
     fn origins_compare_scheme_host_and_port() {
-        let same = |o: &str, h: &str| same_origin(o.as_bytes(), Some(h.as_bytes()));
+        let same = |o: &str, h: &str| same_origin(o.as_bytes(), Some(h.as_bytes()), || false);
+        let listed = |o: &str, h: &str| same_origin(o.as_bytes(), Some(h.as_bytes()), || true);
         assert!(same("http://127.0.0.1:9901", "127.0.0.1:9901"));
         assert!(same("HTTP://LocalHost:9901", "localhost:9901"));
         assert!(same("http://localhost", "localhost:80"));
         assert!(same("http://localhost:80", "localhost"));
         assert!(!same("https://127.0.0.1:9901", "127.0.0.1:9901"));
+        assert!(!same("https://admin.example", "admin.example"));
+        assert!(listed("https://admin.example", "admin.example:443"));
+        assert!(listed("https://admin.example:8443", "admin.example:8443"));
+        assert!(!listed("https://admin.example", "admin.example:80"));
+        assert!(!listed("http://admin.example", "admin.example:443"));
+        assert!(!listed("ftp://127.0.0.1:9901", "127.0.0.1:9901"));
         assert!(!same("http://127.0.0.1:9902", "127.0.0.1:9901"));
         assert!(!same("http://evil.example", "127.0.0.1:9901"));
         assert!(!same("null", "127.0.0.1:9901"));
         assert!(!same("http://", ""));
-        assert!(!same_origin(b"http://127.0.0.1:9901", None));
+        assert!(!same_origin(b"http://127.0.0.1:9901", None, || true));
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn serve(method: &Method, rest: &[&str], query: Option<&str>, headers: &Head
     if method != Method::GET && method != Method::HEAD {
         let mut r = respond::error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on the dashboard"));
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        secure(r.headers_mut());
         return r;
     }
     let etag = format!("\"{}\"", *BUILD);
@@ -65,7 +66,7 @@ pub fn serve(method: &Method, rest: &[&str], query: Option<&str>, headers: &Head
         },
         _ => return not_found(rest),
     };
-    let fresh = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| v.as_bytes() == etag.as_bytes());
+    let fresh = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| matches_etag(v.as_bytes(), &etag));
     let mut r = if fresh {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -83,6 +84,14 @@ pub fn serve(method: &Method, rest: &[&str], query: Option<&str>, headers: &Head
     }
     secure(h);
     r
+}
+
+/// `If-None-Match` (a list, weak tags and `*` allowed) names `etag`.
+fn matches_etag(value: &[u8], etag: &str) -> bool {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii).any(|t| {
+        let t = t.strip_prefix(b"W/").unwrap_or(t);
+        t == b"*" || t == etag.as_bytes()
+    })
 }
 
 fn not_found(rest: &[&str]) -> Resp {
@@ -104,6 +113,16 @@ fn secure(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_none_match_takes_lists_weak_tags_and_a_star() {
+        for v in ["\"abc\"", "W/\"abc\"", "\"x\", \"abc\"", " \"x\" ,W/\"abc\" ", "*"] {
+            assert!(matches_etag(v.as_bytes(), "\"abc\""), "{v}");
+        }
+        for v in ["\"abcd\"", "abc", "", "\"x\", \"y\"", "W/abc"] {
+            assert!(!matches_etag(v.as_bytes(), "\"abc\""), "{v}");
+        }
+    }
 
     #[test]
     fn the_page_names_every_asset_with_the_build_hash_and_nothing_else() {

@@ -209,3 +209,22 @@ async fn drain_query_is_percent_decoded_and_unknown_or_repeated_keys_are_400() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["error"].as_str().unwrap().contains("pool given more than once"), "{v}");
 }
+
+#[tokio::test]
+async fn a_service_says_what_a_rollback_would_restore() {
+    let api = start().await;
+    let (_, v, _) = api.call("GET", "/v1/services/shop", Some(OP), "", None).await;
+    assert_eq!(v["rollback_to"], Value::Null, "nothing to roll back at start");
+    let (_, v, _) = api.post_json("/v1/services/shop/weights", json!({"weights": {"blue": 90, "green": 10}})).await;
+    assert_eq!(v["rollback_to"], json!({"blue": 100, "green": 0}));
+    let (_, v, _) = api.post_json("/v1/services/shop/switch", json!({"pool": "green"})).await;
+    assert_eq!(v["rollback_to"], json!({"blue": 90, "green": 10}));
+    // What it promised is what a rollback does, all the way back.
+    let (_, v, _) = api.post_json("/v1/services/shop/rollback", json!({})).await;
+    assert_eq!(
+        (v["traffic"].clone(), v["rollback_to"].clone()),
+        (json!({"blue": 90, "green": 10}), json!({"blue": 100, "green": 0}))
+    );
+    let (_, v, _) = api.post_json("/v1/services/shop/rollback", json!({})).await;
+    assert_eq!((v["traffic"].clone(), v["rollback_to"].clone()), (json!({"blue": 100, "green": 0}), Value::Null));
+}

@@ -131,3 +131,25 @@ async fn http10_without_host_is_served() {
     assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"active\":\"blue\""), "{answer}");
 }
+
+#[tokio::test]
+async fn an_https_origin_counts_as_own_only_for_a_listed_name() {
+    // The dashboard behind a TLS-terminating proxy that keeps Host: its POSTs say
+    // `Origin: https://NAME`. That is the API's own page only for a name the
+    // operator listed; for an IP or localhost the listener is plain HTTP.
+    let a = start(Limits::default(), "hosts = [\"admin.example\"]").await;
+    let headers =
+        [("host", &b"admin.example"[..]), ("origin", b"https://admin.example"), ("content-type", b"application/json")];
+    let (s, v) = a.send("POST", SWITCH, &headers, GREEN).await;
+    assert_eq!((s, v["active"].as_str()), (StatusCode::OK, Some("green")), "{v}");
+    for (host, origin) in [
+        ("admin.example", "https://other.example"),
+        ("other.example", "https://other.example"),
+        ("localhost", "https://localhost"),
+    ] {
+        let headers = [("host", host.as_bytes()), ("origin", origin.as_bytes()), ("content-type", b"application/json")];
+        let (s, v) = a.send("POST", "/v1/services/shop/rollback", &headers, b"{}").await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{host} {origin}: {v}");
+    }
+    assert_eq!(a.active().await, "green");
+}

@@ -7,12 +7,15 @@ SY.app = (() => {
   const { el, api, view, fmt } = SY;
   const $ = (id) => document.getElementById(id);
   const POLL_MS = 1500;
-  const STATS = "?window=5m&step=10s";
+  const FIGURES = "?window=60s"; // the table's req/s, errors, p50, p99 (as `ctl status`)
+  const SERIES = "?window=5m&step=10s"; // the sparkline; a new point every 10 s
+  const SERIES_MS = 10000;
   const cards = new Map(); // service name → {root, parts: {name: key}, history, historyVersion}
   let role = null;
   let timer = null;
   let clusterSeen = true;
   let firstRender = true;
+  let session = 0; // bumped on sign-out, so a poll under way does not go on
 
   function toast(text) {
     const t = $("toast");
@@ -23,7 +26,9 @@ SY.app = (() => {
   }
 
   function showLogin(message) {
+    session++;
     clearTimeout(timer);
+    SY.actions.close();
     $("login-message").textContent = message;
     $("login").hidden = false;
     $("services").hidden = true;
@@ -73,7 +78,7 @@ SY.app = (() => {
   function cardOf(name) {
     let card = cards.get(name);
     if (!card) {
-      card = { root: el("section", { class: "card svc", "data-service": name }), parts: {}, stats: null, history: null, historyVersion: -1 };
+      card = { root: el("section", { class: "card svc", "data-service": name }), parts: {}, stats: null, series: null, seriesAt: 0, history: null, historyVersion: -1 };
       cards.set(name, card);
     }
     return card;
@@ -84,13 +89,20 @@ SY.app = (() => {
     const readOnly = role !== "operator";
     patch(card, "head", JSON.stringify([s.name, s.version, s.active, s.sticky]), () => view.header(s));
     patch(card, "weights", JSON.stringify(s.traffic), () => view.weights(s));
-    patch(card, "actions", JSON.stringify([s.version, s.traffic, s.rollout && s.rollout.phase, readOnly, card.historyVersion]),
-      () => SY.actions.bar(s, card.history, readOnly));
-    patch(card, "pools", JSON.stringify([s.pools, stats]), () => view.pools(s, stats));
+    patch(card, "actions", JSON.stringify([s.version, s.traffic, s.rollout && s.rollout.phase, s.rollback_to, readOnly]),
+      () => SY.actions.bar(s, readOnly));
+    patch(card, "pools", JSON.stringify([s.pools, stats, card.series]), () => view.pools(s, stats, card.series));
     const r = s.rollout;
     patch(card, "rollout", JSON.stringify([r, r ? Math.round(now / 1000) : 0]), () => (r ? SY.rollout.panel(r, now) : el("div", { hidden: true })));
     patch(card, "history", JSON.stringify([card.historyVersion, card.history && card.history.length]), () => view.history(card.history));
     return card.root;
+  }
+
+  async function series(s, card) {
+    if (Date.now() - card.seriesAt < SERIES_MS) return;
+    const st = await api.get(api.path("v1", "services", s.name, "stats") + SERIES);
+    card.series = Object.fromEntries(Object.entries(st.pools).map(([p, v]) => [p, v.series]));
+    card.seriesAt = Date.now();
   }
 
   async function history(s, card) {
@@ -142,14 +154,14 @@ SY.app = (() => {
     }
     polling = true;
     clearTimeout(timer);
-    const signedOut = await pollOnce();
+    const mine = session;
+    await pollOnce(mine);
     polling = false;
-    if (signedOut) return;
     if (again) {
       again = false;
       poll();
-    } else {
-      timer = setTimeout(poll, POLL_MS);
+    } else if (mine === session) {
+      timer = setTimeout(poll, POLL_MS); // not after a sign-out meanwhile
     }
   }
 
@@ -166,22 +178,25 @@ SY.app = (() => {
     reloadBanner(all.last_reload);
   }
 
-  // Returns true when the token stopped working (the sign-in form is shown).
-  async function pollOnce() {
+  // One round of reads; `mine` is the session it belongs to.
+  async function pollOnce(mine) {
     try {
       const all = await api.get("/v1/services");
+      if (mine !== session) return;
       // Traffic and health first; figures and history follow in the same poll.
       show(all);
       if (firstRender) performance.mark("switchyard-first-paint");
       await Promise.all(all.services.map(async (s) => {
         const card = cardOf(s.name);
         const [st] = await Promise.all([
-          api.get(api.path("v1", "services", s.name, "stats") + STATS).catch(() => null),
+          api.get(api.path("v1", "services", s.name, "stats") + FIGURES).catch(() => null),
+          series(s, card).catch(() => null),
           history(s, card).catch(() => null),
         ]);
         card.stats = st;
       }));
       await cluster();
+      if (mine !== session) return;
       show(all);
       setConn("live · updated " + new Date().toLocaleTimeString([], { hour12: false }), "ok");
       if (firstRender) {
@@ -190,21 +205,28 @@ SY.app = (() => {
         document.body.dataset.rendered = "1";
       }
     } catch (e) {
+      if (mine !== session) return;
       if (e.status === 401) {
         api.setToken("");
         showLogin("The token is no longer accepted: " + e.message + ". Type it again.");
-        return true;
+        return;
       }
       setConn("not updating: " + e.message, "bad");
     }
-    return false;
   }
 
   function init() {
     SY.actions.init();
     $("login").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      api.setToken($("token").value.trim());
+      const t = $("token").value.trim();
+      // A header value must be visible ASCII; anything else would make fetch throw.
+      if (!/^[\x21-\x7e]+$/.test(t)) {
+        $("login-message").textContent = "A token is visible ASCII without spaces; that one cannot be sent. Type it again.";
+        return;
+      }
+      clearTimeout(timer);
+      api.setToken(t);
       signIn();
     });
     $("forget").addEventListener("click", () => {

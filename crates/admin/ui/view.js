@@ -102,7 +102,8 @@ SY.view = (() => {
       b.inflight ? el("span", { class: "muted", text: " " + b.inflight + " in flight" }) : null);
   }
 
-  function pools(s, stats) {
+  // `stats`: the 60 s figures; `series`: pool → 5 min series for the sparkline.
+  function pools(s, stats, series) {
     const rows = Object.entries(s.pools).map(([name, p], i) => {
       const st = (stats && stats.pools && stats.pools[name]) || null;
       const total = p.backends.length;
@@ -115,9 +116,9 @@ SY.view = (() => {
         el("td", { class: "num" + (st && st.errors > 0 ? " bad" : ""), text: st ? fmt.pct(st.error_rate) : "–" }),
         el("td", { class: "num", text: st ? fmt.ms(st.p50_ms) : "–" }),
         el("td", { class: "num", text: st ? fmt.ms(st.p99_ms) : "–" }),
-        el("td", {}, sparkline(st && st.series)));
+        el("td", {}, sparkline(series && series[name])));
     });
-    const head = el("tr", {}, ["pool", "healthy", "backends", "req/s", "errors", "p50", "p99", "last 5 min"].map((h) => el("th", { scope: "col", text: h })));
+    const head = el("tr", {}, ["pool", "healthy", "backends", "req/s", "errors", "p50", "p99", "requests, 5 min"].map((h) => el("th", { scope: "col", text: h })));
     return el("div", { class: "scroll" }, el("table", { class: "pools" }, el("thead", {}, head), el("tbody", {}, rows)));
   }
 

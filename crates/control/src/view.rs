@@ -47,6 +47,9 @@ pub struct ServiceView {
     pub sticky: Option<BTreeMap<&'static str, String>>,
     /// The progressive rollout progressing or paused, if any.
     pub rollout: Option<Box<crate::rollout::Rollout>>,
+    /// The traffic a rollback would restore now, or null when there is nothing
+    /// to roll back (lets a client show "from → to" before it asks).
+    pub rollback_to: Option<Traffic>,
 }
 
 /// One pool's status.
@@ -110,6 +113,8 @@ impl ServiceView {
             pools,
             sticky,
             rollout: state.running().cloned().map(Box::new),
+            // As the rollback itself picks it: the newest undo entry that differs from now.
+            rollback_to: state.undo.iter().rev().find(|t| **t != state.traffic).cloned(),
         }
     }
 }
