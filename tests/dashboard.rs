@@ -297,6 +297,17 @@ fn a_killed_backend_turns_red() {
     assert!(rgb[0] > 150 && rgb[1] < 110 && rgb[2] < 110, "not red: {colour}");
     assert_eq!(d.text("[data-service=shop] [data-pool=green] td:nth-child(2)"), "1/2");
     assert_eq!(d.text(&format!("[data-service=shop] [data-backend=\"{addr}\"] .state")), "down");
+
+    // The whole of green down: a switch to it is refused by the gate, in the server's words.
+    drop(d.apps.remove(2)); // green-1
+    d.wait("document.querySelector('[data-service=shop] [data-pool=green] td:nth-child(2)').textContent === '0/2'");
+    d.act("switch:green", "try anyway");
+    let message = d
+        .wait("!document.getElementById('dialog-error').hidden && document.getElementById('dialog-error').textContent");
+    let message = message.as_str().unwrap();
+    assert!(message.starts_with("409: ") && message.contains("green"), "{message}");
+    assert!(message.ends_with("(tick force to override the health gate)"), "{message}");
+    assert_eq!(d.text("[data-service=shop] .mode"), "active: blue");
 }
 
 #[test]
