@@ -131,7 +131,7 @@ SY.actions = (() => {
   function rolloutControl(s, action) {
     const r = s.rollout;
     const title = action[0].toUpperCase() + action.slice(1);
-    const toOf = (fresh) => action === "abort" ? r.from : action === "promote" ? only(fresh.traffic, r.pool)
+    const toOf = (fresh) => action === "abort" ? (fresh.rollout || r).from : action === "promote" ? only(fresh.traffic, r.pool)
       : "unchanged (" + fmt.weights(fresh.traffic) + ")";
     open({
       service: s.name, version: s.version, title: title + " rollout " + r.id, from: s.traffic, to: toOf(s), toOf, confirm: title,
@@ -190,7 +190,10 @@ SY.actions = (() => {
       if (inFlight) ev.preventDefault();
     });
     $("dialog").addEventListener("close", () => {
-      pending = null;
+      // Chromium lets a second Escape close it even when cancel is prevented:
+      // while a request is on its way, open it again so its answer is seen.
+      if (inFlight) $("dialog").showModal();
+      else pending = null;
     });
   }
 

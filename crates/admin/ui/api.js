@@ -6,6 +6,7 @@ const SY = {};
 
 SY.api = (() => {
   const KEY = "switchyard.token";
+  const TIMEOUT_MS = 10000;
   let token = sessionStorage.getItem(KEY) || "";
 
   class ApiError extends Error {
@@ -29,6 +30,7 @@ SY.api = (() => {
         cache: "no-store",
         credentials: "omit",
         redirect: "error",
+        signal: AbortSignal.timeout(TIMEOUT_MS), // a hung request must not stall the poll or a dialog
       });
     } catch (e) {
       throw new ApiError(0, "cannot reach the admin API (" + e.message + ")");

@@ -27,6 +27,7 @@ SY.app = (() => {
 
   function showLogin(message) {
     session++;
+    again = false; // a refresh asked for before the sign-out is void
     clearTimeout(timer);
     SY.actions.close();
     $("login-message").textContent = message;

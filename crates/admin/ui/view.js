@@ -107,7 +107,7 @@ SY.view = (() => {
     const rows = Object.entries(s.pools).map(([name, p], i) => {
       const st = (stats && stats.pools && stats.pools[name]) || null;
       const total = p.backends.length;
-      const health = el("span", { class: p.healthy === total ? "ok" : p.healthy === 0 ? "bad" : "warn", text: p.healthy + "/" + total });
+      const health = el("span", { class: total === 0 || p.healthy === 0 ? "bad" : p.healthy === total ? "ok" : "warn", text: p.healthy + "/" + total });
       return el("tr", { "data-pool": name },
         el("th", { scope: "row" }, el("i", { class: "dot " + SY.poolClass(name, i) }), name),
         el("td", {}, health),
