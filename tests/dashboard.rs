@@ -137,14 +137,26 @@ impl Dash {
         ));
     }
 
-    /// Clicks the button `data-action=action` of `shop`, fills in the reason and applies.
-    fn act(&mut self, action: &str, reason: &str) {
+    /// Clicks the button `data-action=action` of `shop` and waits for its
+    /// dialog; answers the dialog's from and to.
+    fn open_dialog(&mut self, action: &str) -> (String, String) {
         self.eval(&format!("document.querySelector('[data-service=shop] [data-action=\"{action}\"]').click()"));
         self.wait("document.getElementById('dialog').open");
+        (self.text("#dialog-from"), self.text("#dialog-to"))
+    }
+
+    /// Types `reason` into the open dialog and applies.
+    fn apply(&mut self, reason: &str) {
         self.eval(&format!(
             "document.getElementById('dialog-reason').value = {}; document.getElementById('dialog-form').requestSubmit()",
             json!(reason)
         ));
+    }
+
+    /// Opens the dialog of `action`, fills in the reason and applies.
+    fn act(&mut self, action: &str, reason: &str) {
+        self.open_dialog(action);
+        self.apply(reason);
     }
 
     /// Browser errors, except failed loads with the given statuses (a 401
@@ -209,10 +221,8 @@ fn rollback_from_the_page_needs_a_reason_and_shows_it_as_text() {
     // The history has loaded for this version, so the dialog can say where a rollback goes.
     d.wait("document.querySelector('[data-service=shop] .history tbody tr .reason').textContent === 'cutover'");
 
-    d.eval("document.querySelector('[data-service=shop] [data-action=rollback]').click()");
-    d.wait("document.getElementById('dialog').open");
-    assert_eq!(d.text("#dialog-from"), "blue 0% · green 100%");
-    assert_eq!(d.text("#dialog-to"), "blue 100% · green 0%");
+    let from_to = d.open_dialog("rollback");
+    assert_eq!(from_to, ("blue 0% · green 100%".into(), "blue 100% · green 0%".into()));
     // No reason: the form does not submit (nothing sent, Apply still enabled, the field says why).
     d.eval("document.getElementById('dialog-form').requestSubmit()");
     let state = d.eval(
@@ -225,10 +235,7 @@ fn rollback_from_the_page_needs_a_reason_and_shows_it_as_text() {
         "a rollback was sent without a reason"
     );
     let reason = "<img src=x onerror=alert(1)> green is slow";
-    d.eval(&format!(
-        "document.getElementById('dialog-reason').value = {}; document.getElementById('dialog-form').requestSubmit()",
-        json!(reason)
-    ));
+    d.apply(reason);
     d.wait("!document.getElementById('dialog').open");
     d.wait("document.querySelector('[data-service=shop] .mode').textContent === 'active: blue'");
     let row = d.wait(
@@ -314,13 +321,10 @@ fn a_killed_backend_turns_red() {
 fn a_change_made_elsewhere_meanwhile_shows_the_servers_412() {
     let Some(mut d) = open(Setup::default()) else { return };
     d.ready();
-    d.eval("document.querySelector('[data-service=shop] [data-action=\"switch:green\"]').click()");
-    d.wait("document.getElementById('dialog').open");
+    d.open_dialog("switch:green");
     let (code, _, err) = d.ctl(&["weights", "shop", "blue=50", "green=50", "--reason", "someone else"]);
     assert_eq!(code, 0, "{err}");
-    d.eval(
-        "document.getElementById('dialog-reason').value = 'go green'; document.getElementById('dialog-form').requestSubmit()",
-    );
+    d.apply("go green");
     let message = d
         .wait("!document.getElementById('dialog-error').hidden && document.getElementById('dialog-error').textContent");
     let message = message.as_str().unwrap();
@@ -357,11 +361,9 @@ fn a_rollout_shows_its_ladder_and_can_be_paused_from_the_page() {
     d.act("rollout-abort", "not today");
     d.wait("!document.querySelector('[data-service=shop] .rollout-panel') && document.querySelector('[data-service=shop] .mode').textContent === 'split'");
     // An aborted rollout is no change to roll back: the dialog names what the server will do.
-    d.eval("document.querySelector('[data-service=shop] [data-action=rollback]').click()");
-    d.wait("document.getElementById('dialog').open");
-    assert_eq!(d.text("#dialog-from"), "blue 90% · green 10%");
-    assert_eq!(d.text("#dialog-to"), "blue 100% · green 0%");
-    d.eval("document.getElementById('dialog-reason').value = 'undo the canary'; document.getElementById('dialog-form').requestSubmit()");
+    let from_to = d.open_dialog("rollback");
+    assert_eq!(from_to, ("blue 90% · green 10%".into(), "blue 100% · green 0%".into()));
+    d.apply("undo the canary");
     d.wait("!document.getElementById('dialog').open && document.querySelector('[data-service=shop] .mode').textContent === 'active: blue'");
     let errors = d.errors_except(&[]);
     assert!(errors.is_empty(), "browser errors: {errors:?}");
