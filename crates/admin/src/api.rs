@@ -95,11 +95,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     match (method, &segments[1..]) {
         (Method::GET, ["whoami"]) => {
             let actor = (!state.tokens.load().is_open()).then_some(caller.name.as_str());
-            let role = match caller.role {
-                Role::Operator => "operator",
-                Role::Viewer => "viewer",
-            };
-            respond::json(StatusCode::OK, &serde_json::json!({ "actor": actor, "role": role }))
+            respond::json(StatusCode::OK, &serde_json::json!({ "actor": actor, "role": caller.role.as_str() }))
         }
         // One proxy without a cluster store (SPEC §8 fills this in cluster mode).
         (Method::GET, ["cluster"]) => {

@@ -85,8 +85,9 @@ SY.app = (() => {
     return card;
   }
 
-  function render(s, stats, now) {
+  function render(s, now) {
     const card = cardOf(s.name);
+    const stats = card.stats;
     const readOnly = role !== "operator";
     patch(card, "head", JSON.stringify([s.name, s.version, s.active, s.sticky]), () => view.header(s));
     patch(card, "weights", JSON.stringify(s.traffic), () => view.weights(s));
@@ -169,7 +170,7 @@ SY.app = (() => {
   // Puts every service of `all` on the page with the figures fetched so far.
   function show(all) {
     const now = Date.now();
-    const list = all.services.map((s) => render(s, cardOf(s.name).stats, now));
+    const list = all.services.map((s) => render(s, now));
     const box = $("services");
     if (list.length !== box.children.length || list.some((c, i) => box.children[i] !== c)) box.replaceChildren(...list);
     const names = new Set(all.services.map((s) => s.name));

@@ -112,6 +112,16 @@ pub enum Role {
     Viewer,
 }
 
+impl Role {
+    /// The name the config file and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
 /// `[state]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {

@@ -251,14 +251,11 @@ impl Controller {
         self.check_version(service, &meta)?;
         let mut st = self.service_state(service)?.clone();
         let current = st.traffic.clone();
-        // Entries equal to what is live would be no-ops; walk past them.
-        let target = loop {
-            match st.undo.pop() {
-                Some(t) if t == current => continue,
-                Some(t) => break t,
-                None => return Err(ControlError::NothingToRollBack(service.into())),
-            }
+        let Some(at) = st.rollback_index() else {
+            return Err(ControlError::NothingToRollBack(service.into()));
         };
+        // The target and the no-op entries after it leave the stack.
+        let target = st.undo.split_off(at).swap_remove(0);
         self.gate(service, &current, &target, meta.force)?;
         let meta = cancelling(&mut st, Kind::Rollback, meta);
         record(&mut st, Kind::Rollback, current, target, meta);

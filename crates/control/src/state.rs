@@ -69,6 +69,12 @@ impl ServiceState {
         }
     }
 
+    /// Where a rollback goes: the index in `undo` of the newest entry that
+    /// differs from the traffic now (the ones after it would be no-ops).
+    pub(crate) fn rollback_index(&self) -> Option<usize> {
+        self.undo.iter().rposition(|t| *t != self.traffic)
+    }
+
     /// The rollout still holding the service (progressing or paused).
     pub(crate) fn running(&self) -> Option<&crate::rollout::Rollout> {
         self.rollout.as_deref().filter(|r| r.phase.is_running())

@@ -113,8 +113,7 @@ impl ServiceView {
             pools,
             sticky,
             rollout: state.running().cloned().map(Box::new),
-            // As the rollback itself picks it: the newest undo entry that differs from now.
-            rollback_to: state.undo.iter().rev().find(|t| **t != state.traffic).cloned(),
+            rollback_to: state.rollback_index().map(|i| state.undo[i].clone()),
         }
     }
 }
