@@ -168,8 +168,15 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
     };
     // As `Tokens::load` reads it: a blank variable is no token.
     controller.set_admin(bound.admin, env_token.as_deref().is_some_and(|t| !t.trim().is_empty()));
+    // Cluster mode: changes go through etcd from the first one; the apply loop
+    // starts once the control task runs (serving from the state file meanwhile).
+    let cluster = config.cluster.as_ref().map(|c| {
+        let name = switchyard_cluster::replica_name(c, bound.admin);
+        (c, switchyard_cluster::Cluster::attach(c, name, &mut controller))
+    });
 
     let control = switchyard_control::spawn(controller);
+    let cluster = cluster.map(|(c, cluster)| cluster.run(c, bound.admin, control.clone()));
     if let Some(h) = metrics.clone() {
         // Drains histogram buffers even when nobody scrapes.
         tokio::spawn(async move {
@@ -185,6 +192,7 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
         tokens: ArcSwap::from_pointee(tokens),
         router: router.clone(),
         metrics,
+        cluster,
     });
     let stop = signals::Stop::new();
     let terminate = signals.reload_on_sighup(control.clone());

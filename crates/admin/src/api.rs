@@ -13,9 +13,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use switchyard_config::{Role, Weight};
+use switchyard_control::shared::ClusterStatus;
 use switchyard_control::{ChangeMeta, ControlHandle, ReloadSource};
 use switchyard_metrics::PrometheusHandle;
 use switchyard_proxy::Router;
+use tokio::sync::watch;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -30,11 +32,15 @@ pub struct AdminState {
     pub router: Router,
     /// The Prometheus recorder, when installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Cluster mode: the store's status and the replicas (SPEC §8).
+    pub cluster: Option<watch::Receiver<ClusterStatus>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SwitchBody {
+    #[serde(default)]
+    wait_replicas: Option<String>,
     pool: String,
     #[serde(default)]
     reason: String,
@@ -45,6 +51,8 @@ struct SwitchBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WeightsBody {
+    #[serde(default)]
+    wait_replicas: Option<String>,
     weights: BTreeMap<String, Weight>,
     #[serde(default)]
     reason: String,
@@ -64,6 +72,8 @@ struct PreviewBody {
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
     #[serde(default)]
+    wait_replicas: Option<String>,
+    #[serde(default)]
     reason: String,
     #[serde(default)]
     force: bool,
@@ -78,7 +88,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         return respond::error(status, message);
     }
     match (method.clone(), segments.as_slice()) {
-        (Method::GET, ["healthz"]) => return respond::text(StatusCode::OK, "ok\n"),
+        (Method::GET, ["healthz"]) => return crate::cluster::health(state.cluster.as_ref()),
         (Method::GET, ["metrics"]) => return observe::metrics(state.metrics.as_ref(), &state.router),
         (_, ["ui", asset @ ..]) => return ui::serve(&method, asset, req.uri().query(), req.headers()),
         (_, ["v1", ..]) => {}
@@ -97,10 +107,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             let actor = (!state.tokens.load().is_open()).then_some(caller.name.as_str());
             respond::json(StatusCode::OK, &serde_json::json!({ "actor": actor, "role": caller.role.as_str() }))
         }
-        // One proxy without a cluster store (SPEC §8 fills this in cluster mode).
-        (Method::GET, ["cluster"]) => {
-            respond::json(StatusCode::OK, &serde_json::json!({ "store": "none", "connected": false, "replicas": [] }))
-        }
+        (Method::GET, ["cluster"]) => crate::cluster::status(state.cluster.as_ref()),
         (Method::GET, ["services"]) => match c.services().await {
             Ok(v) => respond::json(StatusCode::OK, &v),
             Err(e) => respond::refused(&e),
@@ -110,7 +117,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         (Method::GET, ["services", svc, "rollout"]) => crate::rollout::get(c, svc).await,
         (Method::POST, ["services", svc, "rollout", action]) => {
             let (svc, action) = ((*svc).to_owned(), (*action).to_owned());
-            crate::rollout::control(c, &caller, &svc, &action, req)
+            crate::rollout::control(state, &caller, &svc, &action, req)
                 .await
                 .unwrap_or_else(|m| respond::error(StatusCode::BAD_REQUEST, m))
         }
@@ -122,7 +129,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
         (Method::POST, ["services", svc, action]) => {
             let svc = (*svc).to_owned();
             let action = (*action).to_owned();
-            mutate(c, &caller, &svc, &action, req).await
+            mutate(state, &caller, &svc, &action, req).await
         }
         (Method::POST, ["reload"]) => match c.reload(ReloadSource::Admin).await {
             Ok(report) => respond::json(StatusCode::OK, &report),
@@ -166,8 +173,8 @@ fn answer(r: Result<switchyard_control::ServiceView, switchyard_control::Control
     }
 }
 
-async fn mutate(c: &ControlHandle, caller: &Caller, svc: &str, action: &str, req: Request<Incoming>) -> Resp {
-    match mutation(c, caller, svc, action, req).await {
+async fn mutate(state: &AdminState, caller: &Caller, svc: &str, action: &str, req: Request<Incoming>) -> Resp {
+    match mutation(state, caller, svc, action, req).await {
         Ok(resp) => resp,
         Err(message) => respond::error(StatusCode::BAD_REQUEST, message),
     }
@@ -175,30 +182,35 @@ async fn mutate(c: &ControlHandle, caller: &Caller, svc: &str, action: &str, req
 
 /// A change request; `Err` is a 400 message.
 async fn mutation(
-    c: &ControlHandle,
+    state: &AdminState,
     caller: &Caller,
     svc: &str,
     action: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, String> {
+    let c = &state.control;
     let if_match = if_match(&req)?;
     let meta = |reason: String, force: bool| ChangeMeta { actor: caller.name.clone(), reason, force, if_match };
+    let settle = |wait, result| crate::cluster::settle(state.cluster.as_ref(), wait, result, StatusCode::OK);
     Ok(match action {
         "switch" => {
             let b: SwitchBody = body(req, None).await?;
-            answer(c.switch(svc, &b.pool, meta(b.reason, b.force)).await)
+            let wait = crate::cluster::wait_of(b.wait_replicas.as_deref())?;
+            settle(wait, c.switch(svc, &b.pool, meta(b.reason, b.force)).await).await
         }
         "weights" => {
             let b: WeightsBody = body(req, None).await?;
-            answer(c.set_weights(svc, b.weights, meta(b.reason, b.force)).await)
+            let wait = crate::cluster::wait_of(b.wait_replicas.as_deref())?;
+            settle(wait, c.set_weights(svc, b.weights, meta(b.reason, b.force)).await).await
         }
         "rollback" => {
             let b = body(req, Some(RollbackBody::default())).await?;
-            answer(c.rollback(svc, meta(b.reason, b.force)).await)
+            let wait = crate::cluster::wait_of(b.wait_replicas.as_deref())?;
+            settle(wait, c.rollback(svc, meta(b.reason, b.force)).await).await
         }
         "rollout" => {
             let b: serde_json::Value = body(req, None).await?;
-            crate::rollout::start(c, svc, b, meta(String::new(), false)).await?
+            crate::rollout::start(state, svc, b, meta(String::new(), false)).await?
         }
         "preview-token" => {
             let b: PreviewBody = body(req, None).await?;

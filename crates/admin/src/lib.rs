@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+mod cluster;
 mod guard;
 mod listen;
 mod observe;

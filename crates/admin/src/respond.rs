@@ -50,14 +50,24 @@ pub fn refused(e: &ControlError) -> Resp {
             );
         }
         ControlError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ControlError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Unavailable | ControlError::StoreDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Raced => StatusCode::CONFLICT,
     };
     error(status, e.to_string())
 }
 
 /// Plain text (for `/healthz`).
 pub fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    with_text(status, Bytes::from_static(body.as_bytes()))
+}
+
+/// Plain text made at run time.
+pub fn owned_text(status: StatusCode, body: String) -> Resp {
+    with_text(status, Bytes::from(body))
+}
+
+fn with_text(status: StatusCode, body: Bytes) -> Resp {
+    let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r

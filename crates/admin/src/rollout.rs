@@ -2,6 +2,7 @@
 //! `[service.rollout]` overridden by the body, read the rollout object, and
 //! pause/resume/abort/promote it.
 
+use crate::AdminState;
 use crate::api::{body, if_match};
 use crate::auth::Caller;
 use crate::respond::{self, Resp};
@@ -13,7 +14,8 @@ use serde_json::Value;
 use switchyard_control::{ChangeMeta, ControlHandle, RolloutAction};
 
 /// `POST /v1/services/{svc}/rollout`: `Err` is a 400 message.
-pub(crate) async fn start(c: &ControlHandle, svc: &str, body: Value, meta: ChangeMeta) -> Result<Resp, String> {
+pub(crate) async fn start(state: &AdminState, svc: &str, body: Value, meta: ChangeMeta) -> Result<Resp, String> {
+    let c = &state.control;
     let Value::Object(mut fields) = body else {
         return Err("the body must be a JSON object".into());
     };
@@ -27,20 +29,19 @@ pub(crate) async fn start(c: &ControlHandle, svc: &str, body: Value, meta: Chang
         Some(Value::String(r)) => r,
         Some(_) => return Err("`reason` must be a string".into()),
     };
+    let wait = match fields.remove("wait_replicas") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(w)) => crate::cluster::wait_of(Some(&w))?,
+        Some(_) => return Err("`wait_replicas` must be a string like \"5s\"".into()),
+    };
     let config = c.config().borrow().clone();
     let Some(service) = config.service(svc) else {
         return Ok(respond::refused(&switchyard_control::ControlError::UnknownService(svc.into())));
     };
     let settings = switchyard_config::rollout_overrides(&service.rollout, &fields)?;
     let meta = ChangeMeta { reason, ..meta };
-    Ok(match c.rollout_start(svc, &pool, settings, meta).await {
-        Ok(v) => {
-            let mut r = respond::service(&v);
-            *r.status_mut() = StatusCode::CREATED;
-            r
-        }
-        Err(e) => respond::refused(&e),
-    })
+    let result = c.rollout_start(svc, &pool, settings, meta).await;
+    Ok(crate::cluster::settle(state.cluster.as_ref(), wait, result, StatusCode::CREATED).await)
 }
 
 /// The optional body of a control call.
@@ -49,11 +50,13 @@ pub(crate) async fn start(c: &ControlHandle, svc: &str, body: Value, meta: Chang
 struct ControlBody {
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    wait_replicas: Option<String>,
 }
 
 /// `POST /v1/services/{svc}/rollout/{action}` (body optional); `Err` is a 400 message.
 pub(crate) async fn control(
-    c: &ControlHandle,
+    state: &AdminState,
     caller: &Caller,
     svc: &str,
     action: &str,
@@ -65,18 +68,18 @@ pub(crate) async fn control(
             format!("no rollout action \"{action}\" (pause, resume, abort, promote)"),
         ));
     };
+    let c = &state.control;
     let if_match = if_match(&req)?;
     let b = body(req, Some(ControlBody::default())).await?;
+    let wait = crate::cluster::wait_of(b.wait_replicas.as_deref())?;
     let meta = ChangeMeta {
         actor: caller.name.clone(),
         reason: b.reason.unwrap_or_default(),
         if_match,
         ..ChangeMeta::default()
     };
-    Ok(match c.rollout_control(svc, action, meta).await {
-        Ok(v) => respond::service(&v),
-        Err(e) => respond::refused(&e),
-    })
+    let result = c.rollout_control(svc, action, meta).await;
+    Ok(crate::cluster::settle(state.cluster.as_ref(), wait, result, StatusCode::OK).await)
 }
 
 /// `GET /v1/services/{svc}/rollout`.

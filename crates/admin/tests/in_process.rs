@@ -47,6 +47,7 @@ async fn stack(blue: &[String], green: &[String], extra: &str) -> Stack {
         tokens: arc_swap::ArcSwap::from_pointee(Tokens::open()),
         router: router.clone(),
         metrics: None,
+        cluster: None,
     });
     let admin_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -45,6 +45,7 @@ async fn setup() -> Setup {
         tokens: arc_swap::ArcSwap::from_pointee(tokens),
         router: router.clone(),
         metrics: None,
+        cluster: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = listener.local_addr().unwrap();

@@ -132,10 +132,14 @@ pub struct State {
 /// `[cluster]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
-    /// etcd endpoints.
+    /// etcd endpoints, each `http://HOST:PORT`.
     pub etcd: Vec<String>,
-    /// Key prefix.
+    /// Key prefix, starting with `/`, without a trailing `/`.
     pub prefix: String,
+    /// This replica's name; `None`: hostname:admin port.
+    pub name: Option<String>,
+    /// How long the replica's key outlives its last keep-alive.
+    pub lease_ttl: Duration,
 }
 
 /// One `[[service]]`.

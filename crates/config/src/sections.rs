@@ -146,10 +146,74 @@ pub(crate) fn state(field: Option<Field>, p: &mut Problems, base: &Path) -> Stat
 pub(crate) fn cluster(field: Option<Field>, p: &mut Problems) -> Option<Cluster> {
     let mut t = field?.table(p, "[cluster]")?;
     let etcd = t.require("etcd", p).and_then(|f| f.strings(p)).unwrap_or_default();
-    let prefix = t.take("prefix").and_then(|f| f.str(p)).unwrap_or("/switchyard").to_owned();
+    for (url, at) in &etcd {
+        if let Err(e) = endpoint(url) {
+            p.at(*at, format!("etcd endpoint \"{url}\": {e}"));
+        }
+    }
+    let prefix = match t.take("prefix") {
+        None => "/switchyard".to_owned(),
+        Some(f) => match f.str(p) {
+            Some(s) if s.starts_with('/') && s.trim_end_matches('/').len() > 1 => s.trim_end_matches('/').to_owned(),
+            Some(s) => {
+                p.at(f.at(), format!("`prefix` must start with \"/\" and name something, found \"{s}\""));
+                String::new()
+            }
+            None => String::new(),
+        },
+    };
+    let name = t.take("name").and_then(|f| {
+        let s = f.str(p)?;
+        let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
+        if !ok {
+            p.at(f.at(), format!("replica `name` \"{s}\" may only use letters, digits and . - _ :"));
+        }
+        Some(s.to_owned())
+    });
+    let lease_ttl = t.take("lease_ttl").and_then(|f| {
+        let d = f.positive_duration(p)?;
+        if d < Duration::from_secs(2) {
+            p.at(f.at(), "`lease_ttl` must be at least 2s (etcd counts leases in seconds)");
+        }
+        Some(d)
+    });
     if etcd.is_empty() {
         p.at(t.start(), "[cluster] needs at least one `etcd` endpoint");
     }
     t.finish(p);
-    Some(Cluster { etcd: etcd.into_iter().map(|(s, _)| s.to_owned()).collect(), prefix })
+    Some(Cluster {
+        etcd: etcd.into_iter().map(|(s, _)| s.to_owned()).collect(),
+        prefix,
+        name,
+        lease_ttl: lease_ttl.unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+/// Checks an etcd endpoint: `http://HOST:PORT` (TLS to etcd is not supported yet).
+pub(crate) fn endpoint(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(if url.starts_with("https://") {
+            "https is not supported; use http:// (etcd on a private network or loopback)".into()
+        } else {
+            "must look like http://HOST:PORT".into()
+        });
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err("needs a port, like http://127.0.0.1:2379".into());
+    };
+    let host_ok = !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+            || crate::service::valid_host(host));
+    if !host_ok {
+        return Err(format!("\"{host}\" is not a host name or IP address"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("\"{port}\" is not a port")),
+    }
 }

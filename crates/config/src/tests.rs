@@ -295,3 +295,32 @@ fn a_host_named_twice_in_one_service_is_one_host() {
     let c = parse(&src, Path::new("t.toml")).unwrap();
     assert_eq!(c.services[0].hosts, ["shop.example", "b.example"]);
 }
+
+/// A minimal valid file with a `[cluster]` table of `body`.
+fn with_cluster(body: &str) -> String {
+    format!("{}\n[cluster]\n{body}\n", with_service(&format!("{BLUE}\n[service.traffic]\nactive = \"blue\"")))
+}
+
+#[test]
+fn cluster_defaults_and_settings() {
+    let c = parse(&with_cluster("etcd = [\"http://127.0.0.1:2379\"]"), Path::new("sy.toml")).unwrap();
+    let cl = c.cluster.unwrap();
+    assert_eq!((cl.prefix.as_str(), cl.name, cl.lease_ttl), ("/switchyard", None, std::time::Duration::from_secs(10)));
+    let src = "etcd = [\"http://etcd-1.internal:2379/\", \"http://[::1]:2379\"]\nprefix = \"/sy/prod/\"\nname = \"proxy-a\"\nlease_ttl = \"3s\"";
+    let cl = parse(&with_cluster(src), Path::new("sy.toml")).unwrap().cluster.unwrap();
+    assert_eq!((cl.prefix.as_str(), cl.name.as_deref(), cl.lease_ttl.as_secs()), ("/sy/prod", Some("proxy-a"), 3));
+}
+
+#[test]
+fn unparsable_cluster_settings_are_located() {
+    let src = "etcd = [\"http://127.0.0.1:2379\", \"127.0.0.1:2379\", \"https://e:2379\", \"http://e:port\"]\nprefix = \"sy\"\nname = \"a b\"\nlease_ttl = \"1s\"";
+    let p = problems(&with_cluster(src));
+    let line = |s: &str| p.iter().find(|l| l.contains(s)).unwrap_or_else(|| panic!("no {s:?} in {p:?}")).clone();
+    assert!(line("\"127.0.0.1:2379\": must look like http://HOST:PORT").starts_with("sy.toml:12:34:"), "{p:?}");
+    assert!(line("https is not supported").starts_with("sy.toml:12:52:"), "{p:?}");
+    assert!(line("\"port\" is not a port").starts_with("sy.toml:12:"), "{p:?}");
+    assert!(line("`prefix` must start with").starts_with("sy.toml:13:10:"), "{p:?}");
+    assert!(line("may only use letters").starts_with("sy.toml:14:8:"), "{p:?}");
+    assert!(line("`lease_ttl` must be at least 2s").starts_with("sy.toml:15:"), "{p:?}");
+    assert_eq!(p.len(), 6, "{p:?}");
+}

@@ -44,7 +44,7 @@ impl ReloadSource {
 }
 
 /// A change or a question for the control task.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// All traffic to one pool.
     Switch {
@@ -115,6 +115,8 @@ pub enum Command {
     Rollout(String),
     /// The stats sampler took sample `N`: running rollouts judge and act.
     Tick(u64),
+    /// Cluster mode: what the store read or reported, to apply here.
+    ClusterSync(crate::shared::Update),
     /// A preview token for a pool.
     PreviewToken {
         /// Service name.
@@ -145,6 +147,8 @@ pub enum Reply {
     Rollout(Box<Rollout>),
     /// A tick was handled.
     Ticked,
+    /// A `ClusterSync` was applied.
+    Synced,
 }
 
 /// The smoke requests of a rollout start: each sent to every backend of the canary.
@@ -231,6 +235,13 @@ pub enum ControlError {
     /// The state file could not be written; the change was not made.
     #[error("{0}")]
     Persist(String),
+    /// Cluster mode: the store is unreachable; nothing changed.
+    #[error("{0}")]
+    StoreDown(String),
+    /// Cluster mode: another replica's change won the race; applied here, the
+    /// command is checked again (never answered as such).
+    #[error("the service changed concurrently")]
+    Raced,
     /// The control task is gone (shutting down).
     #[error("control task unavailable")]
     Unavailable,

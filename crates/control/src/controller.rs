@@ -39,6 +39,8 @@ pub struct Controller {
     pub(crate) last_tick: u64,
     /// The sampler's ticks as published (ahead of `last_tick` while ticks wait in the mailbox).
     pub(crate) ticks: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Cluster mode: the shared store and what this replica took from it.
+    pub(crate) shared: Option<crate::shared_apply::Shared>,
 }
 
 /// Why the control path could not start. Each message names the file at fault.
@@ -105,6 +107,7 @@ impl Controller {
             clocks: Default::default(),
             last_tick: 0,
             ticks: None,
+            shared: None,
         };
         // What the saved history already counted is not counted again (no replay on restart).
         c.observe_start(&saved);
@@ -132,8 +135,24 @@ impl Controller {
         }
     }
 
-    /// Applies one command.
+    /// Applies one command. In cluster mode a change that lost a race to another
+    /// replica's is checked again against what won (`If-Match`, gates) and retried.
     pub fn apply(&mut self, cmd: Command) -> Result<Reply, ControlError> {
+        for _ in 1..crate::shared_apply::RACE_RETRIES {
+            match self.apply_once(cmd.clone()) {
+                Err(ControlError::Raced) => continue,
+                other => return other,
+            }
+        }
+        match self.apply_once(cmd) {
+            Err(ControlError::Raced) => {
+                Err(ControlError::Conflict("the service kept changing under this change; try again".into()))
+            }
+            other => other,
+        }
+    }
+
+    fn apply_once(&mut self, cmd: Command) -> Result<Reply, ControlError> {
         match cmd {
             Command::Switch { service, pool, meta } => {
                 let svc = self.service_config(&service)?;
@@ -162,6 +181,7 @@ impl Controller {
                 self.tick(tick);
                 Ok(Reply::Ticked)
             }
+            Command::ClusterSync(sync) => self.sync(sync),
             Command::History(name) => {
                 self.service_config(&name)?;
                 let st = self.service_state(&name)?;
@@ -286,10 +306,25 @@ impl Controller {
         self.tls.clone()
     }
 
-    /// One service's change: build its route (sharing every other service's) →
-    /// append to the journal and sync → publish. Any failure leaves everything as
-    /// it was. Costs the same whatever the number of services.
+    /// One service's change: in cluster mode, commit it to the store first; then
+    /// build its route (sharing every other service's) → append to the journal and
+    /// sync → publish. Any failure leaves everything as it was. Costs the same
+    /// whatever the number of services.
     pub(crate) fn commit_service(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
+        if self.clustered() {
+            let before = self.service_state(service)?.clone();
+            self.commit_shared(service, &before, &next)?;
+            let version = next.version;
+            self.commit_local(service, next)?;
+            self.applied_here(service, version);
+            self.publish_applied();
+            return Ok(());
+        }
+        self.commit_local(service, next)
+    }
+
+    /// The local part of a commit: route, journal, publish.
+    pub(crate) fn commit_local(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
         let persist = |e: StateError| ControlError::Persist(e.to_string());
         let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
         let table = if next.traffic == before.traffic {

@@ -84,6 +84,11 @@ impl ControlHandle {
         self.ticks.clone()
     }
 
+    /// Whether the control task is gone (shutting down).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Sends a command and waits for its answer (given after the change is live).
     pub async fn call(&self, cmd: Command) -> Result<Reply, ControlError> {
         let (tx, rx) = oneshot::channel();

@@ -17,6 +17,8 @@ mod preview_key;
 mod reload;
 pub mod rollout;
 mod rollout_ctl;
+pub mod shared;
+mod shared_apply;
 mod smoke;
 pub mod state;
 mod store;

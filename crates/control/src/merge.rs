@@ -138,7 +138,7 @@ fn untouched(svc: &Service, prev: &ServiceState) -> bool {
 
 /// Whether two `[traffic]` tables say the same thing: the same weight for every pool
 /// that has any. Adding or removing a pool without weight changes nothing.
-fn same_table(a: &Traffic, b: &Traffic) -> bool {
+pub(crate) fn same_table(a: &Traffic, b: &Traffic) -> bool {
     let nonzero = |t: &Traffic| t.0.iter().filter(|(_, w)| **w > Weight::ZERO).map(|(p, w)| (p.clone(), *w)).collect();
     let (a, b): (Vec<_>, Vec<_>) = (nonzero(a), nonzero(b));
     a == b

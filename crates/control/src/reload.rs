@@ -28,7 +28,8 @@ impl Controller {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(source, e.lines())),
         };
-        let warnings = keep_restart_only(&self.config, &mut config);
+        let mut warnings = keep_restart_only(&self.config, &mut config);
+        warnings.extend(self.keep_shared_traffic(&mut config));
         if let Some(problem) = self.exposed(&config) {
             return Err(self.refuse(source, vec![problem]));
         }
@@ -53,6 +54,11 @@ impl Controller {
             switchyard_metrics::reload(false);
             tracing::error!(source = source.as_str(), "reload not applied, old config kept: {e}");
             return Err(e);
+        }
+        // Cluster mode: services new in the file get their shared key (or take the
+        // one another replica made); the store being down defers it to the next read.
+        if let Err(e) = self.seed_missing() {
+            tracing::warn!("cluster: new services not seeded yet: {e}");
         }
         if let (Some(live), Some(c)) = (&self.tls, certificate) {
             live.store(c);

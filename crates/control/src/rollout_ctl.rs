@@ -204,6 +204,7 @@ impl Controller {
         st.rollout = Some(Box::new(rollout));
         record(&mut st, Kind::RolloutStep, from, first, ChangeMeta { reason, ..meta });
         self.commit_service(service, st)?;
+        self.own(service);
         self.restart_clock(service);
         if let Some(stats) = self.pool_stats(service, pool) {
             stats.reset_error_run();
@@ -372,8 +373,14 @@ impl Controller {
     /// judges its window and acts on the verdict.
     pub(crate) fn tick(&mut self, tick: u64) {
         self.last_tick = tick;
-        let running: Vec<String> =
-            self.state.services.iter().filter(|(_, st)| st.running().is_some()).map(|(n, _)| n.clone()).collect();
+        // In cluster mode only the replica that started a rollout drives it (SPEC §8).
+        let running: Vec<String> = self
+            .state
+            .services
+            .iter()
+            .filter(|(n, st)| st.running().is_some() && self.drives(n))
+            .map(|(n, _)| n.clone())
+            .collect();
         for service in running {
             if let Err(e) = self.rollout_tick(&service, tick) {
                 tracing::warn!(%service, error = %e, "rollout step not applied");

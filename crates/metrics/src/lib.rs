@@ -8,10 +8,12 @@
 //!
 //! Depends on nothing of switchyard's; proxy, control and admin depend on it.
 
+mod cluster;
 mod handles;
 mod live;
 mod table_gauges;
 
+pub use cluster::{cluster_connected, cluster_error, cluster_synced};
 pub use handles::{LazyPoolMetrics, PoolMetrics, StatusCounters};
 pub use live::Live;
 pub use metrics_exporter_prometheus::PrometheusHandle;
@@ -58,6 +60,12 @@ pub mod names {
     pub const ROLLOUT_ANALYSIS: &str = "switchyard_rollout_analysis";
     /// Rollouts that ended, by result.
     pub const ROLLOUTS: &str = "switchyard_rollouts_total";
+    /// gauge, cluster mode only: 1 while the store answers
+    pub const CLUSTER_CONNECTED: &str = "switchyard_cluster_connected";
+    /// gauge: when this replica last read the store whole or applied a watch event
+    pub const CLUSTER_LAST_SYNC: &str = "switchyard_cluster_last_sync_timestamp_seconds";
+    /// counter{kind}
+    pub const CLUSTER_ERRORS: &str = "switchyard_cluster_errors_total";
 }
 
 /// HTTP latency buckets: 0.5 ms to 30 s.
@@ -102,6 +110,15 @@ fn describe() {
         "The latest rollout analysis: each check's value and limit (error_rate and error_increase as fractions, p99 in seconds, latency_ratio as a ratio)."
     );
     describe_counter!(ROLLOUTS, "Rollouts that ended, by result (promoted, auto_rollback, aborted, cancelled).");
+    describe_gauge!(CLUSTER_CONNECTED, "1 while the cluster store (etcd) answers; cluster mode only.");
+    describe_gauge!(
+        CLUSTER_LAST_SYNC,
+        "When this replica last read the cluster store or applied a change from it (Unix seconds)."
+    );
+    describe_counter!(
+        CLUSTER_ERRORS,
+        "Cluster store problems by kind (unreadable_value, watch, commit, connect, lease)."
+    );
 }
 
 /// A service's rollout step (-1 when none runs) and canary weight (0 when none runs).

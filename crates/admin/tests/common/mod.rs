@@ -57,6 +57,7 @@ pub async fn start_with_files(limits: Limits, admin_extra: &str, files: &[(&str,
         tokens: arc_swap::ArcSwap::from_pointee(tokens),
         router,
         metrics: None,
+        cluster: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,0 +1,108 @@
+//! The control thread's side of etcd: one compare-and-swap transaction per change
+//! (SPEC §8 "Writes"). The control thread is a plain thread; each call runs on the
+//! cluster runtime and is bounded in time.
+
+use crate::keys::Keys;
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use switchyard_control::Event;
+use switchyard_control::shared::{Commit, Remote, SharedDoc, SharedStore};
+
+/// How long one commit may take before the change is refused with 503.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the sync loop and the control thread share: the live client, and whether
+/// this replica is in step with the store.
+pub struct Link {
+    pub(crate) keys: Keys,
+    client: Mutex<Option<Client>>,
+    ready: AtomicBool,
+    rt: tokio::runtime::Handle,
+}
+
+impl Link {
+    /// A link with no client yet, whose calls run on `rt`.
+    pub fn new(keys: Keys, rt: tokio::runtime::Handle) -> Arc<Link> {
+        Arc::new(Link { keys, client: Mutex::new(None), ready: AtomicBool::new(false), rt })
+    }
+
+    pub(crate) fn set_client(&self, client: Option<Client>) {
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = client;
+    }
+
+    pub(crate) fn client(&self) -> Option<Client> {
+        self.client.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+}
+
+/// The `SharedStore` the controller is given.
+pub struct EtcdStore(pub Arc<Link>);
+
+impl SharedStore for EtcdStore {
+    fn ready(&self) -> bool {
+        self.0.ready.load(Ordering::SeqCst)
+    }
+
+    fn commit(
+        &self,
+        service: &str,
+        expected: i64,
+        doc: &SharedDoc,
+        events: &[Event],
+        keep_from: u64,
+    ) -> Result<Commit, String> {
+        let link = &self.0;
+        let client = link.client().ok_or("not connected to the cluster store")?;
+        let keys = &link.keys;
+        let key = keys.service(service);
+        let mut ops = vec![TxnOp::put(key.clone(), json(doc), None)];
+        ops.extend(events.iter().map(|e| TxnOp::put(keys.history(service, e.version), json(e), None)));
+        if keep_from > 1 {
+            let old = DeleteOptions::new().with_range(keys.history(service, keep_from));
+            ops.push(TxnOp::delete(keys.history(service, 0), Some(old)));
+        }
+        // A lost race answers with the key as it now is and the history after ours.
+        let first_new = events.first().map_or(doc.version, |e| e.version);
+        let later = GetOptions::new().with_range(keys.history_end(service));
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected)])
+            .and_then(ops)
+            .or_else([TxnOp::get(key, None), TxnOp::get(keys.history(service, first_new), Some(later))]);
+        let mut kv = client.kv_client();
+        let answer = link.rt.block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, kv.txn(txn)).await });
+        let resp = match answer {
+            Err(_) => return Err(format!("no answer within {COMMIT_TIMEOUT:?}")),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(r)) => r,
+        };
+        if resp.succeeded() {
+            return Ok(Commit::Done(resp.header().map_or(0, |h| h.revision())));
+        }
+        let mut got = resp.op_responses().into_iter().filter_map(|r| match r {
+            TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        });
+        let (Some(current), history) = (got.next(), got.next()) else { return Ok(Commit::Lost(None)) };
+        let Some(kv) = current.kvs().first() else { return Ok(Commit::Lost(None)) };
+        let events = history
+            .map(|h| h.kvs().iter().filter_map(|kv| serde_json::from_slice::<Event>(kv.value()).ok()).collect())
+            .unwrap_or_default();
+        Ok(Commit::Lost(Some(Remote {
+            service: service.to_owned(),
+            revision: kv.mod_revision(),
+            doc: serde_json::from_slice(kv.value()).map_err(|e| e.to_string()),
+            events,
+        })))
+    }
+}
+
+/// A value as stored: plain data (strings, numbers, maps) cannot fail to serialise.
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}

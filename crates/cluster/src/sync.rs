@@ -1,0 +1,169 @@
+//! The apply loop (SPEC §8 "Apply", "Replicas", "Store down"): connect, take a
+//! lease, read the whole prefix at one revision and apply it through the control
+//! path, register this replica, then watch from the next revision. A compacted or
+//! cancelled watch reads everything again; a lost connection or lease marks the
+//! store down and starts over (new lease, full read). Never skips a revision.
+
+use crate::keys::{Batch, ReplicaValue};
+use crate::status::Status;
+use crate::store::{Link, json};
+use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_control::shared::{Applied, Update};
+use switchyard_control::{Command, ControlHandle};
+use tokio::sync::watch;
+
+/// Everything the loop needs.
+pub(crate) struct Ctx {
+    pub(crate) link: Arc<Link>,
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) admin: String,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) control: ControlHandle,
+    pub(crate) applied: watch::Receiver<Applied>,
+    pub(crate) status: Status,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Ended {
+    #[error("{0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs until the control task is gone.
+pub(crate) async fn run(mut ctx: Ctx) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let started = tokio::time::Instant::now();
+        let ended = session(&mut ctx).await;
+        ctx.link.set_ready(false);
+        ctx.link.set_client(None);
+        if let Err(e) = &ended {
+            ctx.status.down(&e.to_string());
+        }
+        if ctx.control.is_closed() {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(200);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One connection: lease, then full read + watch until compaction (read again)
+/// or an error (the caller starts over).
+async fn session(ctx: &mut Ctx) -> Result<(), Ended> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+    let client = Client::connect(&ctx.endpoints, Some(options)).await.inspect_err(|_| metric("connect"))?;
+    let ttl = i64::try_from(ctx.lease_ttl.as_secs()).unwrap_or(10).max(2);
+    let lease = client.clone().lease_grant(ttl, None).await.inspect_err(|_| metric("connect"))?.id();
+    let (mut keeper, mut alive) = client.clone().lease_keep_alive(lease).await.inspect_err(|_| metric("lease"))?;
+    ctx.link.set_client(Some(client.clone()));
+    let mut beat = tokio::time::interval(ctx.lease_ttl / 3);
+    loop {
+        let revision = read_all(ctx, &client).await?;
+        register(ctx, &client, lease).await?;
+        let opts = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_prev_key();
+        let mut stream = client.clone().watch(ctx.link.keys.all(), Some(opts)).await?;
+        loop {
+            tokio::select! {
+                msg = stream.message() => {
+                    let Some(resp) = msg.inspect_err(|_| metric("watch"))? else {
+                        metric("watch");
+                        return Err(Ended::Other("the watch stream ended".into()));
+                    };
+                    if resp.canceled() || resp.compact_revision() > 0 {
+                        metric("watch");
+                        tracing::warn!(compact_revision = resp.compact_revision(), reason = resp.cancel_reason(), "cluster: watch cancelled; reading everything again");
+                        break;
+                    }
+                    apply_events(ctx, &resp).await?;
+                }
+                _ = beat.tick() => {
+                    keeper.keep_alive().await.inspect_err(|_| metric("lease"))?;
+                }
+                ka = alive.message() => {
+                    let ka = ka.inspect_err(|_| metric("lease"))?;
+                    if ka.is_none_or(|k| k.ttl() <= 0) {
+                        metric("lease");
+                        return Err(Ended::Other("this replica's lease expired".into()));
+                    }
+                }
+                changed = ctx.applied.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    register(ctx, &client, lease).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Reads the whole prefix at one revision and applies it; returns the revision.
+async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
+    let resp = client.clone().get(ctx.link.keys.all(), Some(GetOptions::new().with_prefix())).await?;
+    let revision = resp.header().map_or(0, |h| h.revision());
+    let kvs = resp.kvs().iter().filter_map(|kv| Some((kv.key_str().ok()?, Some(kv.value()), kv.mod_revision())));
+    let batch = Batch::of(&ctx.link.keys, kvs);
+    unreadable(&batch);
+    ctx.status.replace_replicas(batch.replicas.into_iter().filter_map(|(_, r)| r).collect());
+    let update = Update { full: true, remotes: batch.remotes };
+    ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
+    ctx.link.set_ready(true);
+    ctx.status.up();
+    tracing::info!(revision, "cluster: read the store whole and applied it");
+    Ok(revision)
+}
+
+/// One watch answer: service changes through the control path, replicas to the status.
+async fn apply_events(ctx: &mut Ctx, resp: &etcd_client::WatchResponse) -> Result<(), Ended> {
+    if resp.events().is_empty() {
+        return Ok(());
+    }
+    let kvs = resp.events().iter().filter_map(|ev| {
+        let kv = ev.kv()?;
+        let value = (ev.event_type() == EventType::Put).then(|| kv.value());
+        Some((kv.key_str().ok()?, value, kv.mod_revision()))
+    });
+    let batch = Batch::of(&ctx.link.keys, kvs);
+    unreadable(&batch);
+    for (name, view) in batch.replicas {
+        ctx.status.set_replica(&name, view);
+    }
+    if !batch.remotes.is_empty() {
+        let update = Update { full: false, remotes: batch.remotes };
+        ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Puts this replica's key, under its lease, with what it has applied now.
+async fn register(ctx: &mut Ctx, client: &Client, lease: i64) -> Result<(), Ended> {
+    let applied = ctx.applied.borrow_and_update().clone();
+    let value = ReplicaValue { admin: ctx.admin.clone(), applied };
+    let key = ctx.link.keys.replica(&ctx.name);
+    client.clone().put(key, json(&value), Some(PutOptions::new().with_lease(lease))).await?;
+    Ok(())
+}
+
+fn unreadable(batch: &Batch) {
+    for what in &batch.unreadable {
+        metric("unreadable_value");
+        tracing::error!("cluster: ignoring an unreadable value: {what}");
+    }
+}
+
+fn metric(kind: &'static str) {
+    switchyard_metrics::cluster_error(kind);
+}
