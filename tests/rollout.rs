@@ -5,11 +5,10 @@
 #![allow(clippy::unwrap_used, unsafe_code)] // test helpers fail loudly by design; kill(2) by pid
 
 mod common;
+use common::load::Load;
 use common::{App, Sy, ctl};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use switchyard_test_support::Conn;
 
 /// The service's rollout settings for a test: short steps, a small sample gate.
@@ -23,63 +22,6 @@ fn write_config(dir: &Path, blue: &App, green: &App) -> std::path::PathBuf {
     let path = dir.join("sy.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Requests through the proxy until stopped: answers by pool and status.
-#[derive(Default)]
-struct Tally {
-    blue_ok: AtomicU64,
-    blue_failed: AtomicU64,
-    green_ok: AtomicU64,
-    green_failed: AtomicU64,
-}
-
-struct Load {
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    /// `clients` keep-alive clients, each pausing `gap` between requests.
-    fn start(proxy: SocketAddr, clients: usize, gap: std::time::Duration) -> Load {
-        let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
-        let tasks = (0..clients)
-            .map(|_| {
-                let (stop, tally) = (stop.clone(), tally.clone());
-                tokio::spawn(async move {
-                    let mut conn = Conn::open(proxy).await;
-                    // Bounded: at most 10 minutes of requests.
-                    for _ in 0..600_000 {
-                        if stop.load(Relaxed) {
-                            break;
-                        }
-                        let (status, body) = conn.get("shop", "/").await;
-                        let counter = match (body.contains("blue"), status.is_success()) {
-                            (true, true) => &tally.blue_ok,
-                            (true, false) => &tally.blue_failed,
-                            (false, true) => &tally.green_ok,
-                            (false, false) => &tally.green_failed,
-                        };
-                        counter.fetch_add(1, Relaxed);
-                        if !conn.is_open() {
-                            conn = Conn::open(proxy).await;
-                        }
-                        tokio::time::sleep(gap).await;
-                    }
-                })
-            })
-            .collect();
-        Load { stop, tally, tasks }
-    }
-
-    async fn stop(self) -> Arc<Tally> {
-        self.stop.store(true, Relaxed);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        self.tally
-    }
 }
 
 fn ctl_in(sy: &Sy, args: &[&str]) -> (i32, String, String) {

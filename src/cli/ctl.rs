@@ -1,7 +1,7 @@
 //! `switchyard ctl`: the admin API from the command line. Exit 1 on any refusal
 //! (the server's `error` printed), 3 when the admin API cannot be reached.
 
-use super::ctl_http::{Admin, call};
+use super::ctl_http::{Admin, ChangeOpts, call};
 use super::{ctl_print, ctl_rollout, ctl_status};
 use http::Method;
 use serde_json::{Value, json};
@@ -19,6 +19,13 @@ pub struct CtlArgs {
     /// Print the admin API's own JSON answer.
     #[arg(long, global = true)]
     json: bool,
+    /// Changes only: refuse unless the service is at this version (412 otherwise).
+    #[arg(long, global = true, value_name = "VERSION")]
+    if_match: Option<u64>,
+    /// Changes only, cluster mode: answer once every replica applied the change,
+    /// waiting up to this long (exit 1 if one did not, or rejected it).
+    #[arg(long, global = true, value_name = "DURATION")]
+    wait_replicas: Option<String>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -84,6 +91,8 @@ enum CtlCommand {
     Reload,
     /// Who the token is and what it may do (operator or viewer).
     Whoami,
+    /// Cluster mode: the store and every replica, with the versions each applied.
+    Cluster,
     /// Progressive rollouts: start one, follow it, steer it.
     Rollout {
         #[command(subcommand)]
@@ -110,7 +119,13 @@ pub fn run(args: CtlArgs) -> ExitCode {
 }
 
 async fn ctl(args: CtlArgs) -> ExitCode {
-    let admin = Admin { base: args.admin.trim_end_matches('/').to_owned(), token: args.token.clone(), json: args.json };
+    let change = ChangeOpts { if_match: args.if_match, wait_replicas: args.wait_replicas.clone() };
+    let admin = Admin {
+        base: args.admin.trim_end_matches('/').to_owned(),
+        token: args.token.clone(),
+        json: args.json,
+        change: change.clone(),
+    };
     let (method, path, body) = match &args.command {
         CtlCommand::Status { service } => return ctl_status::run(&admin, service.as_deref(), args.json).await,
         CtlCommand::Rollout { command } => return ctl_rollout::run(&admin, command, args.json).await,
@@ -140,9 +155,10 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         }
         CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), Some(json!({}))),
         CtlCommand::Whoami => (Method::GET, "/v1/whoami".to_owned(), None),
+        CtlCommand::Cluster => (Method::GET, "/v1/cluster".to_owned(), None),
     };
     let base = args.admin.trim_end_matches('/');
-    let (status, value) = match call(base, &args.token, method, &path, body).await {
+    let (status, value) = match call(base, &args.token, &change, method, &path, body).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot reach the admin API at {base}: {e}");
@@ -169,6 +185,12 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     if !status.is_success() {
         return admin.refused(status, &value);
     }
+    if status == http::StatusCode::ACCEPTED {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        return super::ctl_http::incomplete(&value);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         return ExitCode::SUCCESS;
@@ -181,6 +203,7 @@ async fn ctl(args: CtlArgs) -> ExitCode {
     }
     match &args.command {
         CtlCommand::History { .. } => ctl_print::history(&value),
+        CtlCommand::Cluster => ctl_print::cluster(&value),
         CtlCommand::Reload => {
             println!("reloaded: generation {}", value["generation"]);
             for w in value["warnings"].as_array().into_iter().flatten() {
@@ -214,7 +237,7 @@ async fn wait_drained(base: &str, token: &Option<String>, service: &str, view: &
     let mut code = ExitCode::SUCCESS;
     for pool in idle {
         let path = format!("/v1/services/{service}/drain?pool={pool}&wait={timeout}");
-        match call(base, token, Method::GET, &path, None).await {
+        match call(base, token, &ChangeOpts::default(), Method::GET, &path, None).await {
             Ok((s, _)) if s.is_success() => println!("pool {pool} drained: nothing in flight"),
             Ok((s, v)) if s == http::StatusCode::REQUEST_TIMEOUT => {
                 eprintln!("pool {pool} still has {} request(s) in flight after {timeout}", v["inflight"]);

@@ -15,6 +15,15 @@ pub struct Admin {
     pub token: Option<String>,
     /// `--json`: refusals print the server's JSON too.
     pub json: bool,
+    /// What every change carries.
+    pub change: ChangeOpts,
+}
+
+/// `--if-match` and `--wait-replicas`: sent with every POST.
+#[derive(Clone, Default)]
+pub struct ChangeOpts {
+    pub if_match: Option<u64>,
+    pub wait_replicas: Option<String>,
 }
 
 /// An answer a command goes on with, or the exit code it ends with (the
@@ -32,12 +41,13 @@ impl Admin {
         path: &str,
         body: Option<Value>,
     ) -> Result<(http::StatusCode, Value), String> {
-        call(&self.base, &self.token, method, path, body).await
+        call(&self.base, &self.token, &self.change, method, path, body).await
     }
 
     /// A call whose refusal ends the command with 1 and whose failure ends it with 3.
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         match self.call(method, path, body).await {
+            Ok((status, value)) if status == http::StatusCode::ACCEPTED => Answer::Done(incomplete(&value)),
             Ok((status, value)) if status.is_success() => Answer::Ok(value),
             Ok((status, value)) => Answer::Done(self.refused(status, &value)),
             Err(e) => Answer::Done(self.unreachable(&e)),
@@ -75,19 +85,46 @@ impl Admin {
     }
 }
 
+/// 202 to a change with `--wait-replicas`: committed, but not every replica
+/// applied it in time (or one rejected it). Says which; exit 1.
+pub fn incomplete(value: &Value) -> ExitCode {
+    let names = |k: &str| {
+        let v: Vec<&str> = value[k].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if v.is_empty() { "none".to_owned() } else { v.join(", ") }
+    };
+    eprintln!(
+        "committed as version {}, but not applied everywhere: pending: {}; rejected: {}",
+        value["version"],
+        names("pending"),
+        names("rejected")
+    );
+    ExitCode::from(super::INVALID)
+}
+
 /// One request to `base` + `path`; the answer's status and JSON (a body that is
-/// not JSON becomes `{"error": TEXT}`).
+/// not JSON becomes `{"error": TEXT}`). A POST carries `change`.
 pub async fn call(
     base: &str,
     token: &Option<String>,
+    change: &ChangeOpts,
     method: Method,
     path: &str,
-    body: Option<Value>,
+    mut body: Option<Value>,
 ) -> Result<(http::StatusCode, Value), String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let post = method == Method::POST;
     let mut req = Request::builder().method(method).uri(format!("{base}{path}"));
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let (true, Some(v)) = (post, change.if_match) {
+        req = req.header("if-match", format!("\"{v}\""));
+    }
+    if let (true, Some(w)) = (post, &change.wait_replicas) {
+        let obj = body.get_or_insert_with(|| json!({}));
+        if let Some(map) = obj.as_object_mut() {
+            map.insert("wait_replicas".into(), json!(w));
+        }
     }
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let req = req

@@ -71,3 +71,37 @@ pub fn history(v: &Value) {
         );
     }
 }
+
+/// `cluster`: the store, then one row per replica.
+pub fn cluster(v: &Value) {
+    let store = v["store"].as_str().unwrap_or("?");
+    if store == "none" {
+        println!("store: none (one proxy; no [cluster] in its config)");
+        return;
+    }
+    let state = match (v["connected"].as_bool(), v["unreachable_since"].as_str()) {
+        (Some(true), _) => "connected".to_owned(),
+        (_, Some(since)) => format!("UNREACHABLE since {since}"),
+        _ => "UNREACHABLE".to_owned(),
+    };
+    println!("store: {store}, {state}; this replica: {}", v["name"].as_str().unwrap_or("?"));
+    println!("{:<24} {:<22} {:>10}  {:<32} REJECTED", "REPLICA", "ADMIN", "GENERATION", "APPLIED");
+    let pairs = |m: &Value, f: &dyn Fn(&Value) -> String| {
+        let text: Vec<String> = m.as_object().into_iter().flatten().map(|(k, x)| format!("{k}@{}", f(x))).collect();
+        if text.is_empty() { "-".to_owned() } else { text.join(" ") }
+    };
+    for r in v["replicas"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:<22} {:>10}  {:<32} {}",
+            r["name"].as_str().unwrap_or("?"),
+            r["admin"].as_str().unwrap_or("?"),
+            super::ctl_fmt::num(&r["generation"]),
+            pairs(&r["applied"], &|x| super::ctl_fmt::num(x)),
+            pairs(&r["rejected"], &|x| format!(
+                "{} ({})",
+                super::ctl_fmt::num(&x["version"]),
+                x["error"].as_str().unwrap_or("?")
+            )),
+        );
+    }
+}

@@ -10,6 +10,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod etcd;
+pub mod http;
+pub mod load;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// The binary `Sy` starts: `SWITCHYARD_BIN` when set (to time a release

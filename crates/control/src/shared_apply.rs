@@ -190,11 +190,11 @@ impl Controller {
                 sh.owned.remove(&service);
             }
         }
-        if self.state.services.get(&service) != Some(&next) {
-            if let Err(e) = self.commit_local(&service, next) {
-                tracing::error!(%service, version, "cluster: cannot apply version {version} here: {e}");
-                return;
-            }
+        if self.state.services.get(&service) != Some(&next)
+            && let Err(e) = self.commit_local(&service, next)
+        {
+            tracing::error!(%service, version, "cluster: cannot apply version {version} here: {e}");
+            return;
         }
         self.applied_here(&service, version);
     }

@@ -1,0 +1,311 @@
+//! Cluster mode black-box (SPEC §8): a real etcd (Debian's etcd-server 3.4)
+//! started by the test on loopback ports with a temporary data dir, several real
+//! `switchyard serve` replicas sharing it, real `switchyard app` fleets.
+
+#![allow(clippy::unwrap_used, unsafe_code)] // test helpers fail loudly by design; kill(2) by pid
+
+mod common;
+use common::etcd::{self, Etcd};
+use common::http::json;
+use common::load::Load;
+use common::{App, Sy, ctl};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+/// One test at a time: each runs etcd, three proxies and their upstreams.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// How long a replica's key outlives it.
+const LEASE: &str = "2s";
+
+/// A replica's config: service `shop` with `pools`, blue active, in `dir`.
+fn config(dir: &Path, name: &str, etcd: &Etcd, pools: &[(&str, &App)]) -> PathBuf {
+    let mut text = format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.1:0\"\n[state]\nfile = \"state/sy.json\"\n[cluster]\netcd = [\"{}\"]\nprefix = \"/sy-test\"\nname = \"{name}\"\nlease_ttl = \"{LEASE}\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n",
+        etcd.url()
+    );
+    for (pool, app) in pools {
+        text.push_str(&format!("[service.pools.{pool}]\nbackends = [\"{}\"]\n", app.addr));
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("sy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts replica `name` in `root/name`.
+fn replica(root: &Path, name: &str, etcd: &Etcd, pools: &[(&str, &App)]) -> Sy {
+    Sy::start(&config(&root.join(name), name, etcd, pools), &["--access-log", "off"])
+}
+
+/// `GET /v1/cluster` of a replica.
+fn cluster(sy: &Sy) -> Value {
+    json(sy.admin, "GET", "/v1/cluster", &[], "").1
+}
+
+/// Polls (a state of other processes, with no event to await) until `cond` holds.
+fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// Waits until `sy` is in step with the store and sees `n` replicas.
+fn in_step(sy: &Sy, n: usize) {
+    eventually(&format!("{} connected with {n} replicas", sy.admin), Duration::from_secs(20), || {
+        let c = cluster(sy);
+        c["connected"] == true && c["replicas"].as_array().is_some_and(|r| r.len() == n)
+    });
+}
+
+/// The pool that answers a request through `sy`'s proxy.
+fn served(sy: &Sy) -> String {
+    common::http::request(sy.proxy, "GET", "/", &[], "").map(|(_, b)| b.trim().to_owned()).unwrap_or_default()
+}
+
+fn switch(sy: &Sy, pool: &str, extra: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    json(sy.admin, "POST", "/v1/services/shop/switch", headers, &format!(r#"{{"pool":"{pool}"{extra}}}"#))
+}
+
+fn versions(sy: &Sy) -> Vec<u64> {
+    let h = json(sy.admin, "GET", "/v1/services/shop/history", &[], "").1;
+    h["events"].as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()).collect()
+}
+
+struct Fleet {
+    _tmp: tempfile::TempDir,
+    etcd: Etcd,
+    blue: App,
+    green: App,
+}
+
+fn fleet() -> Option<Fleet> {
+    if !etcd::available() {
+        return None;
+    }
+    Some(Fleet {
+        _tmp: tempfile::tempdir().unwrap(),
+        etcd: Etcd::start(),
+        blue: App::start("blue", &[]),
+        green: App::start("green", &[]),
+    })
+}
+
+impl Fleet {
+    fn root(&self) -> &Path {
+        self._tmp.path()
+    }
+
+    fn replicas(&self, names: &[&str]) -> Vec<Sy> {
+        let pools = [("blue", &self.blue), ("green", &self.green)];
+        let all: Vec<Sy> = names.iter().map(|n| replica(self.root(), n, &self.etcd, &pools)).collect();
+        for sy in &all {
+            in_step(sy, names.len());
+        }
+        all
+    }
+}
+
+#[test]
+fn a_switch_on_one_replica_is_served_by_all_and_wait_replicas_answers_once_all_applied() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let r = f.replicas(&["a", "b", "c"]);
+    assert!(r.iter().all(|sy| served(sy) == "blue"));
+    let (status, body) = switch(&r[0], "green", r#","reason":"release 42","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    // wait_replicas answered: every replica applied it, so each serves green now.
+    for sy in &r {
+        assert_eq!(served(sy), "green", "{}", sy.admin);
+    }
+    let h = json(r[2].admin, "GET", "/v1/services/shop/history", &[], "").1;
+    assert_eq!(h["events"][0]["reason"], "release 42", "{h}");
+    assert_eq!(h["events"][0]["kind"], "switch");
+    let c = cluster(&r[1]);
+    for rep in c["replicas"].as_array().unwrap() {
+        assert_eq!(rep["applied"]["shop"], body["version"], "{c}");
+    }
+    // The time from a switch's call to the last replica applying it.
+    let mut took = vec![];
+    for i in 0..100 {
+        let pool = if i % 2 == 0 { "blue" } else { "green" };
+        let from = &r[i % 3];
+        let start = Instant::now();
+        let (status, body) = switch(from, pool, r#","wait_replicas":"5s""#, &[]);
+        took.push(start.elapsed());
+        assert_eq!(status, 200, "{body}");
+    }
+    for sy in &r {
+        assert_eq!(served(sy), "green");
+    }
+    took.sort();
+    println!("switch → applied on all 3 replicas, 100 switches: median {:?}, max {:?}", took[50], took[99]);
+    let (code, out, err) = ctl(&r[0].admin_url(), &["cluster"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("store: etcd, connected") && out.lines().count() == 5, "{out}");
+}
+
+#[test]
+fn same_if_match_on_two_replicas_one_wins_and_concurrent_changes_lose_no_version() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let r = f.replicas(&["a", "b"]);
+    let admins: Vec<std::net::SocketAddr> = r.iter().map(|sy| sy.admin).collect();
+    let version = json(r[0].admin, "GET", "/v1/services/shop", &[], "").1["version"].as_u64().unwrap();
+    let tag = format!("\"{version}\"");
+    let barrier = Arc::new(Barrier::new(2));
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..2)
+            .map(|i| {
+                let (admins, barrier, tag) = (&admins, barrier.clone(), tag.clone());
+                s.spawn(move || {
+                    barrier.wait();
+                    let body = format!(r#"{{"weights":{{"blue":{},"green":{}}}}}"#, 50 + i * 10, 50 - i * 10);
+                    json(admins[i], "POST", "/v1/services/shop/weights", &[("If-Match", tag.as_str())], &body).0
+                })
+            })
+            .collect();
+        racers.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut sorted = answers.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 412], "{answers:?}");
+    // Two operators hammering two replicas without If-Match: every change lands.
+    let before = versions(&r[0]).len();
+    std::thread::scope(|s| {
+        for i in 0..2 {
+            let admins = &admins;
+            s.spawn(move || {
+                for k in 0..20 {
+                    let w = 1 + k + i * 20;
+                    let body = format!(r#"{{"weights":{{"blue":{},"green":{w}}}}}"#, 100 - w);
+                    let (status, answer) = json(admins[i], "POST", "/v1/services/shop/weights", &[], &body);
+                    assert_eq!(status, 200, "{answer}");
+                }
+            });
+        }
+    });
+    let (status, last) = switch(&r[0], "blue", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{last}");
+    for sy in &r {
+        let v = versions(sy);
+        assert_eq!(v.len(), before + 41, "every change has its event on {}", sy.admin);
+        assert!(v.windows(2).all(|w| w[0] == w[1] + 1), "no version lost or repeated: {v:?}");
+        assert_eq!(v[0], last["version"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn a_killed_replica_leaves_within_its_lease_and_rejoins_after_compaction_with_the_current_state() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let mut r = f.replicas(&["a", "b", "c"]);
+    let c = r.pop().unwrap();
+    c.signal(libc::SIGKILL);
+    let left = eventually("c leaves /v1/cluster", Duration::from_secs(10), || {
+        cluster(&r[0])["replicas"].as_array().is_some_and(|x| x.len() == 2)
+    });
+    println!("a replica killed with SIGKILL left /v1/cluster after {left:?} (lease_ttl {LEASE})");
+    assert!(left < Duration::from_secs(6), "{left:?}");
+    drop(c);
+    // c is gone: a wait does not wait for it.
+    let (status, body) = switch(&r[0], "green", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    // History c never saw is compacted away; it restarts from its old state file.
+    f.etcd.compact(f.etcd.revision());
+    let c = replica(f.root(), "c", &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
+    in_step(&c, 3);
+    in_step(&r[0], 3);
+    assert_eq!(served(&c), "green");
+    assert_eq!(json(c.admin, "GET", "/v1/services/shop", &[], "").1["version"], body["version"]);
+}
+
+#[test]
+fn with_etcd_down_no_request_fails_changes_get_503_and_replicas_converge_when_it_is_back() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(mut f) = fleet() else { return };
+    let r = f.replicas(&["a", "b"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let loads: Vec<Load> = r.iter().map(|sy| Load::start(sy.proxy, 4, Duration::from_millis(2))).collect();
+    f.etcd.stop();
+    let health = |sy: &Sy| common::http::request(sy.admin, "GET", "/healthz", &[], "").unwrap();
+    for sy in &r {
+        eventually("healthz says the store is unreachable", Duration::from_secs(10), || {
+            health(sy).1.contains("cluster: store unreachable since")
+        });
+        assert_eq!(health(sy).0, 200);
+    }
+    let (status, body) = switch(&r[0], "green", "", &[]);
+    assert_eq!(status, 503, "{body}");
+    let metrics = common::http::request(r[1].admin, "GET", "/metrics", &[], "").unwrap().1;
+    assert!(metrics.contains("switchyard_cluster_connected 0"), "{metrics}");
+    assert!(served(&r[1]) == "blue");
+    f.etcd.restart();
+    for sy in &r {
+        eventually("the store is back", Duration::from_secs(15), || health(sy).1 == "ok\n");
+    }
+    let (status, body) = switch(&r[1], "green", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served(&r[0]), "green");
+    let tallies: Vec<_> = loads.into_iter().map(|l| rt.block_on(l.stop())).collect();
+    for t in tallies {
+        let (ok, failed) = (
+            t.blue_ok.load(Relaxed) + t.green_ok.load(Relaxed),
+            t.blue_failed.load(Relaxed) + t.green_failed.load(Relaxed),
+        );
+        assert!(ok > 100, "{ok}");
+        assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    }
+}
+
+#[test]
+fn a_replica_without_the_pool_rejects_the_version_keeps_serving_and_the_wait_says_202() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let canary = App::start("canary", &[]);
+    let three = [("blue", &f.blue), ("green", &f.green), ("canary", &canary)];
+    let a = replica(f.root(), "a", &f.etcd, &three);
+    let c = replica(f.root(), "c", &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
+    in_step(&a, 2);
+    in_step(&c, 2);
+    let (status, body) = switch(&a, "canary", r#","wait_replicas":"3s""#, &[]);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!((body["committed"].clone(), body["complete"].clone()), (Value::Bool(true), Value::Bool(false)));
+    assert_eq!(body["rejected"], serde_json::json!(["c"]), "{body}");
+    assert_eq!(body["pending"], serde_json::json!([]), "{body}");
+    assert_eq!(served(&a), "canary");
+    assert_eq!(served(&c), "blue", "the rejecting replica keeps its previous state");
+    let rejected = &cluster(&a)["replicas"][1]["rejected"]["shop"];
+    assert!(rejected["error"].as_str().unwrap().contains("\"canary\""), "{rejected}");
+    // ctl with --wait-replicas exits 1 and says who rejected it.
+    let (code, _, err) = ctl(&a.admin_url(), &["weights", "shop", "canary=50", "blue=50", "--wait-replicas", "2s"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("rejected: c"), "{err}");
+}
+
+#[test]
+fn garbage_under_the_prefix_is_counted_and_ignored_and_the_next_change_replaces_it() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let r = f.replicas(&["a", "b"]);
+    f.etcd.put("/sy-test/services/shop", b"{not json");
+    f.etcd.put("/sy-test/history/shop/00000000000000000099", b"[1,2");
+    let counted = |sy: &Sy| {
+        let m = common::http::request(sy.admin, "GET", "/metrics", &[], "").unwrap().1;
+        m.lines().any(|l| l.starts_with("switchyard_cluster_errors_total{kind=\"unreadable_value\"}"))
+    };
+    for sy in &r {
+        eventually("the unreadable value is counted", Duration::from_secs(10), || counted(sy));
+        assert_eq!(served(sy), "blue", "the previous state stands");
+    }
+    let (status, body) = switch(&r[0], "green", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served(&r[1]), "green");
+}
