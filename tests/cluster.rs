@@ -309,3 +309,60 @@ fn garbage_under_the_prefix_is_counted_and_ignored_and_the_next_change_replaces_
     assert_eq!(status, 200, "{body}");
     assert_eq!(served(&r[1]), "green");
 }
+
+#[test]
+fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let dir = |n: &str| f.root().join(n);
+    let start = |name: &str| {
+        let path = config(&dir(name), name, &f.etcd, &[("blue", &f.blue)]);
+        let text = std::fs::read_to_string(&path).unwrap() + "[service.pools.green]\ndiscover = true\n";
+        std::fs::write(&path, text).unwrap();
+        Sy::start(&path, &["--access-log", "off"])
+    };
+    let (a, b) = (start("a"), start("b"));
+    in_step(&a, 2);
+    in_step(&b, 2);
+    let green_backends = |sy: &Sy| {
+        let v = json(sy.admin, "GET", "/v1/services/shop", &[], "").1;
+        v["pools"]["green"]["backends"].as_array().unwrap().len()
+    };
+    assert_eq!(green_backends(&a), 0);
+    let (status, body) = switch(&a, "green", "", &[]);
+    assert_eq!(status, 409, "a pool with no backend cannot get traffic: {body}");
+    let register = |name: &str| {
+        let url = f.etcd.url();
+        let args =
+            ["--register", &url, "--service", "shop", "--pool", "green", "--prefix", "/sy-test", "--lease-ttl", "2s"];
+        App::start(name, &args)
+    };
+    let green1 = register("green-1");
+    let took = eventually("green-1 is discovered", Duration::from_secs(10), || {
+        green_backends(&a) == 1 && green_backends(&b) == 1
+    });
+    println!("a registered backend was in both replicas' tables {took:?} after its app started listening");
+    let (status, body) = switch(&a, "green", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served(&b), "green-1");
+    let green2 = register("green-2");
+    eventually("green-2 is discovered", Duration::from_secs(10), || green_backends(&a) == 2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let clients = 4;
+    let load = Load::start(a.proxy, clients, Duration::from_millis(2));
+    drop(green1); // SIGKILL: its lease expires, the key goes, the replicas drop it
+    let gone = eventually("green-1 is dropped", Duration::from_secs(10), || green_backends(&a) == 1);
+    println!("a killed app left the table {gone:?} after SIGKILL (its lease: 2s)");
+    std::thread::sleep(Duration::from_millis(200));
+    let t = rt.block_on(load.stop());
+    let (ok, failed) = (t.green_ok.load(Relaxed), t.green_failed.load(Relaxed) + t.blue_failed.load(Relaxed));
+    assert!(ok > 100, "{ok}");
+    assert!(
+        failed <= clients as u64,
+        "only requests in flight to the killed app may fail: {failed} of {}",
+        ok + failed
+    );
+    assert_eq!(served(&a), "green-2");
+    drop(green2);
+}

@@ -32,6 +32,25 @@ pub struct AppArgs {
     /// Wait this long (e.g. `200ms`) before answering every request but `/healthz`.
     #[arg(long, default_value = "0s", value_parser = parse_latency)]
     pub latency: Duration,
+    /// Register for discovery in this etcd (e.g. `http://127.0.0.1:2379`; repeat
+    /// for several endpoints) under a lease, as `--service`/`--pool`.
+    #[arg(long, value_name = "ETCD", requires_all = ["service", "pool"])]
+    pub register: Vec<String>,
+    /// The service to register under.
+    #[arg(long, requires = "register")]
+    pub service: Option<String>,
+    /// The pool to register under.
+    #[arg(long, requires = "register")]
+    pub pool: Option<String>,
+    /// The cluster's key prefix (`[cluster] prefix`).
+    #[arg(long, default_value = "/switchyard", requires = "register")]
+    pub prefix: String,
+    /// The address proxies should use (default: the address it listens on).
+    #[arg(long, requires = "register")]
+    pub advertise: Option<String>,
+    /// How long the registration outlives the app (its lease).
+    #[arg(long, default_value = "5s", value_parser = parse_latency, requires = "register")]
+    pub lease_ttl: Duration,
 }
 
 /// How an app misbehaves on purpose (the default: not at all).
@@ -72,6 +91,16 @@ pub fn run(args: AppArgs) -> ExitCode {
             Ok(l) => {
                 let addr = l.local_addr().unwrap_or(args.listen);
                 tracing::info!(name = %args.name, %addr, fail_rate = misbehave.fail_rate, latency = ?misbehave.latency, "app listening");
+                if let (false, Some(service), Some(pool)) = (args.register.is_empty(), &args.service, &args.pool) {
+                    tokio::spawn(switchyard_cluster::keep_registered(switchyard_cluster::Registration {
+                        endpoints: args.register.clone(),
+                        prefix: args.prefix.clone(),
+                        service: service.clone(),
+                        pool: pool.clone(),
+                        address: args.advertise.clone().unwrap_or_else(|| addr.to_string()),
+                        ttl: args.lease_ttl.max(Duration::from_secs(1)),
+                    }));
+                }
                 serve(l, args.name, misbehave).await;
                 ExitCode::SUCCESS
             }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use switchyard_control::Event;
-use switchyard_control::shared::{Applied, Remote, ReplicaView, SharedDoc};
+use switchyard_control::shared::{Applied, Found, Remote, ReplicaView, SharedDoc};
 
 /// Keys of one prefix.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub enum Key<'a> {
     History(&'a str, u64),
     /// `replicas/NAME`.
     Replica(&'a str),
+    /// `discovery/SVC/POOL/HOST:PORT`.
+    Discovery(&'a str, &'a str, &'a str),
     /// Anything else (discovery, preview-key, rollout-owner, foreign keys).
     Other,
 }
@@ -55,6 +57,11 @@ impl Keys {
         format!("{}/replicas/{name}", self.prefix)
     }
 
+    /// `PREFIX/discovery/SVC/POOL/HOST:PORT`.
+    pub fn discovery(&self, svc: &str, pool: &str, address: &str) -> String {
+        format!("{}/discovery/{svc}/{pool}/{address}", self.prefix)
+    }
+
     /// What a key is.
     pub fn parse<'a>(&self, key: &'a str) -> Key<'a> {
         let Some(rest) = key.strip_prefix(self.prefix.as_str()).and_then(|r| r.strip_prefix('/')) else {
@@ -65,6 +72,9 @@ impl Keys {
             ["services", svc] if !svc.is_empty() => Key::Service(svc),
             ["history", svc, v] if !svc.is_empty() => v.parse().map_or(Key::Other, |v| Key::History(svc, v)),
             ["replicas", name] if !name.is_empty() => Key::Replica(name),
+            ["discovery", svc, pool, addr] if ![svc, pool, addr].iter().any(|p| p.is_empty()) => {
+                Key::Discovery(svc, pool, addr)
+            }
             _ => Key::Other,
         }
     }
@@ -87,6 +97,8 @@ pub struct Batch {
     pub remotes: Vec<Remote>,
     /// Replica keys put (name → view) or deleted (name → None).
     pub replicas: Vec<(String, Option<ReplicaView>)>,
+    /// Discovery keys put or deleted.
+    pub discovery: Vec<Found>,
     /// History values that could not be read (counted and logged by the caller).
     pub unreadable: Vec<String>,
 }
@@ -116,6 +128,12 @@ impl Batch {
                     Err(e) => b.unreadable.push(format!("{key}: {e}")),
                 },
                 (Key::Replica(name), None) => b.replicas.push((name.to_owned(), None)),
+                (Key::Discovery(service, pool, address), v) => b.discovery.push(Found {
+                    service: service.to_owned(),
+                    pool: pool.to_owned(),
+                    address: address.to_owned(),
+                    present: v.is_some(),
+                }),
                 _ => {}
             }
         }
@@ -141,7 +159,16 @@ mod tests {
         assert_eq!(k.parse("/sy/services/shop"), Key::Service("shop"));
         assert_eq!(k.parse("/sy/history/shop/00000000000000000042"), Key::History("shop", 42));
         assert_eq!(k.parse("/sy/replicas/proxy-a"), Key::Replica("proxy-a"));
-        for other in ["/sy/history/shop/x", "/sy/services/", "/syx/services/shop", "/sy/services/a/b", "/other"] {
+        assert_eq!(k.discovery("shop", "green", "10.0.0.7:8080"), "/sy/discovery/shop/green/10.0.0.7:8080");
+        assert_eq!(k.parse("/sy/discovery/shop/green/10.0.0.7:8080"), Key::Discovery("shop", "green", "10.0.0.7:8080"));
+        for other in [
+            "/sy/history/shop/x",
+            "/sy/services/",
+            "/syx/services/shop",
+            "/sy/services/a/b",
+            "/other",
+            "/sy/discovery/shop/green",
+        ] {
             assert_eq!(k.parse(other), Key::Other, "{other}");
         }
     }
@@ -159,7 +186,13 @@ mod tests {
                 ("/sy/services/api", Some(&b"{not json"[..]), 8),
                 ("/sy/history/api/00000000000000000001", Some(&b"[]"[..]), 8),
                 ("/sy/replicas/b", None, 9),
+                ("/sy/discovery/shop/green/10.0.0.7:80", Some(&b"garbage is fine"[..]), 10),
+                ("/sy/discovery/shop/green/10.0.0.8:80", None, 11),
             ],
+        );
+        assert_eq!(
+            b.discovery.iter().map(|f| (f.address.as_str(), f.present)).collect::<Vec<_>>(),
+            [("10.0.0.7:80", true), ("10.0.0.8:80", false)]
         );
         assert_eq!(b.remotes.len(), 2);
         let shop = &b.remotes[0];

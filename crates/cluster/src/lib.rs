@@ -6,11 +6,13 @@
 //! moves documents between etcd and the one control path.
 
 mod keys;
+mod register;
 mod status;
 mod store;
 mod sync;
 
 pub use keys::{Key, Keys};
+pub use register::{Registration, keep_registered};
 pub use store::{EtcdStore, Link};
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ pub use reader::{parse_duration, parse_size};
 pub use rollout_api::rollout_overrides;
 pub use rollout_model::{Analysis, OnInconclusive, RolloutSettings, Smoke, format_duration};
 pub use segments::Segments;
+pub use service::check_backend;
 pub use weight::{Weight, from_f64 as weight_from_f64};
 
 use error::{Problems, locate};
@@ -65,6 +66,11 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     root.finish(&mut p);
     across_services(&services, &spans, &mut p);
+    if globals.cluster.is_none() {
+        for at in spans.iter().filter_map(|s| s.discover_at) {
+            p.at(at, "`discover = true` needs a [cluster] section: backends are discovered through etcd");
+        }
+    }
     if !p.is_empty() {
         return Err(ConfigError::Invalid { file, problems: p.into_problems() });
     }

@@ -237,10 +237,21 @@ impl std::fmt::Display for Traffic {
 pub struct Pool {
     /// Pool name (`blue`, `green`, …).
     pub name: String,
-    /// `host:port` of each backend.
+    /// `host:port` of each backend the file names.
     pub backends: Vec<String>,
     /// How the proxy talks to these backends.
     pub protocol: Protocol,
+    /// `discover = true`: also the backends registered in the cluster store (§8).
+    pub discover: bool,
+    /// The backends discovered now (not in the file; filled in by the control path).
+    pub discovered: Vec<String>,
+}
+
+impl Pool {
+    /// Every backend: the file's, then the discovered ones not already listed.
+    pub fn addresses(&self) -> impl Iterator<Item = &String> + Clone {
+        self.backends.iter().chain(self.discovered.iter().filter(|d| !self.backends.contains(d)))
+    }
 }
 
 /// Upstream protocol.

@@ -134,6 +134,14 @@ impl<'t, 'i> Field<'t, 'i> {
         s
     }
 
+    pub(crate) fn bool(&self, p: &mut Problems) -> Option<bool> {
+        let b = self.value.get_ref().as_bool();
+        if b.is_none() {
+            self.wrong_type(p, "true or false");
+        }
+        b
+    }
+
     pub(crate) fn int(&self, p: &mut Problems) -> Option<i64> {
         let Some(i) = self.value.get_ref().as_integer() else {
             self.wrong_type(p, "an integer");

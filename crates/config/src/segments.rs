@@ -81,8 +81,10 @@ pub(crate) fn reuse(src: &str, path: &Path, previous: &Config) -> Option<Config>
         services.push(service);
     }
     // Locations only matter for problems, and any problem means the full parse.
-    let spans: Vec<service::Spans> =
-        services.iter().map(|s| service::Spans { name_at: 0, hosts_at: vec![0; s.hosts.len()] }).collect();
+    let spans: Vec<service::Spans> = services
+        .iter()
+        .map(|s| service::Spans { name_at: 0, hosts_at: vec![0; s.hosts.len()], discover_at: None })
+        .collect();
     across_services(&services, &spans, &mut p);
     if !p.is_empty() {
         return None;

@@ -12,6 +12,8 @@ use toml::de::DeValue;
 pub(crate) struct Spans {
     pub(crate) name_at: usize,
     pub(crate) hosts_at: Vec<usize>,
+    /// Where a pool says `discover = true` (it needs `[cluster]`).
+    pub(crate) discover_at: Option<usize>,
 }
 
 pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
@@ -23,7 +25,8 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
     }
     let label = format!("service \"{name}\"");
     let (hosts, hosts_at) = hosts(t.take("hosts"), p);
-    let pools = pools(t.take("pools"), p, &label).unwrap_or_default();
+    let mut discover_at = None;
+    let pools = pools(t.take("pools"), p, &label, &mut discover_at).unwrap_or_default();
     if pools.is_empty() && p.is_empty() {
         p.at(start, format!("{label} has no pools (add [service.pools.NAME])"));
     }
@@ -61,7 +64,7 @@ pub(crate) fn service(mut t: Table, p: &mut Problems) -> (Service, Spans) {
         rollout: rollout.unwrap_or_default(),
     };
     let name_at = name_field.map_or(start, |f| f.at());
-    (service, Spans { name_at, hosts_at })
+    (service, Spans { name_at, hosts_at, discover_at })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -103,7 +106,7 @@ pub(crate) fn valid_host(h: &str) -> bool {
     !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
-fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool>> {
+fn pools(field: Option<Field>, p: &mut Problems, label: &str, discover_at: &mut Option<usize>) -> Option<Vec<Pool>> {
     let mut t = field?.table(p, format!("[service.pools] of {label}"))?;
     let mut out = Vec::new();
     for f in t.take_all() {
@@ -113,10 +116,22 @@ fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool
         let Some(mut pt) = f.table(p, format!("[service.pools.{}]", f.key)) else {
             continue;
         };
+        let discover = match pt.take("discover") {
+            None => false,
+            Some(df) => {
+                let on = df.bool(p).unwrap_or(false);
+                if on {
+                    discover_at.get_or_insert(df.at());
+                }
+                on
+            }
+        };
         let mut backends = Vec::new();
-        if let Some(bf) = pt.require("backends", p) {
+        // A discovering pool may start with no backend of its own.
+        let backends_field = if discover { pt.take("backends") } else { pt.require("backends", p) };
+        if let Some(bf) = backends_field {
             let list = bf.strings(p).unwrap_or_default();
-            if list.is_empty() && bf.value().is_array() {
+            if list.is_empty() && bf.value().is_array() && !discover {
                 p.at(bf.at(), format!("pool \"{}\" has an empty backend list", f.key));
             }
             for (b, at) in list {
@@ -138,14 +153,14 @@ fn pools(field: Option<Field>, p: &mut Problems, label: &str) -> Option<Vec<Pool
             },
         };
         pt.finish(p);
-        out.push(Pool { name: f.key.to_owned(), backends, protocol });
+        out.push(Pool { name: f.key.to_owned(), backends, protocol, discover, discovered: Vec::new() });
     }
     t.finish(p);
     Some(out)
 }
 
 /// A backend is `host:port` (IPv4, `[IPv6]` or a DNS name), nothing more.
-fn check_backend(b: &str) -> Result<(), String> {
+pub fn check_backend(b: &str) -> Result<(), String> {
     let bad = || format!("invalid backend address \"{b}\" (expected HOST:PORT)");
     let auth: http::uri::Authority = b.parse().map_err(|_| bad())?;
     if auth.as_str().contains('@') || auth.port_u16().is_none_or(|port| port == 0) || auth.host().is_empty() {

@@ -324,3 +324,19 @@ fn unparsable_cluster_settings_are_located() {
     assert!(line("`lease_ttl` must be at least 2s").starts_with("sy.toml:15:"), "{p:?}");
     assert_eq!(p.len(), 6, "{p:?}");
 }
+
+#[test]
+fn discover_needs_a_cluster_and_then_may_have_no_backends() {
+    let pools = "[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"127.0.0.1:1\"]\n[service.pools.green]\ndiscover = true";
+    let p = problems(&with_service(pools));
+    assert_eq!(p, ["sy.toml:11:12: `discover = true` needs a [cluster] section: backends are discovered through etcd"]);
+    let c = parse(
+        &format!("{}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n", with_service(pools)),
+        Path::new("sy.toml"),
+    )
+    .unwrap();
+    let green = &c.services[0].pools[1];
+    assert!(green.discover && green.backends.is_empty());
+    let p = problems(&with_service("[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\ndiscover = \"yes\""));
+    assert!(p.iter().any(|l| l.contains("`discover` must be true or false")), "{p:?}");
+}

@@ -451,6 +451,11 @@ impl Controller {
         ServicesView { generation: self.generation, last_reload: self.last_reload.clone(), services }
     }
 
+    /// Health probes for exactly the backends of `table`.
+    pub(crate) fn reconcile_health(&mut self, table: &RoutingTable) {
+        self.health.reconcile(table, &self.config);
+    }
+
     /// The config in force (as the file said at the last successful apply).
     pub fn config(&self) -> &Arc<Config> {
         &self.config

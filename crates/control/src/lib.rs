@@ -8,6 +8,7 @@
 
 mod command;
 mod controller;
+mod discovery;
 mod handle;
 mod health;
 mod heap;

@@ -30,6 +30,7 @@ impl Controller {
         };
         let mut warnings = keep_restart_only(&self.config, &mut config);
         warnings.extend(self.keep_shared_traffic(&mut config));
+        self.keep_discovered(&mut config);
         if let Some(problem) = self.exposed(&config) {
             return Err(self.refuse(source, vec![problem]));
         }

@@ -98,7 +98,7 @@ impl Controller {
         let svc = self.service_config(service)?;
         let p = svc.pool(pool).ok_or_else(|| self.unknown_pool(service, pool))?;
         Ok(Reply::SmokePlan(SmokePlan {
-            backends: p.backends.clone(),
+            backends: p.addresses().cloned().collect(),
             protocol: p.protocol,
             host: svc.health.as_ref().and_then(|h| h.host.clone()),
             timeout: svc.health.as_ref().map_or(svc.timeouts.connect + svc.timeouts.request, |h| h.timeout),

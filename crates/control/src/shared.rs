@@ -62,10 +62,25 @@ pub enum Commit {
 #[derive(Debug, Clone, Default)]
 pub struct Update {
     /// A full read: every service key the store has (services of this replica's
-    /// config it lacks are seeded from local state).
+    /// config it lacks are seeded from local state), and every discovered backend.
     pub full: bool,
     /// The keys read or changed.
     pub remotes: Vec<Remote>,
+    /// Discovery keys read, put or deleted.
+    pub discovery: Vec<Found>,
+}
+
+/// A `discovery/SVC/POOL/HOST:PORT` key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// Service.
+    pub service: String,
+    /// Pool.
+    pub pool: String,
+    /// `HOST:PORT`.
+    pub address: String,
+    /// Put (true) or deleted: its lease expired, or the instance left.
+    pub present: bool,
 }
 
 /// A change this replica could not apply (SPEC §8 `rejected`).

@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     revs: HashMap<String, i64>,
     /// Rollouts this replica drives (started here).
     pub(crate) owned: HashSet<String>,
+    /// Backends registered in the store, per (service, pool).
+    pub(crate) discovered: crate::discovery::Discovered,
     report: Applied,
     tx: watch::Sender<Applied>,
 }
@@ -32,7 +34,14 @@ impl Controller {
     pub fn attach(&mut self, store: Box<dyn SharedStore>) -> watch::Receiver<Applied> {
         let report = Applied { generation: self.generation, ..Applied::default() };
         let (tx, rx) = watch::channel(report.clone());
-        self.shared = Some(Shared { store, revs: HashMap::new(), owned: HashSet::new(), report, tx });
+        self.shared = Some(Shared {
+            store,
+            revs: HashMap::new(),
+            owned: HashSet::new(),
+            discovered: Default::default(),
+            report,
+            tx,
+        });
         rx
     }
 
@@ -87,6 +96,7 @@ impl Controller {
     /// Applies what the store read or reported; after a full read, seeds the
     /// services it does not have yet from local state.
     pub(crate) fn sync(&mut self, sync: Update) -> Result<Reply, ControlError> {
+        self.discover(sync.full, sync.discovery);
         for remote in sync.remotes {
             self.apply_remote(remote);
         }

@@ -97,8 +97,7 @@ impl ServiceRoute {
                 // Per backend: its shared state from the old pool, and its idle connections
                 // when the connection pool is kept.
                 let (backends, conns): (Vec<_>, Vec<_>) = p
-                    .backends
-                    .iter()
+                    .addresses()
                     .map(|addr| {
                         let at = old.and_then(|o| o.backends.iter().position(|b| b.address() == addr.as_str()));
                         let backend =
@@ -176,8 +175,8 @@ impl ServiceRoute {
                     && traffic.is_none_or(|t| have.weight == t.weight(&want.name))
                     && have.protocol == want.protocol
                     && have.conn_cap == settings.cap
-                    && have.backends.len() == want.backends.len()
-                    && have.backends.iter().zip(&want.backends).all(|(b, a)| b.address() == a.as_str())
+                    && have.backends.len() == want.addresses().count()
+                    && have.backends.iter().zip(want.addresses()).all(|(b, a)| b.address() == a.as_str())
             })
     }
 
