@@ -284,6 +284,11 @@ fn a_replica_without_the_pool_rejects_the_version_keeps_serving_and_the_wait_say
     assert_eq!(served(&c), "blue", "the rejecting replica keeps its previous state");
     let rejected = &cluster(&a)["replicas"][1]["rejected"]["shop"];
     assert!(rejected["error"].as_str().unwrap().contains("\"canary\""), "{rejected}");
+    // A change on the rejecting replica would start from its stale state: refused, not overwritten.
+    let (status, refusal) = switch(&c, "green", "", &[]);
+    assert_eq!(status, 409, "{refusal}");
+    assert_eq!(json(a.admin, "GET", "/v1/services/shop", &[], "").1["version"], body["version"]);
+    assert_eq!(served(&a), "canary");
     // ctl with --wait-replicas exits 1 and says who rejected it.
     let (code, _, err) = ctl(&a.admin_url(), &["weights", "shop", "canary=50", "blue=50", "--wait-replicas", "2s"]);
     assert_eq!(code, 1, "{err}");
@@ -308,6 +313,11 @@ fn garbage_under_the_prefix_is_counted_and_ignored_and_the_next_change_replaces_
     let (status, body) = switch(&r[0], "green", r#","wait_replicas":"5s""#, &[]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(served(&r[1]), "green");
+    // Someone deletes the service key: the next change writes it again.
+    f.etcd.delete("/sy-test/services/shop");
+    let (status, body) = switch(&r[1], "blue", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served(&r[0]), "blue");
 }
 
 #[test]

@@ -83,6 +83,11 @@ impl Etcd {
         revision(&answer)
     }
 
+    /// Deletes `key`.
+    pub fn delete(&self, key: &str) {
+        self.post("/v3/kv/deleterange", &format!(r#"{{"key":"{}"}}"#, b64(key.as_bytes())));
+    }
+
     /// The current revision.
     pub fn revision(&self) -> i64 {
         let body = format!(r#"{{"key":"{}"}}"#, b64(b"/"));

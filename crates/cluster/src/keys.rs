@@ -137,9 +137,11 @@ impl Batch {
                 _ => {}
             }
         }
+        // Several revisions of one service may come together: each takes the
+        // events in its own version range from all of them.
         for r in &mut b.remotes {
-            if let Some(ev) = events.remove(&r.service) {
-                r.events = ev;
+            if let Some(ev) = events.get(&r.service) {
+                r.events = ev.clone();
             }
         }
         b

@@ -77,7 +77,11 @@ impl SharedStore for EtcdStore {
         let mut kv = client.kv_client();
         let answer = link.rt.block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, kv.txn(txn)).await });
         let resp = match answer {
-            Err(_) => return Err(format!("no answer within {COMMIT_TIMEOUT:?}")),
+            Err(_) => {
+                return Err(format!(
+                    "no answer within {COMMIT_TIMEOUT:?}; the change may still land (check the service's version before trying again)"
+                ));
+            }
             Ok(Err(e)) => return Err(e.to_string()),
             Ok(Ok(r)) => r,
         };

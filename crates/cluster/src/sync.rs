@@ -67,9 +67,10 @@ async fn session(ctx: &mut Ctx) -> Result<(), Ended> {
     let client = Client::connect(&ctx.endpoints, Some(options)).await.inspect_err(|_| metric("connect"))?;
     let ttl = i64::try_from(ctx.lease_ttl.as_secs()).unwrap_or(10).max(2);
     let lease = client.clone().lease_grant(ttl, None).await.inspect_err(|_| metric("connect"))?.id();
-    let (mut keeper, mut alive) = client.clone().lease_keep_alive(lease).await.inspect_err(|_| metric("lease"))?;
+    // Its own task, so that a slow apply never delays a keep-alive.
+    let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
+    let _keeper = Abort(tokio::spawn(keep_lease(client.clone(), lease, ctx.lease_ttl, lost_tx)));
     ctx.link.set_client(Some(client.clone()));
-    let mut beat = tokio::time::interval(ctx.lease_ttl / 3);
     loop {
         let revision = read_all(ctx, &client).await?;
         register(ctx, &client, lease).await?;
@@ -89,15 +90,9 @@ async fn session(ctx: &mut Ctx) -> Result<(), Ended> {
                     }
                     apply_events(ctx, &resp).await?;
                 }
-                _ = beat.tick() => {
-                    keeper.keep_alive().await.inspect_err(|_| metric("lease"))?;
-                }
-                ka = alive.message() => {
-                    let ka = ka.inspect_err(|_| metric("lease"))?;
-                    if ka.is_none_or(|k| k.ttl() <= 0) {
-                        metric("lease");
-                        return Err(Ended::Other("this replica's lease expired".into()));
-                    }
+                why = &mut lost => {
+                    metric("lease");
+                    return Err(Ended::Other(why.unwrap_or_else(|_| "the lease keeper stopped".into())));
                 }
                 changed = ctx.applied.changed() => {
                     if changed.is_err() {
@@ -107,6 +102,36 @@ async fn session(ctx: &mut Ctx) -> Result<(), Ended> {
                 }
             }
         }
+    }
+}
+
+/// Keeps the replica's lease alive every third of its TTL; says why it stopped.
+async fn keep_lease(mut client: Client, lease: i64, ttl: Duration, lost: tokio::sync::oneshot::Sender<String>) {
+    let why = async {
+        let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
+        let mut beat = tokio::time::interval(ttl / 3);
+        loop {
+            beat.tick().await;
+            keeper.keep_alive().await?;
+            match alive.message().await? {
+                Some(k) if k.ttl() > 0 => {}
+                _ => return Ok::<String, etcd_client::Error>("this replica's lease expired".into()),
+            }
+        }
+    };
+    let why = match why.await {
+        Ok(w) => w,
+        Err(e) => format!("lease keep-alive failed: {e}"),
+    };
+    let _ = lost.send(why);
+}
+
+/// Aborts a task when dropped (the session that started it ended).
+struct Abort(tokio::task::JoinHandle<()>);
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

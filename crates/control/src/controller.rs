@@ -73,12 +73,18 @@ pub(crate) fn now() -> String {
 impl Controller {
     /// Loads the state file (or starts fresh with `reset_state`), reconciles it with
     /// the config, persists the result and publishes the first table.
-    pub fn start(config: Config, reset_state: bool) -> Result<(Controller, Router), StartError> {
+    pub fn start(mut config: Config, reset_state: bool) -> Result<(Controller, Router), StartError> {
         let (mut store, saved) = if reset_state {
             (Store::fresh(&config.state.file), State::default())
         } else {
             Store::open(&config.state.file)?
         };
+        if config.cluster.is_some() {
+            // The store holds the traffic: an edited [traffic] is not a change here.
+            for w in crate::shared_apply::keep_traffic(&mut config, &saved) {
+                tracing::warn!("{w}");
+            }
+        }
         let mut state = merge(&config, &saved)
             .map_err(|problems| StartError::Conflict { path: config.state.file.clone(), problems })?;
         Controller::resume_after_restart(&mut state);
@@ -313,9 +319,15 @@ impl Controller {
     pub(crate) fn commit_service(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
         if self.clustered() {
             let before = self.service_state(service)?.clone();
-            self.commit_shared(service, &before, &next)?;
+            let was = self.commit_shared(service, &before, &next)?;
             let version = next.version;
-            self.commit_local(service, next)?;
+            if let Err(e) = self.commit_local(service, next) {
+                // Every other replica applies it; this one will from the store.
+                self.unapplied(service, was);
+                return Err(ControlError::Persist(format!(
+                    "committed to the cluster store as version {version}, but not applied on this replica yet: {e}"
+                )));
+            }
             self.applied_here(service, version);
             self.publish_applied();
             return Ok(());

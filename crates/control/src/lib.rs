@@ -16,6 +16,7 @@ mod judge;
 mod merge;
 mod preview_key;
 mod reload;
+mod remote;
 pub mod rollout;
 mod rollout_ctl;
 pub mod shared;

@@ -6,10 +6,11 @@
 
 use crate::command::{ControlError, Reply};
 use crate::controller::Controller;
-use crate::shared::{Applied, Commit, Rejected, Remote, SharedDoc, SharedStore, Update};
-use crate::state::{Event, HISTORY_LIMIT, ServiceState};
+use crate::remote::Outcome;
+use crate::shared::{Applied, Commit, SharedDoc, SharedStore, Update};
+use crate::state::{Event, HISTORY_LIMIT, ServiceState, State};
 use std::collections::{HashMap, HashSet};
-use switchyard_config::{Traffic, Weight};
+use switchyard_config::Config;
 use tokio::sync::watch;
 
 /// How often a change lost to a concurrent one is checked and tried again.
@@ -19,12 +20,12 @@ pub(crate) const RACE_RETRIES: usize = 8;
 pub(crate) struct Shared {
     store: Box<dyn SharedStore>,
     /// Per service, the `mod_revision` of the document in force here.
-    revs: HashMap<String, i64>,
+    pub(crate) revs: HashMap<String, i64>,
     /// Rollouts this replica drives (started here).
     pub(crate) owned: HashSet<String>,
     /// Backends registered in the store, per (service, pool).
     pub(crate) discovered: crate::discovery::Discovered,
-    report: Applied,
+    pub(crate) report: Applied,
     tx: watch::Sender<Applied>,
 }
 
@@ -51,14 +52,15 @@ impl Controller {
     }
 
     /// Cluster mode: writes `next` to the store if the service key is where this
-    /// replica last saw it. `Raced` when another change won (it is applied here).
+    /// replica last saw it; returns the revision it was at. `Raced` when another
+    /// change won (it is applied here, and the command is checked again).
     pub(crate) fn commit_shared(
         &mut self,
         service: &str,
         before: &ServiceState,
         next: &ServiceState,
-    ) -> Result<(), ControlError> {
-        let Some(sh) = &mut self.shared else { return Ok(()) };
+    ) -> Result<Option<i64>, ControlError> {
+        let Some(sh) = &mut self.shared else { return Ok(None) };
         if !sh.store.ready() {
             return Err(ControlError::StoreDown(
                 "the cluster store is unreachable; changes are refused until it is back".into(),
@@ -66,22 +68,39 @@ impl Controller {
         }
         let events: Vec<Event> = next.history.iter().filter(|e| e.version > before.version).cloned().collect();
         let keep_from = next.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
-        let expected = sh.revs.get(service).copied().unwrap_or(0);
-        match sh.store.commit(service, expected, &SharedDoc::of(next), &events, keep_from) {
+        let was = sh.revs.get(service).copied();
+        match sh.store.commit(service, was.unwrap_or(0), &SharedDoc::of(next), &events, keep_from) {
             Ok(Commit::Done(rev)) => {
                 sh.revs.insert(service.to_owned(), rev);
-                Ok(())
+                Ok(was)
             }
-            Ok(Commit::Lost(now)) => {
-                if let Some(remote) = now {
-                    self.apply_remote(remote);
-                }
+            Ok(Commit::Lost(None)) => {
+                // The key is gone (deleted by hand): the next try creates it again.
+                sh.revs.remove(service);
                 Err(ControlError::Raced)
             }
+            Ok(Commit::Lost(Some(remote))) => match self.apply_remote(remote, false) {
+                Outcome::Rejected(error) => Err(ControlError::Conflict(format!(
+                    "service \"{service}\" changed on another replica to a version this replica cannot apply ({error}); make this change on a replica that can, or give this one the same pools"
+                ))),
+                Outcome::Failed(error) => Err(ControlError::Persist(error)),
+                Outcome::Applied | Outcome::Skipped | Outcome::Unreadable => Err(ControlError::Raced),
+            },
             Err(e) => {
                 switchyard_metrics::cluster_error("commit");
                 Err(ControlError::StoreDown(format!("the cluster store did not take the change: {e}")))
             }
+        }
+    }
+
+    /// After a commit the store took but this replica could not apply: forget that
+    /// revision, so the watch (or the next full read) applies it here again.
+    pub(crate) fn unapplied(&mut self, service: &str, was: Option<i64>) {
+        if let Some(sh) = &mut self.shared {
+            match was {
+                Some(rev) => sh.revs.insert(service.to_owned(), rev),
+                None => sh.revs.remove(service),
+            };
         }
     }
 
@@ -97,8 +116,14 @@ impl Controller {
     /// services it does not have yet from local state.
     pub(crate) fn sync(&mut self, sync: Update) -> Result<Reply, ControlError> {
         self.discover(sync.full, sync.discovery);
+        if let (true, Some(sh)) = (sync.full, &mut self.shared) {
+            // A key the store no longer has (deleted, or the store restored from
+            // an older backup) is seeded again below.
+            let read: HashSet<&str> = sync.remotes.iter().map(|r| r.service.as_str()).collect();
+            sh.revs.retain(|name, _| read.contains(name.as_str()));
+        }
         for remote in sync.remotes {
-            self.apply_remote(remote);
+            self.apply_remote(remote, sync.full);
         }
         let result = if sync.full { self.seed_missing() } else { Ok(()) };
         self.publish_applied();
@@ -119,24 +144,9 @@ impl Controller {
         Ok(())
     }
 
-    /// Cluster mode: the store is the source of truth for traffic, so an edited
-    /// `[traffic]` is put back as it was (one warning per service).
-    pub(crate) fn keep_shared_traffic(&self, config: &mut switchyard_config::Config) -> Vec<String> {
-        if !self.clustered() {
-            return vec![];
-        }
-        let mut warnings = vec![];
-        for svc in &mut config.services {
-            let Some(prev) = self.state.services.get(&svc.name) else { continue };
-            if !crate::merge::same_table(&prev.config_traffic, &svc.traffic) {
-                warnings.push(format!(
-                    "service \"{}\": [service.traffic] changed in the file; in cluster mode traffic is changed through the API (switch, weights, rollback), so the edit is ignored",
-                    svc.name
-                ));
-                std::sync::Arc::make_mut(svc).traffic = prev.config_traffic.clone();
-            }
-        }
-        warnings
+    /// Cluster mode: an edited `[traffic]` in a reloaded file is ignored.
+    pub(crate) fn keep_shared_traffic(&self, config: &mut Config) -> Vec<String> {
+        if self.clustered() { keep_traffic(config, &self.state) } else { vec![] }
     }
 
     /// Writes a service's local state as its first shared document (create-only).
@@ -145,7 +155,7 @@ impl Controller {
         let Some(st) = self.state.services.get(service) else { return Ok(()) };
         let doc = SharedDoc::of(st);
         let keep_from = st.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
-        match sh.store.commit(service, 0, &doc, &[], keep_from) {
+        match sh.store.commit(service, 0, &doc, &st.history, keep_from) {
             Ok(Commit::Done(rev)) => {
                 sh.revs.insert(service.to_owned(), rev);
                 tracing::info!(%service, version = doc.version, "cluster: seeded the service's shared state from this replica");
@@ -155,83 +165,12 @@ impl Controller {
             }
             Ok(Commit::Lost(now)) => {
                 if let Some(remote) = now {
-                    self.apply_remote(remote);
+                    self.apply_remote(remote, true);
                 }
                 Ok(())
             }
             Err(e) => Err(ControlError::StoreDown(e)),
         }
-    }
-
-    /// One service key from the store: applied as the service's state here, or
-    /// ignored (unreadable), or rejected (this replica's config cannot carry it).
-    fn apply_remote(&mut self, remote: Remote) {
-        let Some(sh) = &mut self.shared else { return };
-        let service = remote.service.clone();
-        if sh.revs.get(&service).is_some_and(|&rev| rev >= remote.revision) {
-            return;
-        }
-        // Whatever happens below, a later change here compares against this revision.
-        sh.revs.insert(service.clone(), remote.revision);
-        let doc = match remote.doc {
-            Ok(doc) => doc,
-            Err(e) => {
-                switchyard_metrics::cluster_error("unreadable_value");
-                tracing::error!(%service, revision = remote.revision, "cluster: ignoring an unreadable service document ({e}); the previous state stands");
-                return;
-            }
-        };
-        let version = doc.version;
-        let next = match self.remote_state(&service, doc, remote.events) {
-            Ok(next) => next,
-            Err(error) => {
-                tracing::error!(%service, version, "cluster: cannot apply version {version}: {error}; the previous state stands");
-                if let Some(sh) = &mut self.shared {
-                    sh.report.rejected.insert(service, Rejected { version, error });
-                }
-                return;
-            }
-        };
-        let id = |st: Option<&ServiceState>| st.and_then(|s| s.rollout.as_ref()).map(|r| r.id.clone());
-        if id(self.state.services.get(&service)) != id(Some(&next)) {
-            // Another replica's rollout (or none): that replica drives it, not this one.
-            self.clocks.remove(&service);
-            if let Some(sh) = &mut self.shared {
-                sh.owned.remove(&service);
-            }
-        }
-        if self.state.services.get(&service) != Some(&next)
-            && let Err(e) = self.commit_local(&service, next)
-        {
-            tracing::error!(%service, version, "cluster: cannot apply version {version} here: {e}");
-            return;
-        }
-        self.applied_here(&service, version);
-    }
-
-    /// The state a shared document gives a service here, or why it cannot.
-    fn remote_state(&self, service: &str, doc: SharedDoc, mut events: Vec<Event>) -> Result<ServiceState, String> {
-        let svc = self.service_config(service).map_err(|_| "this replica's config has no such service".to_owned())?;
-        if let Some((pool, _)) = doc.traffic.0.iter().find(|(p, w)| **w > Weight::ZERO && svc.pool(p).is_none()) {
-            return Err(format!("pool \"{pool}\" is not in this replica's config"));
-        }
-        let traffic = Traffic(svc.pools.iter().map(|p| (p.name.clone(), doc.traffic.weight(&p.name))).collect());
-        let sum: u32 = traffic.0.values().map(|w| w.0).sum();
-        if sum != Weight::FULL.0 {
-            return Err(format!("weights add up to {}, not 100", Weight(sum)));
-        }
-        let mut st = self.service_state(service).map_err(|e| e.to_string())?.clone();
-        events.sort_by_key(|e| e.version);
-        events.dedup_by_key(|e| e.version);
-        let have = st.version;
-        for e in events.into_iter().filter(|e| e.version > have && e.version <= doc.version) {
-            st.record(e);
-        }
-        st.version = doc.version;
-        st.traffic = traffic;
-        st.undo = doc.undo;
-        st.rollout = doc.rollout;
-        Ok(st)
     }
 
     /// Tells the registration what this replica has applied now.
@@ -256,4 +195,22 @@ impl Controller {
             sh.owned.insert(service.to_owned());
         }
     }
+}
+
+/// Cluster mode: the store is the source of truth for traffic, so a `[traffic]`
+/// that differs from what the file said at the last apply is put back as it was
+/// (one warning per service): traffic changes through the API.
+pub(crate) fn keep_traffic(config: &mut Config, state: &State) -> Vec<String> {
+    let mut warnings = vec![];
+    for svc in &mut config.services {
+        let Some(prev) = state.services.get(&svc.name) else { continue };
+        if !crate::merge::same_table(&prev.config_traffic, &svc.traffic) {
+            warnings.push(format!(
+                "service \"{}\": [service.traffic] changed in the file; in cluster mode traffic is changed through the API (switch, weights, rollback), so the edit is ignored",
+                svc.name
+            ));
+            std::sync::Arc::make_mut(svc).traffic = prev.config_traffic.clone();
+        }
+    }
+    warnings
 }
