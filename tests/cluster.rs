@@ -118,6 +118,14 @@ fn a_switch_on_one_replica_is_served_by_all_and_wait_replicas_answers_once_all_a
     let Some(f) = fleet() else { return };
     let r = f.replicas(&["a", "b", "c"]);
     assert!(r.iter().all(|sy| served(sy) == "blue"));
+    // A preview token from one replica opens the pool on every replica: one shared key.
+    let (status, t) = json(r[0].admin, "POST", "/v1/services/shop/preview-token", &[], r#"{"pool":"green"}"#);
+    assert_eq!(status, 200, "{t}");
+    let token = t["token"].as_str().unwrap();
+    for sy in &r {
+        let (_, body) = common::http::request(sy.proxy, "GET", "/", &[("x-switchyard-preview", token)], "").unwrap();
+        assert_eq!(body.trim(), "green", "{}", sy.admin);
+    }
     let (status, body) = switch(&r[0], "green", r#","reason":"release 42","wait_replicas":"5s""#, &[]);
     assert_eq!(status, 200, "{body}");
     // wait_replicas answered: every replica applied it, so each serves green now.

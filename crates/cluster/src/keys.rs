@@ -22,7 +22,9 @@ pub enum Key<'a> {
     Replica(&'a str),
     /// `discovery/SVC/POOL/HOST:PORT`.
     Discovery(&'a str, &'a str, &'a str),
-    /// Anything else (discovery, preview-key, rollout-owner, foreign keys).
+    /// `preview-key`.
+    PreviewKey,
+    /// Anything else (rollout-owner, foreign keys).
     Other,
 }
 
@@ -62,6 +64,11 @@ impl Keys {
         format!("{}/discovery/{svc}/{pool}/{address}", self.prefix)
     }
 
+    /// `PREFIX/preview-key`: the preview token key every replica uses.
+    pub fn preview_key(&self) -> String {
+        format!("{}/preview-key", self.prefix)
+    }
+
     /// What a key is.
     pub fn parse<'a>(&self, key: &'a str) -> Key<'a> {
         let Some(rest) = key.strip_prefix(self.prefix.as_str()).and_then(|r| r.strip_prefix('/')) else {
@@ -72,6 +79,7 @@ impl Keys {
             ["services", svc] if !svc.is_empty() => Key::Service(svc),
             ["history", svc, v] if !svc.is_empty() => v.parse().map_or(Key::Other, |v| Key::History(svc, v)),
             ["replicas", name] if !name.is_empty() => Key::Replica(name),
+            ["preview-key"] => Key::PreviewKey,
             ["discovery", svc, pool, addr] if ![svc, pool, addr].iter().any(|p| p.is_empty()) => {
                 Key::Discovery(svc, pool, addr)
             }
@@ -99,6 +107,8 @@ pub struct Batch {
     pub replicas: Vec<(String, Option<ReplicaView>)>,
     /// Discovery keys put or deleted.
     pub discovery: Vec<Found>,
+    /// The shared preview token key, when put.
+    pub preview_key: Option<Vec<u8>>,
     /// History values that could not be read (counted and logged by the caller).
     pub unreadable: Vec<String>,
 }
@@ -128,6 +138,7 @@ impl Batch {
                     Err(e) => b.unreadable.push(format!("{key}: {e}")),
                 },
                 (Key::Replica(name), None) => b.replicas.push((name.to_owned(), None)),
+                (Key::PreviewKey, Some(v)) => b.preview_key = Some(v.to_vec()),
                 (Key::Discovery(service, pool, address), v) => b.discovery.push(Found {
                     service: service.to_owned(),
                     pool: pool.to_owned(),

@@ -49,6 +49,10 @@ impl SharedStore for EtcdStore {
         self.0.ready.load(Ordering::SeqCst)
     }
 
+    fn share_preview_key(&self, local: &[u8]) -> Result<Vec<u8>, String> {
+        self.preview_key(local)
+    }
+
     fn commit(
         &self,
         service: &str,
@@ -74,17 +78,7 @@ impl SharedStore for EtcdStore {
             .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected)])
             .and_then(ops)
             .or_else([TxnOp::get(key, None), TxnOp::get(keys.history(service, first_new), Some(later))]);
-        let mut kv = client.kv_client();
-        let answer = link.rt.block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, kv.txn(txn)).await });
-        let resp = match answer {
-            Err(_) => {
-                return Err(format!(
-                    "no answer within {COMMIT_TIMEOUT:?}; the change may still land (check the service's version before trying again)"
-                ));
-            }
-            Ok(Err(e)) => return Err(e.to_string()),
-            Ok(Ok(r)) => r,
-        };
+        let resp = link.txn(&client, txn)?;
         if resp.succeeded() {
             return Ok(Commit::Done(resp.header().map_or(0, |h| h.revision())));
         }
@@ -103,6 +97,42 @@ impl SharedStore for EtcdStore {
             doc: serde_json::from_slice(kv.value()).map_err(|e| e.to_string()),
             events,
         })))
+    }
+}
+
+impl EtcdStore {
+    fn preview_key(&self, local: &[u8]) -> Result<Vec<u8>, String> {
+        let link = &self.0;
+        let client = link.client().ok_or("not connected to the cluster store")?;
+        let key = link.keys.preview_key();
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), local.to_vec(), None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = link.txn(&client, txn)?;
+        if resp.succeeded() {
+            tracing::info!("cluster: stored this replica's preview token key for every replica");
+            return Ok(local.to_vec());
+        }
+        let stored = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        });
+        stored.ok_or_else(|| "the shared preview key vanished while being read".into())
+    }
+}
+
+impl Link {
+    /// One transaction from the control thread, bounded by `COMMIT_TIMEOUT`.
+    fn txn(&self, client: &Client, txn: Txn) -> Result<etcd_client::TxnResponse, String> {
+        let mut kv = client.kv_client();
+        match self.rt.block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, kv.txn(txn)).await }) {
+            Err(_) => Err(format!(
+                "no answer within {COMMIT_TIMEOUT:?}; the change may still land (check the service's version before trying again)"
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(r)) => Ok(r),
+        }
     }
 }
 

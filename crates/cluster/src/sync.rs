@@ -143,7 +143,8 @@ async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
     let batch = Batch::of(&ctx.link.keys, kvs);
     unreadable(&batch);
     ctx.status.replace_replicas(batch.replicas.into_iter().filter_map(|(_, r)| r).collect());
-    let update = Update { full: true, remotes: batch.remotes, discovery: batch.discovery };
+    let update =
+        Update { full: true, remotes: batch.remotes, discovery: batch.discovery, preview_key: batch.preview_key };
     ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
     ctx.link.set_ready(true);
     ctx.status.up();
@@ -166,8 +167,9 @@ async fn apply_events(ctx: &mut Ctx, resp: &etcd_client::WatchResponse) -> Resul
     for (name, view) in batch.replicas {
         ctx.status.set_replica(&name, view);
     }
-    if !batch.remotes.is_empty() || !batch.discovery.is_empty() {
-        let update = Update { full: false, remotes: batch.remotes, discovery: batch.discovery };
+    if !batch.remotes.is_empty() || !batch.discovery.is_empty() || batch.preview_key.is_some() {
+        let update =
+            Update { full: false, remotes: batch.remotes, discovery: batch.discovery, preview_key: batch.preview_key };
         ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
     }
     Ok(())

@@ -33,6 +33,51 @@ pub(crate) fn load_or_create(config: &Config) -> Result<Arc<PreviewKey>, String>
         .ok_or_else(|| format!("preview key {}: needs at least 16 bytes", path.display()))
 }
 
+/// Cluster mode without `preview_key_file`: the key every replica uses is the one
+/// under `PREFIX/preview-key` (the first replica's, stored create-only). It is
+/// mirrored in the generated file, so a restart while the store is down uses it.
+impl crate::controller::Controller {
+    pub(crate) fn share_preview_key(&mut self, stored: Option<Vec<u8>>) {
+        let (path, generated) = path(&self.config);
+        let Some(sh) = self.shared.as_ref().filter(|_| generated) else { return };
+        let shared = match stored {
+            Some(bytes) => bytes,
+            None => match sh.store.share_preview_key(self.preview_key.bytes()) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!("cluster: cannot share the preview token key yet: {e}");
+                    return;
+                }
+            },
+        };
+        let shared = shared.trim_ascii().to_vec();
+        if shared == self.preview_key.bytes() {
+            return;
+        }
+        let Some(key) = PreviewKey::new(shared.clone()).map(Arc::new) else {
+            switchyard_metrics::cluster_error("unreadable_value");
+            tracing::error!("cluster: ignoring the shared preview token key: shorter than 16 bytes");
+            return;
+        };
+        if let Err(e) = replace(&path, &shared) {
+            tracing::warn!("cluster: the shared preview token key is in use but not saved: {e}");
+        }
+        self.publisher.publish(self.publisher.current().with_preview_key(key.clone()));
+        self.preview_key = key;
+        tracing::info!("cluster: using the preview token key shared by the cluster");
+    }
+}
+
+/// Overwrites the generated key file atomically (temp file, 0600, rename).
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("preview key {}: cannot write: {e}", path.display());
+    let tmp = path.with_extension("key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(err)?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
 fn create(path: &Path) -> Result<Vec<u8>, String> {
     let err = |e: std::io::Error| format!("preview key {}: cannot create: {e}", path.display());
     let mut raw = [0u8; 32];

@@ -68,6 +68,8 @@ pub struct Update {
     pub remotes: Vec<Remote>,
     /// Discovery keys read, put or deleted.
     pub discovery: Vec<Found>,
+    /// `PREFIX/preview-key`, when read or put.
+    pub preview_key: Option<Vec<u8>>,
 }
 
 /// A `discovery/SVC/POOL/HOST:PORT` key.
@@ -119,6 +121,9 @@ pub trait SharedStore: Send + Sync {
         events: &[Event],
         keep_from: u64,
     ) -> Result<Commit, String>;
+    /// Stores `local` as the cluster's preview token key unless one is stored
+    /// already (create-only); returns the one stored.
+    fn share_preview_key(&self, local: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// One replica as `GET /v1/cluster` lists it.

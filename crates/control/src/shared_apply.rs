@@ -18,7 +18,7 @@ pub(crate) const RACE_RETRIES: usize = 8;
 
 /// The store and what this replica took from it.
 pub(crate) struct Shared {
-    store: Box<dyn SharedStore>,
+    pub(crate) store: Box<dyn SharedStore>,
     /// Per service, the `mod_revision` of the document in force here.
     pub(crate) revs: HashMap<String, i64>,
     /// Rollouts this replica drives (started here).
@@ -124,6 +124,9 @@ impl Controller {
         }
         for remote in sync.remotes {
             self.apply_remote(remote, sync.full);
+        }
+        if sync.full || sync.preview_key.is_some() {
+            self.share_preview_key(sync.preview_key);
         }
         let result = if sync.full { self.seed_missing() } else { Ok(()) };
         self.publish_applied();

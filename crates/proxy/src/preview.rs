@@ -28,6 +28,11 @@ impl PreviewKey {
         (bytes.len() >= 16).then_some(PreviewKey(bytes))
     }
 
+    /// The key's bytes (to share it with other replicas, SPEC §8).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     fn mac(&self, service: &str, pool: &str, expires: u64) -> HmacSha256 {
         // HMAC accepts keys of any length.
         let mut m = HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));

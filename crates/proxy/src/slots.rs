@@ -44,6 +44,11 @@ impl<T> Slots<T> {
     }
 
     /// Every element, in order.
+    /// The same items (a copy of the chunk list; the chunks are shared).
+    pub(crate) fn share(&self) -> Slots<T> {
+        Slots { chunks: self.chunks.clone(), len: self.len }
+    }
+
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &Arc<T>> + Clone {
         Iter { chunks: &self.chunks, next: 0, len: self.len }
     }

@@ -172,6 +172,18 @@ impl RoutingTable {
         self.preview_key = Some(key);
     }
 
+    /// This table with another preview token key (every route shared).
+    pub fn with_preview_key(&self, key: Arc<PreviewKey>) -> RoutingTable {
+        RoutingTable {
+            services: self.services.share(),
+            index: self.index.clone(),
+            settings: self.settings,
+            generation: self.generation,
+            unrouted: self.unrouted.clone(),
+            preview_key: Some(key),
+        }
+    }
+
     /// The preview token key, if any.
     pub fn preview_key(&self) -> Option<&PreviewKey> {
         self.preview_key.as_deref()
