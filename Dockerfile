@@ -1,6 +1,8 @@
 # Multi-stage build: compile in the Rust image, run on slim Debian.
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# The etcd client's build runs protoc (with the well-known types).
+RUN apt-get update && apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --locked --bin switchyard
 
