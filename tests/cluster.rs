@@ -384,3 +384,73 @@ fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
     assert_eq!(served(&a), "green-2");
     drop(green2);
 }
+
+/// Short rollout steps for the takeover test.
+const ROLLOUT: &str = "[service.rollout]\nsteps = [20, 50, 100]\nstep_interval = \"2s\"\ninterval = \"1s\"\nmax_step_duration = \"20s\"\nfailure_limit = 2\n[service.rollout.analysis]\nmin_requests = 20\nmax_error_rate = 0.05\nmax_error_increase = 0.05\nfast_fail_errors = 0\nmax_latency_ratio = 4.0\n";
+
+#[test]
+fn a_rollout_whose_driver_is_killed_is_taken_over_at_its_step_and_promoted() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let start = |name: &str| {
+        let path = config(&f.root().join(name), name, &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
+        let text = std::fs::read_to_string(&path).unwrap() + ROLLOUT;
+        std::fs::write(&path, text).unwrap();
+        Sy::start(&path, &["--access-log", "off"])
+    };
+    let (a, b, c) = (start("a"), start("b"), start("c"));
+    for sy in [&a, &b, &c] {
+        in_step(sy, 3);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let loads: Vec<Load> = [&b, &c].iter().map(|sy| Load::start(sy.proxy, 3, Duration::from_millis(2))).collect();
+    let (status, body) = json(a.admin, "POST", "/v1/services/shop/rollout", &[], r#"{"pool":"green","reason":"r1"}"#);
+    assert_eq!(status, 201, "{body}");
+    let rollout = |sy: &Sy| json(sy.admin, "GET", "/v1/services/shop/rollout", &[], "").1;
+    assert_eq!(rollout(&b)["step"], 0);
+    a.signal(libc::SIGKILL);
+    drop(a);
+    // Its lease expires, b or c claims the rollout and drives it on to the end.
+    eventually("the rollout is promoted by the replica that took it over", Duration::from_secs(40), || {
+        rollout(&b)["phase"] == "promoted"
+    });
+    let tallies: Vec<_> = loads.into_iter().map(|l| rt.block_on(l.stop())).collect();
+    assert!(tallies.iter().all(|t| t.blue_failed.load(Relaxed) + t.green_failed.load(Relaxed) == 0));
+    let h = json(c.admin, "GET", "/v1/services/shop/history", &[], "").1;
+    let kinds: Vec<&str> = h["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["rollout_step", "rollout_step", "rollout_step"], "started once, never restarted: {h}");
+    assert_eq!(served(&c), "green");
+}
+
+#[test]
+fn with_etcd_down_a_failing_canary_is_rolled_back_at_once_on_its_driver_and_everywhere_when_etcd_is_back() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(mut f) = fleet() else { return };
+    let bad = App::start("green", &["--fail-rate", "0.5"]);
+    let start = |name: &str| {
+        let path = config(&f.root().join(name), name, &f.etcd, &[("blue", &f.blue), ("green", &bad)]);
+        let text = std::fs::read_to_string(&path).unwrap() + ROLLOUT;
+        std::fs::write(&path, text).unwrap();
+        Sy::start(&path, &["--access-log", "off"])
+    };
+    let (a, b) = (start("a"), start("b"));
+    in_step(&a, 2);
+    in_step(&b, 2);
+    let (status, body) = json(a.admin, "POST", "/v1/services/shop/rollout", &[], r#"{"pool":"green"}"#);
+    assert_eq!(status, 201, "{body}");
+    f.etcd.stop();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let load = Load::start(a.proxy, 3, Duration::from_millis(2));
+    let green_weight = |sy: &Sy| json(sy.admin, "GET", "/v1/services/shop", &[], "").1["traffic"]["green"].clone();
+    eventually("the driver rolls back on its own", Duration::from_secs(20), || green_weight(&a) == 0);
+    assert_eq!(green_weight(&b), 20, "b cannot know yet: the store is down");
+    rt.block_on(load.stop());
+    f.etcd.restart();
+    eventually("b applies the rollback once the store is back", Duration::from_secs(20), || green_weight(&b) == 0);
+    let h = json(b.admin, "GET", "/v1/services/shop/history", &[], "").1;
+    assert_eq!(h["events"][0]["kind"], "auto_rollback", "{h}");
+    let r = json(b.admin, "GET", "/v1/services/shop/rollout", &[], "").1;
+    assert_eq!(r["phase"], "rolled_back", "{r}");
+}

@@ -24,6 +24,8 @@ pub enum Key<'a> {
     Discovery(&'a str, &'a str, &'a str),
     /// `preview-key`.
     PreviewKey,
+    /// `rollout-owner/SVC`.
+    RolloutOwner(&'a str),
     /// Anything else (rollout-owner, foreign keys).
     Other,
 }
@@ -69,6 +71,11 @@ impl Keys {
         format!("{}/preview-key", self.prefix)
     }
 
+    /// `PREFIX/rollout-owner/SVC`: who drives the service's rollout.
+    pub fn rollout_owner(&self, svc: &str) -> String {
+        format!("{}/rollout-owner/{svc}", self.prefix)
+    }
+
     /// What a key is.
     pub fn parse<'a>(&self, key: &'a str) -> Key<'a> {
         let Some(rest) = key.strip_prefix(self.prefix.as_str()).and_then(|r| r.strip_prefix('/')) else {
@@ -80,6 +87,7 @@ impl Keys {
             ["history", svc, v] if !svc.is_empty() => v.parse().map_or(Key::Other, |v| Key::History(svc, v)),
             ["replicas", name] if !name.is_empty() => Key::Replica(name),
             ["preview-key"] => Key::PreviewKey,
+            ["rollout-owner", svc] if !svc.is_empty() => Key::RolloutOwner(svc),
             ["discovery", svc, pool, addr] if ![svc, pool, addr].iter().any(|p| p.is_empty()) => {
                 Key::Discovery(svc, pool, addr)
             }
@@ -109,6 +117,8 @@ pub struct Batch {
     pub discovery: Vec<Found>,
     /// The shared preview token key, when put.
     pub preview_key: Option<Vec<u8>>,
+    /// Rollout owner keys put (holder) or deleted.
+    pub owners: Vec<(String, Option<String>)>,
     /// History values that could not be read (counted and logged by the caller).
     pub unreadable: Vec<String>,
 }
@@ -139,6 +149,9 @@ impl Batch {
                 },
                 (Key::Replica(name), None) => b.replicas.push((name.to_owned(), None)),
                 (Key::PreviewKey, Some(v)) => b.preview_key = Some(v.to_vec()),
+                (Key::RolloutOwner(svc), v) => {
+                    b.owners.push((svc.to_owned(), v.map(|v| String::from_utf8_lossy(v).into_owned())));
+                }
                 (Key::Discovery(service, pool, address), v) => b.discovery.push(Found {
                     service: service.to_owned(),
                     pool: pool.to_owned(),
@@ -172,6 +185,8 @@ mod tests {
         assert_eq!(k.parse("/sy/services/shop"), Key::Service("shop"));
         assert_eq!(k.parse("/sy/history/shop/00000000000000000042"), Key::History("shop", 42));
         assert_eq!(k.parse("/sy/replicas/proxy-a"), Key::Replica("proxy-a"));
+        assert_eq!(k.parse(&k.rollout_owner("shop")), Key::RolloutOwner("shop"));
+        assert_eq!(k.parse(&k.preview_key()), Key::PreviewKey);
         assert_eq!(k.discovery("shop", "green", "10.0.0.7:8080"), "/sy/discovery/shop/green/10.0.0.7:8080");
         assert_eq!(k.parse("/sy/discovery/shop/green/10.0.0.7:8080"), Key::Discovery("shop", "green", "10.0.0.7:8080"));
         for other in [

@@ -31,7 +31,7 @@ impl Cluster {
     /// Gives the controller its store (commits go through etcd from now on). The
     /// calls run on the current tokio runtime.
     pub fn attach(config: &switchyard_config::Cluster, name: String, controller: &mut Controller) -> Cluster {
-        let link = Link::new(Keys::new(&config.prefix), tokio::runtime::Handle::current());
+        let link = Link::new(Keys::new(&config.prefix), name.clone(), tokio::runtime::Handle::current());
         let applied = controller.attach(Box::new(EtcdStore(link.clone())));
         Cluster { link, applied, name }
     }

@@ -3,8 +3,8 @@
 //! cluster runtime and is bounded in time.
 
 use crate::keys::Keys;
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
-use std::sync::atomic::{AtomicBool, Ordering};
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use switchyard_control::Event;
@@ -17,6 +17,10 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// this replica is in step with the store.
 pub struct Link {
     pub(crate) keys: Keys,
+    /// This replica's name.
+    pub(crate) name: String,
+    /// The lease of the current session (0: none).
+    lease: AtomicI64,
     client: Mutex<Option<Client>>,
     ready: AtomicBool,
     rt: tokio::runtime::Handle,
@@ -24,8 +28,13 @@ pub struct Link {
 
 impl Link {
     /// A link with no client yet, whose calls run on `rt`.
-    pub fn new(keys: Keys, rt: tokio::runtime::Handle) -> Arc<Link> {
-        Arc::new(Link { keys, client: Mutex::new(None), ready: AtomicBool::new(false), rt })
+    pub fn new(keys: Keys, name: String, rt: tokio::runtime::Handle) -> Arc<Link> {
+        let (client, ready, lease) = (Mutex::new(None), AtomicBool::new(false), AtomicI64::new(0));
+        Arc::new(Link { keys, name, lease, client, ready, rt })
+    }
+
+    pub(crate) fn set_lease(&self, lease: i64) {
+        self.lease.store(lease, Ordering::SeqCst);
     }
 
     pub(crate) fn set_client(&self, client: Option<Client>) {
@@ -51,6 +60,32 @@ impl SharedStore for EtcdStore {
 
     fn share_preview_key(&self, local: &[u8]) -> Result<Vec<u8>, String> {
         self.preview_key(local)
+    }
+
+    fn replica(&self) -> &str {
+        &self.0.name
+    }
+
+    fn claim_rollout(&self, service: &str, force: bool) -> Result<bool, String> {
+        let link = &self.0;
+        let client = link.client().ok_or("not connected to the cluster store")?;
+        let lease = link.lease.load(Ordering::SeqCst);
+        if lease == 0 {
+            return Err("this replica has no lease yet".into());
+        }
+        let key = link.keys.rollout_owner(service);
+        let put = TxnOp::put(key.clone(), link.name.clone(), Some(PutOptions::new().with_lease(lease)));
+        let unless_held = if force { vec![] } else { vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)] };
+        let txn = Txn::new().when(unless_held).and_then([put]).or_else([TxnOp::get(key, None)]);
+        let resp = link.txn(&client, txn)?;
+        if resp.succeeded() {
+            return Ok(true);
+        }
+        let holder = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        });
+        Ok(holder.is_some_and(|h| h == link.name.as_bytes()))
     }
 
     fn commit(

@@ -42,6 +42,7 @@ pub(crate) async fn run(mut ctx: Ctx) {
         let started = tokio::time::Instant::now();
         let ended = session(&mut ctx).await;
         ctx.link.set_ready(false);
+        ctx.link.set_lease(0);
         ctx.link.set_client(None);
         if let Err(e) = &ended {
             ctx.status.down(&e.to_string());
@@ -70,6 +71,7 @@ async fn session(ctx: &mut Ctx) -> Result<(), Ended> {
     // Its own task, so that a slow apply never delays a keep-alive.
     let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
     let _keeper = Abort(tokio::spawn(keep_lease(client.clone(), lease, ctx.lease_ttl, lost_tx)));
+    ctx.link.set_lease(lease);
     ctx.link.set_client(Some(client.clone()));
     loop {
         let revision = read_all(ctx, &client).await?;
@@ -143,8 +145,13 @@ async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
     let batch = Batch::of(&ctx.link.keys, kvs);
     unreadable(&batch);
     ctx.status.replace_replicas(batch.replicas.into_iter().filter_map(|(_, r)| r).collect());
-    let update =
-        Update { full: true, remotes: batch.remotes, discovery: batch.discovery, preview_key: batch.preview_key };
+    let update = Update {
+        full: true,
+        remotes: batch.remotes,
+        discovery: batch.discovery,
+        preview_key: batch.preview_key,
+        owners: batch.owners,
+    };
     ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
     ctx.link.set_ready(true);
     ctx.status.up();
@@ -167,9 +174,15 @@ async fn apply_events(ctx: &mut Ctx, resp: &etcd_client::WatchResponse) -> Resul
     for (name, view) in batch.replicas {
         ctx.status.set_replica(&name, view);
     }
-    if !batch.remotes.is_empty() || !batch.discovery.is_empty() || batch.preview_key.is_some() {
-        let update =
-            Update { full: false, remotes: batch.remotes, discovery: batch.discovery, preview_key: batch.preview_key };
+    let any = !batch.remotes.is_empty() || !batch.discovery.is_empty() || !batch.owners.is_empty();
+    if any || batch.preview_key.is_some() {
+        let update = Update {
+            full: false,
+            remotes: batch.remotes,
+            discovery: batch.discovery,
+            preview_key: batch.preview_key,
+            owners: batch.owners,
+        };
         ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
     }
     Ok(())

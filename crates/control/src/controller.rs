@@ -319,7 +319,14 @@ impl Controller {
     pub(crate) fn commit_service(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
         if self.clustered() {
             let before = self.service_state(service)?.clone();
-            let was = self.commit_shared(service, &before, &next)?;
+            let was = match self.commit_shared(service, &before, &next) {
+                // Safety first: a rollout's automatic rollback is applied here at
+                // once and committed when the store is back.
+                Err(ControlError::StoreDown(why)) if crate::shared_apply::is_auto_rollback(&before, &next) => {
+                    return self.commit_pending(service, next, &why);
+                }
+                other => other?,
+            };
             let version = next.version;
             if let Err(e) = self.commit_local(service, next) {
                 // Every other replica applies it; this one will from the store.

@@ -19,6 +19,7 @@ mod reload;
 mod remote;
 pub mod rollout;
 mod rollout_ctl;
+mod rollout_owner;
 pub mod shared;
 mod shared_apply;
 mod smoke;

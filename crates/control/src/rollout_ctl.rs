@@ -203,8 +203,8 @@ impl Controller {
         }
         st.rollout = Some(Box::new(rollout));
         record(&mut st, Kind::RolloutStep, from, first, ChangeMeta { reason, ..meta });
+        self.claim_start(service)?;
         self.commit_service(service, st)?;
-        self.own(service);
         self.restart_clock(service);
         if let Some(stats) = self.pool_stats(service, pool) {
             stats.reset_error_run();
@@ -373,6 +373,7 @@ impl Controller {
     /// judges its window and acts on the verdict.
     pub(crate) fn tick(&mut self, tick: u64) {
         self.last_tick = tick;
+        self.adopt_orphans();
         // In cluster mode only the replica that started a rollout drives it (SPEC §8).
         let running: Vec<String> = self
             .state

@@ -70,6 +70,8 @@ pub struct Update {
     pub discovery: Vec<Found>,
     /// `PREFIX/preview-key`, when read or put.
     pub preview_key: Option<Vec<u8>>,
+    /// `rollout-owner/SVC` keys read or changed: (service, holder; `None`: gone).
+    pub owners: Vec<(String, Option<String>)>,
 }
 
 /// A `discovery/SVC/POOL/HOST:PORT` key.
@@ -124,6 +126,11 @@ pub trait SharedStore: Send + Sync {
     /// Stores `local` as the cluster's preview token key unless one is stored
     /// already (create-only); returns the one stored.
     fn share_preview_key(&self, local: &[u8]) -> Result<Vec<u8>, String>;
+    /// This replica's name.
+    fn replica(&self) -> &str;
+    /// Takes `rollout-owner/SVC` under this replica's lease: `force` whatever
+    /// holds it, else only when nobody does; whether this replica holds it now.
+    fn claim_rollout(&self, service: &str, force: bool) -> Result<bool, String>;
 }
 
 /// One replica as `GET /v1/cluster` lists it.

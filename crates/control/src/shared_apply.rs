@@ -21,8 +21,13 @@ pub(crate) struct Shared {
     pub(crate) store: Box<dyn SharedStore>,
     /// Per service, the `mod_revision` of the document in force here.
     pub(crate) revs: HashMap<String, i64>,
-    /// Rollouts this replica drives (started here).
+    /// Rollouts this replica drives (it holds their owner key).
     pub(crate) owned: HashSet<String>,
+    /// Who holds each `rollout-owner/SVC` key, as last read.
+    pub(crate) owners: HashMap<String, String>,
+    /// Automatic rollbacks applied here while the store was unreachable, to
+    /// commit when it is back: per service, the version the store has.
+    pub(crate) pending: HashMap<String, u64>,
     /// Backends registered in the store, per (service, pool).
     pub(crate) discovered: crate::discovery::Discovered,
     pub(crate) report: Applied,
@@ -39,6 +44,8 @@ impl Controller {
             store,
             revs: HashMap::new(),
             owned: HashSet::new(),
+            owners: HashMap::new(),
+            pending: HashMap::new(),
             discovered: Default::default(),
             report,
             tx,
@@ -93,6 +100,57 @@ impl Controller {
         }
     }
 
+    /// An automatic rollback while the store is unreachable: applied here now,
+    /// committed by `push_pending` once the store is back.
+    pub(crate) fn commit_pending(&mut self, service: &str, next: ServiceState, why: &str) -> Result<(), ControlError> {
+        let (version, stored) = (next.version, self.service_state(service)?.version);
+        self.commit_local(service, next)?;
+        tracing::warn!(%service, version, "cluster: automatic rollback applied on this replica only ({why}); it is committed when the store is back");
+        if let Some(sh) = &mut self.shared {
+            sh.pending.entry(service.to_owned()).or_insert(stored);
+        }
+        Ok(())
+    }
+
+    /// Back in step with the store: commits the automatic rollbacks made while it
+    /// was away, unless the service changed in the store meanwhile (`moved`:
+    /// then the store wins, as it does for every replica).
+    fn push_pending(&mut self, moved: &HashSet<String>) {
+        let Some(sh) = &mut self.shared else { return };
+        if sh.pending.is_empty() || !sh.store.ready() {
+            return;
+        }
+        let pending: Vec<(String, u64)> = sh.pending.drain().collect();
+        for (service, stored) in pending {
+            if moved.contains(&service) {
+                tracing::error!(%service, "cluster: the service changed in the store while it was unreachable here; the local automatic rollback gives way to it");
+                continue;
+            }
+            let Ok(st) = self.service_state(&service).cloned() else { continue };
+            let Some(sh) = &mut self.shared else { return };
+            let events: Vec<Event> = st.history.iter().filter(|e| e.version > stored).cloned().collect();
+            let keep_from = st.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
+            let expected = sh.revs.get(&service).copied().unwrap_or(0);
+            match sh.store.commit(&service, expected, &SharedDoc::of(&st), &events, keep_from) {
+                Ok(Commit::Done(rev)) => {
+                    sh.revs.insert(service.clone(), rev);
+                    tracing::info!(%service, version = st.version, "cluster: committed the automatic rollback made while the store was unreachable");
+                    self.applied_here(&service, st.version);
+                }
+                Ok(Commit::Lost(remote)) => {
+                    tracing::error!(%service, "cluster: the service changed in the store meanwhile; the local automatic rollback gives way to it");
+                    if let Some(r) = remote {
+                        self.apply_remote(r, true);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%service, "cluster: the automatic rollback is still not committed: {e}");
+                    sh.pending.insert(service, stored);
+                }
+            }
+        }
+    }
+
     /// After a commit the store took but this replica could not apply: forget that
     /// revision, so the watch (or the next full read) applies it here again.
     pub(crate) fn unapplied(&mut self, service: &str, was: Option<i64>) {
@@ -116,15 +174,21 @@ impl Controller {
     /// services it does not have yet from local state.
     pub(crate) fn sync(&mut self, sync: Update) -> Result<Reply, ControlError> {
         self.discover(sync.full, sync.discovery);
+        self.owners(sync.full, sync.owners);
         if let (true, Some(sh)) = (sync.full, &mut self.shared) {
             // A key the store no longer has (deleted, or the store restored from
             // an older backup) is seeded again below.
             let read: HashSet<&str> = sync.remotes.iter().map(|r| r.service.as_str()).collect();
             sh.revs.retain(|name, _| read.contains(name.as_str()));
         }
+        let mut moved = HashSet::new();
         for remote in sync.remotes {
-            self.apply_remote(remote, sync.full);
+            let service = remote.service.clone();
+            if let Outcome::Applied = self.apply_remote(remote, sync.full) {
+                moved.insert(service);
+            }
         }
+        self.push_pending(&moved);
         if sync.full || sync.preview_key.is_some() {
             self.share_preview_key(sync.preview_key);
         }
@@ -191,13 +255,6 @@ impl Controller {
     pub(crate) fn drives(&self, service: &str) -> bool {
         self.shared.as_ref().is_none_or(|sh| sh.owned.contains(service))
     }
-
-    /// This replica started the rollout of `service`: it drives it.
-    pub(crate) fn own(&mut self, service: &str) {
-        if let Some(sh) = &mut self.shared {
-            sh.owned.insert(service.to_owned());
-        }
-    }
 }
 
 /// Cluster mode: the store is the source of truth for traffic, so a `[traffic]`
@@ -216,4 +273,9 @@ pub(crate) fn keep_traffic(config: &mut Config, state: &State) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// Whether `next` is `before` plus an automatic rollback.
+pub(crate) fn is_auto_rollback(before: &ServiceState, next: &ServiceState) -> bool {
+    next.history.iter().any(|e| e.version > before.version && e.kind == crate::state::Kind::AutoRollback)
 }
