@@ -454,3 +454,33 @@ fn with_etcd_down_a_failing_canary_is_rolled_back_at_once_on_its_driver_and_ever
     let r = json(b.admin, "GET", "/v1/services/shop/rollout", &[], "").1;
     assert_eq!(r["phase"], "rolled_back", "{r}");
 }
+
+#[test]
+fn a_replica_whose_watch_falls_behind_a_compaction_reads_everything_again_and_converges() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    // A long lease: the stopped replica must stay a member and keep its watch.
+    let start = |name: &str| {
+        let path = config(&f.root().join(name), name, &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
+        let text = std::fs::read_to_string(&path).unwrap().replace("lease_ttl = \"2s\"", "lease_ttl = \"60s\"");
+        std::fs::write(&path, text).unwrap();
+        Sy::start(&path, &["--access-log", "off"])
+    };
+    let (a, c) = (start("a"), start("c"));
+    in_step(&a, 2);
+    in_step(&c, 2);
+    // c stops reading: its watch stream fills, etcd gives up sending to it…
+    c.signal(libc::SIGSTOP);
+    let noise = vec![b'x'; 16 * 1024];
+    for i in 0..300 {
+        f.etcd.put(&format!("/sy-test/noise/{i}"), &noise);
+    }
+    let (status, body) = switch(&a, "green", "", &[]);
+    assert_eq!(status, 200, "{body}");
+    // …and the revisions it missed are compacted away.
+    f.etcd.compact(f.etcd.revision());
+    c.signal(libc::SIGCONT);
+    c.wait_log("watch cancelled; reading everything again");
+    eventually("c converges", Duration::from_secs(10), || served(&c) == "green");
+    assert_eq!(json(c.admin, "GET", "/v1/services/shop", &[], "").1["version"], body["version"]);
+}

@@ -41,6 +41,17 @@ impl Keys {
         format!("{}/", self.prefix)
     }
 
+    /// The range `[PREFIX/SUB, end)` of everything starting with `PREFIX/SUB`.
+    pub fn sub(&self, sub: &str) -> (String, String) {
+        let start = format!("{}/{sub}", self.prefix);
+        let mut end = start.clone().into_bytes();
+        // The next key after every key with this prefix: last byte + 1.
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        (start, String::from_utf8_lossy(&end).into_owned())
+    }
+
     /// `PREFIX/services/SVC`.
     pub fn service(&self, svc: &str) -> String {
         format!("{}/services/{svc}", self.prefix)
@@ -186,6 +197,8 @@ mod tests {
         assert_eq!(k.parse("/sy/history/shop/00000000000000000042"), Key::History("shop", 42));
         assert_eq!(k.parse("/sy/replicas/proxy-a"), Key::Replica("proxy-a"));
         assert_eq!(k.parse(&k.rollout_owner("shop")), Key::RolloutOwner("shop"));
+        assert_eq!(k.sub("services/"), ("/sy/services/".to_owned(), "/sy/services0".to_owned()));
+        assert_eq!(k.sub("preview-key"), ("/sy/preview-key".to_owned(), "/sy/preview-kez".to_owned()));
         assert_eq!(k.parse(&k.preview_key()), Key::PreviewKey);
         assert_eq!(k.discovery("shop", "green", "10.0.0.7:8080"), "/sy/discovery/shop/green/10.0.0.7:8080");
         assert_eq!(k.parse("/sy/discovery/shop/green/10.0.0.7:8080"), Key::Discovery("shop", "green", "10.0.0.7:8080"));

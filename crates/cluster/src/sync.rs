@@ -7,12 +7,20 @@
 use crate::keys::{Batch, ReplicaValue};
 use crate::status::Status;
 use crate::store::{Link, json};
-use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+use etcd_client::{Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_control::shared::{Applied, Update};
+use switchyard_control::state::HISTORY_LIMIT;
 use switchyard_control::{Command, ControlHandle};
 use tokio::sync::watch;
+
+/// Keys per page of a full read.
+const PAGE: i64 = 500;
+
+/// The largest message taken from etcd (a page of big values, a watch answer
+/// carrying many events); tonic's default is 4 MiB.
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// Everything the loop needs.
 pub(crate) struct Ctx {
@@ -77,7 +85,8 @@ async fn session(ctx: &mut Ctx) -> Result<(), Ended> {
         let revision = read_all(ctx, &client).await?;
         register(ctx, &client, lease).await?;
         let opts = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_prev_key();
-        let mut stream = client.clone().watch(ctx.link.keys.all(), Some(opts)).await?;
+        let mut watcher = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+        let mut stream = watcher.watch(ctx.link.keys.all(), Some(opts)).await?;
         loop {
             tokio::select! {
                 msg = stream.message() => {
@@ -137,12 +146,33 @@ impl Drop for Abort {
     }
 }
 
-/// Reads the whole prefix at one revision and applies it; returns the revision.
+/// Reads everything this replica needs at one revision and applies it; returns
+/// the revision. Ranges are read in pages (any size of cluster fits), and only
+/// the history a replica lacks is read.
 async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
-    let resp = client.clone().get(ctx.link.keys.all(), Some(GetOptions::new().with_prefix())).await?;
-    let revision = resp.header().map_or(0, |h| h.revision());
-    let kvs = resp.kvs().iter().filter_map(|kv| Some((kv.key_str().ok()?, Some(kv.value()), kv.mod_revision())));
-    let batch = Batch::of(&ctx.link.keys, kvs);
+    let keys = &ctx.link.keys;
+    let (mut kvs, revision) = range(client, &keys.sub("services/"), 0).await?;
+    for sub in ["replicas/", "discovery/", "rollout-owner/", "preview-key"] {
+        kvs.extend(range(client, &keys.sub(sub), revision).await?.0);
+    }
+    let mut batch =
+        Batch::of(keys, kvs.iter().filter_map(|kv| Some((kv.key_str().ok()?, Some(kv.value()), kv.mod_revision()))));
+    let applied = ctx.applied.borrow().applied.clone();
+    for r in &mut batch.remotes {
+        let Ok(doc) = &r.doc else { continue };
+        let have = applied.get(&r.service).copied().unwrap_or(0);
+        if doc.version <= have {
+            continue;
+        }
+        let from = have.max(doc.version.saturating_sub(HISTORY_LIMIT as u64)) + 1;
+        let (start, end) = (keys.history(&r.service, from), keys.history_end(&r.service));
+        for kv in range(client, &(start, end), revision).await?.0 {
+            match serde_json::from_slice(kv.value()) {
+                Ok(event) => r.events.push(event),
+                Err(e) => batch.unreadable.push(format!("{}: {e}", kv.key_str().unwrap_or("?"))),
+            }
+        }
+    }
     unreadable(&batch);
     ctx.status.replace_replicas(batch.replicas.into_iter().filter_map(|(_, r)| r).collect());
     let update = Update {
@@ -157,6 +187,32 @@ async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
     ctx.status.up();
     tracing::info!(revision, "cluster: read the store whole and applied it");
     Ok(revision)
+}
+
+/// Every key in `[start, end)` at `revision` (0: now), in pages; and the revision read.
+async fn range(client: &Client, (start, end): &(String, String), revision: i64) -> Result<(Vec<KeyValue>, i64), Ended> {
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+    let (mut out, mut at, mut from) = (Vec::new(), revision, start.clone().into_bytes());
+    loop {
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if at > 0 {
+            opts = opts.with_revision(at);
+        }
+        let mut resp = kv.get(from.clone(), Some(opts)).await?;
+        if at == 0 {
+            at = resp.header().map_or(0, |h| h.revision());
+        }
+        let page = resp.take_kvs();
+        let more = resp.more();
+        if let Some(last) = page.last() {
+            from = last.key().to_vec();
+            from.push(0);
+        }
+        out.extend(page);
+        if !more {
+            return Ok((out, at));
+        }
+    }
 }
 
 /// One watch answer: service changes through the control path, replicas to the status.
