@@ -38,7 +38,14 @@ fn config(dir: &Path, name: &str, etcd: &Etcd, pools: &[(&str, &App)]) -> PathBu
 
 /// Starts replica `name` in `root/name`.
 fn replica(root: &Path, name: &str, etcd: &Etcd, pools: &[(&str, &App)]) -> Sy {
-    Sy::start(&config(&root.join(name), name, etcd, pools), &["--access-log", "off"])
+    replica_with(root, name, etcd, pools, |text| text)
+}
+
+/// Starts replica `name` in `root/name`, its config text passed through `edit` first.
+fn replica_with(root: &Path, name: &str, etcd: &Etcd, pools: &[(&str, &App)], edit: impl Fn(String) -> String) -> Sy {
+    let path = config(&root.join(name), name, etcd, pools);
+    std::fs::write(&path, edit(std::fs::read_to_string(&path).unwrap())).unwrap();
+    Sy::start(&path, &["--access-log", "off"])
 }
 
 /// `GET /v1/cluster` of a replica.
@@ -332,12 +339,8 @@ fn garbage_under_the_prefix_is_counted_and_ignored_and_the_next_change_replaces_
 fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(f) = fleet() else { return };
-    let dir = |n: &str| f.root().join(n);
     let start = |name: &str| {
-        let path = config(&dir(name), name, &f.etcd, &[("blue", &f.blue)]);
-        let text = std::fs::read_to_string(&path).unwrap() + "[service.pools.green]\ndiscover = true\n";
-        std::fs::write(&path, text).unwrap();
-        Sy::start(&path, &["--access-log", "off"])
+        replica_with(f.root(), name, &f.etcd, &[("blue", &f.blue)], |t| t + "[service.pools.green]\ndiscover = true\n")
     };
     let (a, b) = (start("a"), start("b"));
     in_step(&a, 2);
@@ -392,12 +395,8 @@ const ROLLOUT: &str = "[service.rollout]\nsteps = [20, 50, 100]\nstep_interval =
 fn a_rollout_whose_driver_is_killed_is_taken_over_at_its_step_and_promoted() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(f) = fleet() else { return };
-    let start = |name: &str| {
-        let path = config(&f.root().join(name), name, &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
-        let text = std::fs::read_to_string(&path).unwrap() + ROLLOUT;
-        std::fs::write(&path, text).unwrap();
-        Sy::start(&path, &["--access-log", "off"])
-    };
+    let start =
+        |name: &str| replica_with(f.root(), name, &f.etcd, &[("blue", &f.blue), ("green", &f.green)], |t| t + ROLLOUT);
     let (a, b, c) = (start("a"), start("b"), start("c"));
     for sy in [&a, &b, &c] {
         in_step(sy, 3);
@@ -428,12 +427,8 @@ fn with_etcd_down_a_failing_canary_is_rolled_back_at_once_on_its_driver_and_ever
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(mut f) = fleet() else { return };
     let bad = App::start("green", &["--fail-rate", "0.5"]);
-    let start = |name: &str| {
-        let path = config(&f.root().join(name), name, &f.etcd, &[("blue", &f.blue), ("green", &bad)]);
-        let text = std::fs::read_to_string(&path).unwrap() + ROLLOUT;
-        std::fs::write(&path, text).unwrap();
-        Sy::start(&path, &["--access-log", "off"])
-    };
+    let start =
+        |name: &str| replica_with(f.root(), name, &f.etcd, &[("blue", &f.blue), ("green", &bad)], |t| t + ROLLOUT);
     let (a, b) = (start("a"), start("b"));
     in_step(&a, 2);
     in_step(&b, 2);
@@ -460,12 +455,9 @@ fn a_replica_whose_watch_falls_behind_a_compaction_reads_everything_again_and_co
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(f) = fleet() else { return };
     // A long lease: the stopped replica must stay a member and keep its watch.
-    let start = |name: &str| {
-        let path = config(&f.root().join(name), name, &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
-        let text = std::fs::read_to_string(&path).unwrap().replace("lease_ttl = \"2s\"", "lease_ttl = \"60s\"");
-        std::fs::write(&path, text).unwrap();
-        Sy::start(&path, &["--access-log", "off"])
-    };
+    let long_lease = |t: String| t.replace("lease_ttl = \"2s\"", "lease_ttl = \"60s\"");
+    let start =
+        |name: &str| replica_with(f.root(), name, &f.etcd, &[("blue", &f.blue), ("green", &f.green)], long_lease);
     let (a, c) = (start("a"), start("c"));
     in_step(&a, 2);
     in_step(&c, 2);
@@ -483,4 +475,46 @@ fn a_replica_whose_watch_falls_behind_a_compaction_reads_everything_again_and_co
     c.wait_log("watch cancelled; reading everything again");
     eventually("c converges", Duration::from_secs(10), || served(&c) == "green");
     assert_eq!(json(c.admin, "GET", "/v1/services/shop", &[], "").1["version"], body["version"]);
+}
+
+#[test]
+fn with_etcd_unreachable_at_start_a_replica_serves_from_its_state_file_and_joins_when_it_appears() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(mut f) = fleet() else { return };
+    f.etcd.stop();
+    let a = replica(f.root(), "a", &f.etcd, &[("blue", &f.blue), ("green", &f.green)]);
+    assert_eq!(served(&a), "blue", "it serves the file's traffic at once");
+    let health = common::http::request(a.admin, "GET", "/healthz", &[], "").unwrap();
+    assert_eq!(health.0, 200);
+    assert!(health.1.contains("cluster: store unreachable since"), "{}", health.1);
+    assert_eq!(switch(&a, "green", "", &[]).0, 503);
+    f.etcd.restart();
+    in_step(&a, 1);
+    let (status, body) = switch(&a, "green", r#","wait_replicas":"5s""#, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served(&a), "green");
+}
+
+#[test]
+fn a_proxy_with_a_long_history_seeds_a_new_cluster_and_the_next_replica_gets_its_history() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(f) = fleet() else { return };
+    let pools = [("blue", &f.blue), ("green", &f.green)];
+    // First a single proxy (no [cluster]) with more history than one etcd transaction takes.
+    let alone = |t: String| {
+        let (head, rest) = t.split_once("[cluster]").unwrap();
+        format!("{head}[[service]]{}", rest.split_once("[[service]]").unwrap().1)
+    };
+    let single = replica_with(f.root(), "a", &f.etcd, &pools, alone);
+    for i in 0..150 {
+        assert_eq!(switch(&single, ["green", "blue"][i % 2], "", &[]).0, 200);
+    }
+    let version = json(single.admin, "GET", "/v1/services/shop", &[], "").1["version"].clone();
+    drop(single);
+    let a = replica(f.root(), "a", &f.etcd, &pools);
+    in_step(&a, 1);
+    let b = replica(f.root(), "b", &f.etcd, &pools);
+    in_step(&b, 2);
+    assert_eq!(json(b.admin, "GET", "/v1/services/shop", &[], "").1["version"], version);
+    assert!(versions(&b).len() >= 100, "{}", versions(&b).len());
 }

@@ -74,18 +74,36 @@ impl SharedStore for EtcdStore {
             return Err("this replica has no lease yet".into());
         }
         let key = link.keys.rollout_owner(service);
-        let put = TxnOp::put(key.clone(), link.name.clone(), Some(PutOptions::new().with_lease(lease)));
-        let unless_held = if force { vec![] } else { vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)] };
-        let txn = Txn::new().when(unless_held).and_then([put]).or_else([TxnOp::get(key, None)]);
-        let resp = link.txn(&client, txn)?;
+        let put = || TxnOp::put(key.clone(), link.name.clone(), Some(PutOptions::new().with_lease(lease)));
+        let holder = |resp: etcd_client::TxnResponse| {
+            resp.op_responses().into_iter().find_map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                _ => None,
+            })
+        };
+        if force {
+            link.txn(&client, Txn::new().and_then([put()]))?;
+            return Ok(true);
+        }
+        // Held here already (perhaps under an older lease): put under this one.
+        let renew = Txn::new()
+            .when([Compare::value(key.clone(), CompareOp::Equal, link.name.clone())])
+            .and_then([put()])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let resp = link.txn(&client, renew)?;
         if resp.succeeded() {
             return Ok(true);
         }
-        let holder = resp.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
-            _ => None,
-        });
-        Ok(holder.is_some_and(|h| h == link.name.as_bytes()))
+        if holder(resp).is_some() {
+            return Ok(false);
+        }
+        // Nobody holds it: the first claim wins.
+        let create = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([put()])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let resp = link.txn(&client, create)?;
+        Ok(resp.succeeded() || holder(resp).is_some_and(|h| h == link.name.as_bytes()))
     }
 
     fn commit(

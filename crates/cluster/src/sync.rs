@@ -151,10 +151,14 @@ impl Drop for Abort {
 /// the history a replica lacks is read.
 async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
     let keys = &ctx.link.keys;
-    let (mut kvs, revision) = range(client, &keys.sub("services/"), 0).await?;
-    for sub in ["replicas/", "discovery/", "rollout-owner/", "preview-key"] {
-        kvs.extend(range(client, &keys.sub(sub), revision).await?.0);
-    }
+    let mut tries = 0;
+    let (kvs, revision) = loop {
+        match read_keys(keys, client).await {
+            // Compacted between two pages: read again at the current revision.
+            Err(e) if tries < 3 && e.to_string().contains("compacted") => tries += 1,
+            other => break other?,
+        }
+    };
     let mut batch =
         Batch::of(keys, kvs.iter().filter_map(|kv| Some((kv.key_str().ok()?, Some(kv.value()), kv.mod_revision()))));
     let applied = ctx.applied.borrow().applied.clone();
@@ -182,11 +186,22 @@ async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
         preview_key: batch.preview_key,
         owners: batch.owners,
     };
-    ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
+    // In step from here on: what the full read applies (seeding, pending
+    // rollbacks, owner keys) commits through the store.
     ctx.link.set_ready(true);
+    ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
     ctx.status.up();
     tracing::info!(revision, "cluster: read the store whole and applied it");
     Ok(revision)
+}
+
+/// Every key a full read takes, at one revision; and that revision.
+async fn read_keys(keys: &crate::keys::Keys, client: &Client) -> Result<(Vec<KeyValue>, i64), Ended> {
+    let (mut kvs, revision) = range(client, &keys.sub("services/"), 0).await?;
+    for sub in ["replicas/", "discovery/", "rollout-owner/", "preview-key"] {
+        kvs.extend(range(client, &keys.sub(sub), revision).await?.0);
+    }
+    Ok((kvs, revision))
 }
 
 /// Every key in `[start, end)` at `revision` (0: now), in pages; and the revision read.

@@ -101,6 +101,11 @@ impl Globals {
         }
     }
 
+    /// Whether the file has a `[cluster]` section.
+    pub(crate) fn has_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// The config of these sections and `services`.
     pub(crate) fn config(self, path: &Path, services: Vec<Arc<Service>>, segments: Segments) -> Config {
         let Globals { runtime, listener, admin, state, cluster } = self;

@@ -86,7 +86,9 @@ pub(crate) fn reuse(src: &str, path: &Path, previous: &Config) -> Option<Config>
         .map(|s| service::Spans { name_at: 0, hosts_at: vec![0; s.hosts.len()], discover_at: None })
         .collect();
     across_services(&services, &spans, &mut p);
-    if !p.is_empty() {
+    // `discover` without `[cluster]`: the full parse says where.
+    let discovers = || services.iter().any(|s| s.pools.iter().any(|p| p.discover));
+    if !p.is_empty() || (!globals.has_cluster() && discovers()) {
         return None;
     }
     Some(globals.config(path, services, Segments(Arc::new(index))))

@@ -39,6 +39,11 @@ pub(crate) fn load_or_create(config: &Config) -> Result<Arc<PreviewKey>, String>
 impl crate::controller::Controller {
     pub(crate) fn share_preview_key(&mut self, stored: Option<Vec<u8>>) {
         let (path, generated) = path(&self.config);
+        if !generated && stored.as_deref().is_some_and(|b| b.trim_ascii() != self.preview_key.bytes()) {
+            tracing::warn!(
+                "cluster: this replica's preview_key_file differs from the key other replicas share (PREFIX/preview-key): its preview tokens do not verify elsewhere, and theirs not here"
+            );
+        }
         let Some(sh) = self.shared.as_ref().filter(|_| generated) else { return };
         let shared = match stored {
             Some(bytes) => bytes,

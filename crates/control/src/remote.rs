@@ -59,11 +59,8 @@ impl Controller {
         };
         let id = |st: Option<&ServiceState>| st.and_then(|s| s.rollout.as_ref()).map(|r| r.id.clone());
         if id(self.state.services.get(&service)) != id(Some(&next)) {
-            // Another replica's rollout (or none): that replica drives it, not this one.
+            // Another rollout (or none): its step clock starts afresh.
             self.clocks.remove(&service);
-            if let Some(sh) = &mut self.shared {
-                sh.owned.remove(&service);
-            }
         }
         if self.state.services.get(&service) != Some(&next)
             && let Err(e) = self.commit_local(&service, next)
@@ -73,6 +70,9 @@ impl Controller {
         }
         if let Some(sh) = &mut self.shared {
             sh.revs.insert(service.clone(), remote.revision);
+            if sh.pending.remove(&service).is_some() {
+                tracing::error!(%service, version, "cluster: the service changed in the store while it was unreachable here; the local automatic rollback gives way to it");
+            }
         }
         self.applied_here(&service, version);
         Outcome::Applied
@@ -88,6 +88,15 @@ impl Controller {
         let sum: u32 = traffic.0.values().map(|w| w.0).sum();
         if sum != Weight::FULL.0 {
             return Err(format!("weights add up to {}, not 100", Weight(sum)));
+        }
+        if let Some(r) = &doc.rollout {
+            let ladder = r.steps.windows(2).all(|w| w[0] < w[1]) && r.steps.last() == Some(&Weight::FULL);
+            if !ladder || r.step >= r.steps.len() {
+                return Err(format!("rollout {} has an invalid step ladder", r.id));
+            }
+            if let Some(p) = [&r.pool, &r.baseline].into_iter().find(|p| svc.pool(p).is_none()) {
+                return Err(format!("rollout {} uses pool \"{p}\", which is not in this replica's config", r.id));
+            }
         }
         let mut st = self.service_state(service).map_err(|e| e.to_string())?.clone();
         // The store wins: history this replica has beyond the store's version goes.

@@ -3,44 +3,66 @@
 //! and steps the rollout; the others follow its steps through the store. The
 //! starter takes the key before the rollout's first step is committed; if the
 //! holder dies its lease expires, the key goes, and the first replica to claim
-//! it takes the rollout over at the same step with a fresh window.
+//! it takes the rollout over at the same step with a fresh window. A holder that
+//! reconnects (new lease) puts its keys under the new lease at once.
 
 use crate::command::ControlError;
 use crate::controller::Controller;
 
 impl Controller {
+    /// Whether this replica drives the running rollout of `service` (always, alone).
+    pub(crate) fn drives(&self, service: &str) -> bool {
+        self.shared.as_ref().is_none_or(|sh| sh.owners.get(service).is_some_and(|h| h == sh.store.replica()))
+    }
+
     /// Before a rollout starts here: this replica holds its owner key.
     pub(crate) fn claim_start(&mut self, service: &str) -> Result<(), ControlError> {
         let Some(sh) = &mut self.shared else { return Ok(()) };
         sh.store.claim_rollout(service, true).map_err(ControlError::StoreDown)?;
         sh.owners.insert(service.to_owned(), sh.store.replica().to_owned());
-        sh.owned.insert(service.to_owned());
         Ok(())
     }
 
     /// Owner keys read (`full`: all of them) or seen changing: (service, holder),
-    /// `None` when the key went (its holder's lease expired).
+    /// `None` when the key went (its holder's lease expired). After a full read,
+    /// the keys this replica holds are put under its current lease.
     pub(crate) fn owners(&mut self, full: bool, owners: Vec<(String, Option<String>)>) {
         let Some(sh) = &mut self.shared else { return };
-        if full {
-            sh.owners.clear();
+        let before = std::mem::take(&mut sh.owners);
+        if !full {
+            sh.owners.clone_from(&before);
         }
         for (service, holder) in owners {
-            let mine = holder.as_deref() == Some(sh.store.replica());
-            if !mine && sh.owned.remove(&service) {
-                tracing::info!(%service, holder = ?holder, "cluster: another replica drives this rollout now");
-                self.clocks.remove(&service);
-            }
             match holder {
-                Some(name) => {
-                    if mine {
-                        sh.owned.insert(service.clone());
-                    }
-                    sh.owners.insert(service, name);
-                }
-                None => {
+                Some(name) => sh.owners.insert(service, name),
+                None => sh.owners.remove(&service),
+            };
+        }
+        let me = sh.store.replica().to_owned();
+        for (service, holder) in &before {
+            if holder == &me && sh.owners.get(service) != Some(&me) {
+                tracing::info!(%service, holder = ?sh.owners.get(service), "cluster: this replica no longer drives the rollout");
+                self.clocks.remove(service);
+            }
+        }
+        if full {
+            self.renew_owned();
+        }
+    }
+
+    /// Puts the owner keys this replica holds under its current lease.
+    fn renew_owned(&mut self) {
+        let Some(sh) = &mut self.shared else { return };
+        let me = sh.store.replica().to_owned();
+        let mine: Vec<String> = sh.owners.iter().filter(|(_, h)| **h == me).map(|(s, _)| s.clone()).collect();
+        for service in mine {
+            match sh.store.claim_rollout(&service, false) {
+                Ok(true) => {}
+                Ok(false) => {
                     sh.owners.remove(&service);
+                    self.clocks.remove(&service);
                 }
+                Err(e) => tracing::warn!(%service, "cluster: cannot renew the rollout's owner key: {e}"),
             }
         }
     }
@@ -56,14 +78,13 @@ impl Controller {
             .state
             .services
             .iter()
-            .filter(|(name, st)| st.running().is_some() && !sh.owned.contains(*name) && !sh.owners.contains_key(*name))
+            .filter(|(name, st)| st.running().is_some() && !sh.owners.contains_key(*name))
             .map(|(name, _)| name.clone())
             .collect();
         for service in orphans {
             let Some(sh) = &mut self.shared else { return };
             match sh.store.claim_rollout(&service, false) {
                 Ok(true) => {
-                    sh.owned.insert(service.clone());
                     sh.owners.insert(service.clone(), sh.store.replica().to_owned());
                     self.clocks.remove(&service);
                     if let Some(r) = self.state.services.get(&service).and_then(|st| st.running()) {

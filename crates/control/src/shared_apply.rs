@@ -13,6 +13,10 @@ use std::collections::{HashMap, HashSet};
 use switchyard_config::Config;
 use tokio::sync::watch;
 
+/// History events a seeded key starts with (etcd's default limit is 128
+/// operations per transaction).
+const SEED_EVENTS: usize = 100;
+
 /// How often a change lost to a concurrent one is checked and tried again.
 pub(crate) const RACE_RETRIES: usize = 8;
 
@@ -21,9 +25,7 @@ pub(crate) struct Shared {
     pub(crate) store: Box<dyn SharedStore>,
     /// Per service, the `mod_revision` of the document in force here.
     pub(crate) revs: HashMap<String, i64>,
-    /// Rollouts this replica drives (it holds their owner key).
-    pub(crate) owned: HashSet<String>,
-    /// Who holds each `rollout-owner/SVC` key, as last read.
+    /// Who holds each `rollout-owner/SVC` key, as last read (or claimed here).
     pub(crate) owners: HashMap<String, String>,
     /// Automatic rollbacks applied here while the store was unreachable, to
     /// commit when it is back: per service, the version the store has.
@@ -43,7 +45,6 @@ impl Controller {
         self.shared = Some(Shared {
             store,
             revs: HashMap::new(),
-            owned: HashSet::new(),
             owners: HashMap::new(),
             pending: HashMap::new(),
             discovered: Default::default(),
@@ -73,12 +74,15 @@ impl Controller {
                 "the cluster store is unreachable; changes are refused until it is back".into(),
             ));
         }
-        let events: Vec<Event> = next.history.iter().filter(|e| e.version > before.version).cloned().collect();
+        // An automatic rollback still waiting to be pushed goes with this change.
+        let base = sh.pending.get(service).copied().unwrap_or(before.version);
+        let events: Vec<Event> = next.history.iter().filter(|e| e.version > base).cloned().collect();
         let keep_from = next.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
         let was = sh.revs.get(service).copied();
         match sh.store.commit(service, was.unwrap_or(0), &SharedDoc::of(next), &events, keep_from) {
             Ok(Commit::Done(rev)) => {
                 sh.revs.insert(service.to_owned(), rev);
+                sh.pending.remove(service);
                 Ok(was)
             }
             Ok(Commit::Lost(None)) => {
@@ -113,19 +117,15 @@ impl Controller {
     }
 
     /// Back in step with the store: commits the automatic rollbacks made while it
-    /// was away, unless the service changed in the store meanwhile (`moved`:
-    /// then the store wins, as it does for every replica).
-    fn push_pending(&mut self, moved: &HashSet<String>) {
+    /// was away (a service that changed in the store meanwhile dropped out of
+    /// `pending` when that change was applied: the store wins, as everywhere).
+    fn push_pending(&mut self) {
         let Some(sh) = &mut self.shared else { return };
         if sh.pending.is_empty() || !sh.store.ready() {
             return;
         }
         let pending: Vec<(String, u64)> = sh.pending.drain().collect();
         for (service, stored) in pending {
-            if moved.contains(&service) {
-                tracing::error!(%service, "cluster: the service changed in the store while it was unreachable here; the local automatic rollback gives way to it");
-                continue;
-            }
             let Ok(st) = self.service_state(&service).cloned() else { continue };
             let Some(sh) = &mut self.shared else { return };
             let events: Vec<Event> = st.history.iter().filter(|e| e.version > stored).cloned().collect();
@@ -181,14 +181,10 @@ impl Controller {
             let read: HashSet<&str> = sync.remotes.iter().map(|r| r.service.as_str()).collect();
             sh.revs.retain(|name, _| read.contains(name.as_str()));
         }
-        let mut moved = HashSet::new();
         for remote in sync.remotes {
-            let service = remote.service.clone();
-            if let Outcome::Applied = self.apply_remote(remote, sync.full) {
-                moved.insert(service);
-            }
+            self.apply_remote(remote, sync.full);
         }
-        self.push_pending(&moved);
+        self.push_pending();
         if sync.full || sync.preview_key.is_some() {
             self.share_preview_key(sync.preview_key);
         }
@@ -222,7 +218,9 @@ impl Controller {
         let Some(st) = self.state.services.get(service) else { return Ok(()) };
         let doc = SharedDoc::of(st);
         let keep_from = st.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
-        match sh.store.commit(service, 0, &doc, &st.history, keep_from) {
+        // etcd allows 128 operations per transaction: the latest events only.
+        let recent = &st.history[st.history.len().saturating_sub(SEED_EVENTS)..];
+        match sh.store.commit(service, 0, &doc, recent, keep_from) {
             Ok(Commit::Done(rev)) => {
                 sh.revs.insert(service.to_owned(), rev);
                 tracing::info!(%service, version = doc.version, "cluster: seeded the service's shared state from this replica");
@@ -249,11 +247,6 @@ impl Controller {
                 sh.tx.send_replace(sh.report.clone());
             }
         }
-    }
-
-    /// Whether this replica drives the running rollout of `service` (always, alone).
-    pub(crate) fn drives(&self, service: &str) -> bool {
-        self.shared.as_ref().is_none_or(|sh| sh.owned.contains(service))
     }
 }
 
