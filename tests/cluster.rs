@@ -385,7 +385,11 @@ fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
         ok + failed
     );
     assert_eq!(served(&a), "green-2");
-    drop(green2);
+    // Stopped on purpose (SIGTERM), an app revokes its lease: gone at once, not after it.
+    green2.signal(libc::SIGTERM);
+    let left = eventually("green-2 leaves", Duration::from_secs(10), || green_backends(&a) == 0);
+    println!("an app stopped with SIGTERM left the table {left:?} after (its lease: 2s)");
+    assert!(left < Duration::from_secs(1), "{left:?}");
 }
 
 /// Short rollout steps for the takeover test.

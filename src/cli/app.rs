@@ -91,8 +91,9 @@ pub fn run(args: AppArgs) -> ExitCode {
             Ok(l) => {
                 let addr = l.local_addr().unwrap_or(args.listen);
                 tracing::info!(name = %args.name, %addr, fail_rate = misbehave.fail_rate, latency = ?misbehave.latency, "app listening");
+                let mut registered = None;
                 if let (false, Some(service), Some(pool)) = (args.register.is_empty(), &args.service, &args.pool) {
-                    tokio::spawn(switchyard_cluster::keep_registered(switchyard_cluster::Registration {
+                    registered = Some(switchyard_cluster::keep_registered(switchyard_cluster::Registration {
                         endpoints: args.register.clone(),
                         prefix: args.prefix.clone(),
                         service: service.clone(),
@@ -101,7 +102,15 @@ pub fn run(args: AppArgs) -> ExitCode {
                         ttl: args.lease_ttl.max(Duration::from_secs(1)),
                     }));
                 }
-                serve(l, args.name, misbehave).await;
+                tokio::select! {
+                    () = serve(l, args.name, misbehave) => {}
+                    () = stopped() => {
+                        // Leaving on purpose: the proxies drop this backend at once.
+                        if let Some(r) = registered {
+                            r.leave().await;
+                        }
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -110,6 +119,20 @@ pub fn run(args: AppArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// SIGTERM or SIGINT.
+async fn stopped() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 /// Serves the app on `listener` forever.

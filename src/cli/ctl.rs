@@ -158,6 +158,11 @@ async fn ctl(args: CtlArgs) -> ExitCode {
         CtlCommand::Cluster => (Method::GET, "/v1/cluster".to_owned(), None),
     };
     let base = args.admin.trim_end_matches('/');
+    // Only changes of traffic carry --if-match and --wait-replicas.
+    let change = match args.command {
+        CtlCommand::PreviewToken { .. } | CtlCommand::Reload => ChangeOpts::default(),
+        _ => change,
+    };
     let (status, value) = match call(base, &args.token, &change, method, &path, body).await {
         Ok(r) => r,
         Err(e) => {

@@ -66,7 +66,11 @@ pub(crate) async fn settle(
         "committed": true, "complete": false, "pending": pending, "rejected": rejected,
         "version": view.version, "service": view,
     });
-    respond::json(StatusCode::ACCEPTED, &body)
+    let mut r = respond::json(StatusCode::ACCEPTED, &body);
+    if let Ok(tag) = http::HeaderValue::try_from(format!("\"{}\"", view.version)) {
+        r.headers_mut().insert(http::header::ETAG, tag);
+    }
+    r
 }
 
 fn with_status(mut r: Resp, status: StatusCode) -> Resp {

@@ -12,7 +12,7 @@ mod store;
 mod sync;
 
 pub use keys::{Key, Keys};
-pub use register::{Registration, keep_registered};
+pub use register::{Registered, Registration, keep_registered};
 pub use store::{EtcdStore, Link};
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 
 use crate::keys::Keys;
 use etcd_client::{Client, ConnectOptions, PutOptions};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Where and as what a backend registers.
@@ -23,18 +24,44 @@ pub struct Registration {
     pub ttl: Duration,
 }
 
-/// Keeps the registration alive forever, registering again after any failure.
-pub async fn keep_registered(r: Registration) {
-    let key = Keys::new(&r.prefix).discovery(&r.service, &r.pool, &r.address);
-    loop {
-        if let Err(e) = once(&r, &key).await {
-            tracing::warn!(%key, "discovery registration lost ({e}); registering again");
+/// A running registration: `leave` revokes its lease (the app is stopping).
+pub struct Registered {
+    current: Arc<Mutex<Option<(Client, i64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Registered {
+    /// Stops renewing and revokes the lease: every replica drops the backend now
+    /// rather than when the lease runs out.
+    pub async fn leave(self) {
+        self.task.abort();
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((mut client, lease)) = current {
+            match tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease)).await {
+                Ok(Ok(_)) => tracing::info!("left discovery (lease revoked)"),
+                _ => tracing::warn!("could not revoke the discovery lease; it runs out by itself"),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-async fn once(r: &Registration, key: &str) -> Result<(), etcd_client::Error> {
+/// Keeps the registration alive (registering again after any failure) until `leave`.
+pub fn keep_registered(r: Registration) -> Registered {
+    let current = Arc::new(Mutex::new(None));
+    let shared = current.clone();
+    let task = tokio::spawn(async move {
+        let key = Keys::new(&r.prefix).discovery(&r.service, &r.pool, &r.address);
+        loop {
+            if let Err(e) = once(&r, &key, &shared).await {
+                tracing::warn!(%key, "discovery registration lost ({e}); registering again");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    Registered { current, task }
+}
+
+async fn once(r: &Registration, key: &str, current: &Mutex<Option<(Client, i64)>>) -> Result<(), etcd_client::Error> {
     let options =
         ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(Duration::from_secs(5));
     let mut client = Client::connect(&r.endpoints, Some(options)).await?;
@@ -42,6 +69,7 @@ async fn once(r: &Registration, key: &str) -> Result<(), etcd_client::Error> {
     let lease = client.lease_grant(ttl, None).await?.id();
     let meta = serde_json::json!({ "registered_by": "switchyard app" }).to_string();
     client.put(key, meta, Some(PutOptions::new().with_lease(lease))).await?;
+    *current.lock().unwrap_or_else(PoisonError::into_inner) = Some((client.clone(), lease));
     tracing::info!(%key, ttl, "registered for discovery");
     let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
     let mut beat = tokio::time::interval(r.ttl / 3);

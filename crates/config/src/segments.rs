@@ -169,4 +169,15 @@ mod tests {
         assert!(!only_service("[[service]]\n[ [admin.tokens]]\n"));
         assert!(!only_service("[[service]]\n[\"service\".pools.a]\n"));
     }
+
+    #[test]
+    fn a_reload_adding_discover_without_a_cluster_takes_the_full_parse_and_its_problem() {
+        let path = Path::new("sy.toml");
+        let base = "[listener]\naddress = \"127.0.0.1:8080\"\n[[service]]\nname = \"a\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"127.0.0.1:1\"]\n";
+        let previous = crate::parse(base, path).unwrap();
+        let edited = format!("{base}[service.pools.green]\ndiscover = true\n");
+        assert!(reuse(&edited, path, &previous).is_none());
+        let e = crate::parse(&edited, path).unwrap_err().lines();
+        assert!(e[0].contains("needs a [cluster] section"), "{e:?}");
+    }
 }
