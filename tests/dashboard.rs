@@ -39,6 +39,8 @@ struct Setup {
     tokens: bool,
     health: bool,
     services: usize,
+    /// Cluster mode with this etcd endpoint.
+    etcd: Option<String>,
 }
 
 fn config(dir: &Path, apps: &[App], s: &Setup) -> std::path::PathBuf {
@@ -50,6 +52,9 @@ fn config(dir: &Path, apps: &[App], s: &Setup) -> std::path::PathBuf {
             "token_file = \"op-token\"\n[[admin.tokens]]\nname = \"dash\"\nfile = \"view-token\"\nrole = \"viewer\"\n";
     }
     text += "[state]\nfile = \"state/sy.json\"\n";
+    if let Some(url) = &s.etcd {
+        text += &format!("[cluster]\netcd = [\"{url}\"]\nname = \"dash-a\"\nlease_ttl = \"2s\"\n");
+    }
     let q = |a: &App| format!("\"{}\"", a.addr);
     for i in 0..s.services.max(1) {
         let name = if i == 0 { "shop".to_owned() } else { format!("svc-{i:02}") };
@@ -444,6 +449,25 @@ fn fifty_services_render() {
     );
     let errors = d.errors_except(&[]);
     assert!(errors.is_empty(), "browser errors: {errors:?}");
+}
+
+#[test]
+fn in_cluster_mode_the_page_lists_the_replicas_and_says_when_the_store_is_gone() {
+    if !common::etcd::available() {
+        return;
+    }
+    let mut etcd = common::etcd::Etcd::start();
+    let Some(mut d) = open(Setup { etcd: Some(etcd.url()), ..Setup::default() }) else { return };
+    d.ready();
+    d.wait(
+        "document.getElementById('cluster').textContent.includes('cluster (etcd, connected)') && \
+         document.querySelectorAll('#cluster tbody tr').length === 1",
+    );
+    let row = d.text("#cluster tbody tr");
+    assert!(row.contains("dash-a") && row.contains("shop v1"), "{row}");
+    etcd.stop();
+    d.wait("document.getElementById('cluster').textContent.includes('store unreachable since')");
+    assert_eq!(d.errors_except(&[]), Vec::<String>::new());
 }
 
 #[test]

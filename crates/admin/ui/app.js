@@ -129,7 +129,7 @@ SY.app = (() => {
         el("td", { text: r.name }), el("td", { text: r.admin }), el("td", { class: "num", text: String(r.generation) }),
         el("td", { text: Object.entries(r.applied || {}).map(([k, v]) => k + " v" + v).join(", ") }),
         el("td", { class: "bad", text: Object.entries(r.rejected || {}).map(([k, v]) => k + " v" + v.version + ": " + v.error).join("; ") })));
-      box.replaceChildren(el("h2", { text: "cluster (" + c.store + (c.connected ? ", connected" : ", store unreachable") + ")" }),
+      box.replaceChildren(el("h2", { text: "cluster (" + c.store + (c.connected ? ", connected" : ", store unreachable" + (c.unreachable_since ? " since " + c.unreachable_since : "")) + ")" }),
         el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, rows))));
     } catch (e) {
       if (e.status === 404) clusterSeen = false; // an older proxy without the endpoint
