@@ -245,7 +245,8 @@ fn a_replica_whose_watch_falls_behind_a_compaction_reads_everything_again_and_co
     in_step(&c, 2);
     // c stops reading: its watch stream fills, etcd gives up sending to it…
     c.signal(libc::SIGSTOP);
-    let noise = vec![b'x'; 16 * 1024];
+    // Far more than the stream windows and etcd's watch buffer hold together.
+    let noise = vec![b'x'; 64 * 1024];
     for i in 0..300 {
         f.etcd.put(&format!("/sy-test/noise/{i}"), &noise);
     }

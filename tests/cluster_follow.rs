@@ -29,13 +29,13 @@ fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
     assert_eq!(green_backends(&a), 0);
     let (status, body) = switch(&a, "green", "", &[]);
     assert_eq!(status, 409, "a pool with no backend cannot get traffic: {body}");
-    let register = |name: &str| {
+    let register = |name: &str, ttl: &str| {
         let url = f.etcd.url();
         let args =
-            ["--register", &url, "--service", "shop", "--pool", "green", "--prefix", "/sy-test", "--lease-ttl", "2s"];
+            ["--register", &url, "--service", "shop", "--pool", "green", "--prefix", "/sy-test", "--lease-ttl", ttl];
         App::start(name, &args)
     };
-    let green1 = register("green-1");
+    let green1 = register("green-1", "2s");
     let took = eventually("green-1 is discovered", Duration::from_secs(10), || {
         green_backends(&a) == 1 && green_backends(&b) == 1
     });
@@ -43,7 +43,7 @@ fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
     let (status, body) = switch(&a, "green", r#","wait_replicas":"5s""#, &[]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(served(&b), "green-1");
-    let green2 = register("green-2");
+    let green2 = register("green-2", "2s");
     eventually("green-2 is discovered", Duration::from_secs(10), || green_backends(&a) == 2);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
@@ -63,10 +63,13 @@ fn a_discovered_backend_is_served_at_once_and_dropped_when_its_app_dies() {
     );
     assert_eq!(served(&a), "green-2");
     // Stopped on purpose (SIGTERM), an app revokes its lease: gone at once, not after it.
-    green2.signal(libc::SIGTERM);
-    let left = eventually("green-2 leaves", Duration::from_secs(10), || green_backends(&a) == 0);
-    println!("an app stopped with SIGTERM left the table {left:?} after (its lease: 2s)");
-    assert!(left < Duration::from_secs(1), "{left:?}");
+    let green3 = register("green-3", "30s");
+    eventually("green-3 is discovered", Duration::from_secs(10), || green_backends(&a) == 2);
+    green3.signal(libc::SIGTERM);
+    let left = eventually("green-3 leaves", Duration::from_secs(10), || green_backends(&a) == 1);
+    println!("an app stopped with SIGTERM left the table {left:?} after (its lease: 30s)");
+    assert!(left < Duration::from_secs(10), "{left:?}");
+    drop(green2);
 }
 
 /// Short rollout steps for the takeover test.
@@ -85,7 +88,13 @@ fn a_rollout_whose_driver_is_killed_is_taken_over_at_its_step_and_promoted() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
     let loads: Vec<Load> = [&b, &c].iter().map(|sy| Load::start(sy.proxy, 3, Duration::from_millis(2))).collect();
-    let (status, body) = json(a.admin, "POST", "/v1/services/shop/rollout", &[], r#"{"pool":"green","reason":"r1"}"#);
+    let (status, body) = json(
+        a.admin,
+        "POST",
+        "/v1/services/shop/rollout",
+        &[],
+        r#"{"pool":"green","reason":"r1","wait_replicas":"5s"}"#,
+    );
     assert_eq!(status, 201, "{body}");
     let rollout = |sy: &Sy| json(sy.admin, "GET", "/v1/services/shop/rollout", &[], "").1;
     assert_eq!(rollout(&b)["step"], 0);
@@ -113,7 +122,8 @@ fn with_etcd_down_a_failing_canary_is_rolled_back_at_once_on_its_driver_and_ever
     let (a, b) = (start("a"), start("b"));
     in_step(&a, 2);
     in_step(&b, 2);
-    let (status, body) = json(a.admin, "POST", "/v1/services/shop/rollout", &[], r#"{"pool":"green"}"#);
+    let (status, body) =
+        json(a.admin, "POST", "/v1/services/shop/rollout", &[], r#"{"pool":"green","wait_replicas":"5s"}"#);
     assert_eq!(status, 201, "{body}");
     f.etcd.stop();
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -186,10 +186,10 @@ async fn read_all(ctx: &mut Ctx, client: &Client) -> Result<i64, Ended> {
         preview_key: batch.preview_key,
         owners: batch.owners,
     };
-    // In step from here on: what the full read applies (seeding, pending
-    // rollbacks, owner keys) commits through the store.
-    ctx.link.set_ready(true);
+    // What the full read applies itself (seeding, pending rollbacks, owner
+    // keys) commits through the store; other changes wait until it is applied.
     ctx.control.call(Command::ClusterSync(update)).await.map_err(|e| Ended::Other(e.to_string()))?;
+    ctx.link.set_ready(true);
     ctx.status.up();
     tracing::info!(revision, "cluster: read the store whole and applied it");
     Ok(revision)

@@ -99,11 +99,12 @@ impl Controller {
             }
         }
         let mut st = self.service_state(service).map_err(|e| e.to_string())?.clone();
-        // The store wins: history this replica has beyond the store's version goes.
-        if doc.version < st.version {
-            st.history.retain(|e| e.version <= doc.version);
-        }
-        let have = st.version.min(doc.version);
+        // The store wins: history this replica has beyond what the store had goes
+        // (a store behind it, or an automatic rollback that never reached it).
+        let pending = self.shared.as_ref().and_then(|sh| sh.pending.get(service).copied());
+        let trusted = st.version.min(doc.version).min(pending.unwrap_or(u64::MAX));
+        st.history.retain(|e| e.version <= trusted);
+        let have = trusted;
         events.sort_by_key(|e| e.version);
         events.dedup_by_key(|e| e.version);
         for e in events.into_iter().filter(|e| e.version > have && e.version <= doc.version) {

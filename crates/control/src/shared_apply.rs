@@ -121,7 +121,7 @@ impl Controller {
     /// `pending` when that change was applied: the store wins, as everywhere).
     fn push_pending(&mut self) {
         let Some(sh) = &mut self.shared else { return };
-        if sh.pending.is_empty() || !sh.store.ready() {
+        if sh.pending.is_empty() {
             return;
         }
         let pending: Vec<(String, u64)> = sh.pending.drain().collect();
@@ -138,7 +138,8 @@ impl Controller {
                     self.applied_here(&service, st.version);
                 }
                 Ok(Commit::Lost(remote)) => {
-                    tracing::error!(%service, "cluster: the service changed in the store meanwhile; the local automatic rollback gives way to it");
+                    // Applying what won drops the pending rollback and its local history.
+                    sh.pending.insert(service.clone(), stored);
                     if let Some(r) = remote {
                         self.apply_remote(r, true);
                     }
