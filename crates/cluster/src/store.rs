@@ -75,12 +75,7 @@ impl SharedStore for EtcdStore {
         }
         let key = link.keys.rollout_owner(service);
         let put = || TxnOp::put(key.clone(), link.name.clone(), Some(PutOptions::new().with_lease(lease)));
-        let holder = |resp: etcd_client::TxnResponse| {
-            resp.op_responses().into_iter().find_map(|r| match r {
-                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
-                _ => None,
-            })
-        };
+        let holder = |resp: etcd_client::TxnResponse| gets(&resp).next().and_then(|g| first_value(&g));
         if force {
             link.txn(&client, Txn::new().and_then([put()]))?;
             return Ok(true);
@@ -135,10 +130,7 @@ impl SharedStore for EtcdStore {
         if resp.succeeded() {
             return Ok(Commit::Done(resp.header().map_or(0, |h| h.revision())));
         }
-        let mut got = resp.op_responses().into_iter().filter_map(|r| match r {
-            TxnOpResponse::Get(g) => Some(g),
-            _ => None,
-        });
+        let mut got = gets(&resp);
         let (Some(current), history) = (got.next(), got.next()) else { return Ok(Commit::Lost(None)) };
         let Some(kv) = current.kvs().first() else { return Ok(Commit::Lost(None)) };
         let events = history
@@ -167,10 +159,7 @@ impl EtcdStore {
             tracing::info!("cluster: stored this replica's preview token key for every replica");
             return Ok(local.to_vec());
         }
-        let stored = resp.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
-            _ => None,
-        });
+        let stored = gets(&resp).next().and_then(|g| first_value(&g));
         stored.ok_or_else(|| "the shared preview key vanished while being read".into())
     }
 }
@@ -187,6 +176,19 @@ impl Link {
             Ok(Ok(r)) => Ok(r),
         }
     }
+}
+
+/// The answers of a transaction's get operations, in order.
+fn gets(resp: &etcd_client::TxnResponse) -> impl Iterator<Item = etcd_client::GetResponse> {
+    resp.op_responses().into_iter().filter_map(|r| match r {
+        TxnOpResponse::Get(g) => Some(g),
+        _ => None,
+    })
+}
+
+/// The value of the first key a get found.
+fn first_value(g: &etcd_client::GetResponse) -> Option<Vec<u8>> {
+    g.kvs().first().map(|kv| kv.value().to_vec())
 }
 
 /// A value as stored: plain data (strings, numbers, maps) cannot fail to serialise.

@@ -78,9 +78,14 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let err = |e: std::io::Error| format!("preview key {}: cannot write: {e}", path.display());
     let tmp = path.with_extension("key.tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(err)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(err)?;
+    write_new(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Writes a new key file (it must not exist), mode 0600, synced.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes).and_then(|()| f.sync_all())
 }
 
 fn create(path: &Path) -> Result<Vec<u8>, String> {
@@ -91,8 +96,7 @@ fn create(path: &Path) -> Result<Vec<u8>, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
-    f.write_all(hex.as_bytes()).and_then(|()| f.sync_all()).map_err(err)?;
+    write_new(path, hex.as_bytes()).map_err(err)?;
     tracing::info!(path = %path.display(), "generated a preview token key");
     Ok(hex.into_bytes())
 }

@@ -77,7 +77,7 @@ impl Controller {
         // An automatic rollback still waiting to be pushed goes with this change.
         let base = sh.pending.get(service).copied().unwrap_or(before.version);
         let events: Vec<Event> = next.history.iter().filter(|e| e.version > base).cloned().collect();
-        let keep_from = next.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
+        let keep_from = keep_from(next.version);
         let was = sh.revs.get(service).copied();
         match sh.store.commit(service, was.unwrap_or(0), &SharedDoc::of(next), &events, keep_from) {
             Ok(Commit::Done(rev)) => {
@@ -129,7 +129,7 @@ impl Controller {
             let Ok(st) = self.service_state(&service).cloned() else { continue };
             let Some(sh) = &mut self.shared else { return };
             let events: Vec<Event> = st.history.iter().filter(|e| e.version > stored).cloned().collect();
-            let keep_from = st.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
+            let keep_from = keep_from(st.version);
             let expected = sh.revs.get(&service).copied().unwrap_or(0);
             match sh.store.commit(&service, expected, &SharedDoc::of(&st), &events, keep_from) {
                 Ok(Commit::Done(rev)) => {
@@ -218,7 +218,7 @@ impl Controller {
         let Some(sh) = &mut self.shared else { return Ok(()) };
         let Some(st) = self.state.services.get(service) else { return Ok(()) };
         let doc = SharedDoc::of(st);
-        let keep_from = st.version.saturating_sub(HISTORY_LIMIT as u64) + 1;
+        let keep_from = keep_from(st.version);
         // etcd allows 128 operations per transaction: the latest events only.
         let recent = &st.history[st.history.len().saturating_sub(SEED_EVENTS)..];
         match sh.store.commit(service, 0, &doc, recent, keep_from) {
@@ -267,6 +267,11 @@ pub(crate) fn keep_traffic(config: &mut Config, state: &State) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// The oldest history version a service at `version` keeps in the store.
+fn keep_from(version: u64) -> u64 {
+    version.saturating_sub(HISTORY_LIMIT as u64) + 1
 }
 
 /// Whether `next` is `before` plus an automatic rollback.
