@@ -75,6 +75,32 @@ impl AccessLog {
     }
 }
 
+impl AccessLog {
+    /// Starts the line of a request read by the HTTP/1 path (origin-form `target`).
+    pub(crate) fn begin_raw(
+        &self,
+        method: &str,
+        host: Option<&[u8]>,
+        target: &str,
+        client: IpAddr,
+    ) -> Option<Box<Pending>> {
+        let tx = self.tx.clone()?;
+        let entry = Entry {
+            at: SystemTime::now(),
+            client,
+            method: Method::from_bytes(method.as_bytes()).unwrap_or_default(),
+            host: host.and_then(|h| HeaderValue::from_bytes(h).ok()),
+            path: PathAndQuery::try_from(target).ok(),
+            status: 0,
+            route: None,
+            backend: None,
+            duration: Duration::ZERO,
+            bytes: 0,
+        };
+        Some(Box::new(Pending { tx, entry }))
+    }
+}
+
 /// A line waiting for its request to end.
 pub(crate) struct Pending {
     tx: SyncSender<Entry>,

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 const UNSET: u64 = u64::MAX;
 
 /// The client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
-const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// One client connection's request handler and activity, shared by its requests
 /// and by its socket (which an upgrade hands to the tunnel).
@@ -153,6 +153,14 @@ impl Activity {
             self.head_since.store(self.now_us(), Relaxed);
             self.moved.store(true, Relaxed);
         }
+    }
+
+    /// The HTTP/1 path hands the connection to hyper with the start of a request head
+    /// already read: that head is timed from now.
+    pub(crate) fn handed_over(&self) {
+        self.idle_since.store(self.now_us(), Relaxed);
+        self.head_since.store(self.now_us(), Relaxed);
+        self.moved.store(true, Relaxed);
     }
 
     /// The HTTP/2 preface arrived: from now on the connection is idle-timed

@@ -4,15 +4,15 @@
 use crate::access_log::{AccessLog, Pending};
 use crate::backend::Backend;
 use crate::body::{BoxError, Inbound, RequestBody, ResponseBody};
+use crate::choose::{Fields, choose_pool};
 use crate::error::ProxyError;
 use crate::exchange;
 use crate::headers;
 use crate::limits::{self, Limited};
-use crate::preview::{self, PreviewKey};
+use crate::preview;
 use crate::request_check::{self, Reject};
 use crate::routes::Router;
 use crate::service_route::{PoolRoute, ServiceRoute};
-use crate::sticky;
 use crate::tracker::Tracker;
 use crate::upgrade::{self, Tunnel};
 use crate::upstream::{self, SendError, Target};
@@ -23,7 +23,6 @@ use http_body::Body;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use switchyard_config::Sticky;
 use switchyard_metrics::StatusCounters;
 
 /// What the routing decision picked; owned, so no snapshot guard is held across `.await`.
@@ -57,7 +56,7 @@ pub enum Refusal {
 }
 
 impl Route {
-    fn pool(&self) -> &PoolRoute {
+    pub(crate) fn pool(&self) -> &PoolRoute {
         &self.service.pools[self.pool]
     }
 
@@ -81,7 +80,7 @@ pub struct Proxy {
 }
 
 static ROOT: PathAndQuery = PathAndQuery::from_static("/");
-static PREVIEW_HEADER: http::HeaderName = http::HeaderName::from_static(preview::HEADER);
+pub(crate) static PREVIEW_HEADER: http::HeaderName = http::HeaderName::from_static(preview::HEADER);
 
 impl Proxy {
     /// A handler for requests from `client_ip`; `proto` is `http` or `https`.
@@ -96,9 +95,29 @@ impl Proxy {
         self
     }
 
+    /// The access log, the client's address (text and header value) and `http`/`https`.
+    pub(crate) fn client(&self) -> (&AccessLog, IpAddr, &HeaderValue, &'static str) {
+        (&self.log, self.client_ip, &self.client_header, self.proto)
+    }
+
+    /// `max_request_body`; 0 = unlimited.
+    pub(crate) fn max_body(&self) -> u64 {
+        self.max_body
+    }
+
+    /// The routing snapshot's reader.
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
     /// Routes one request: host → service → pool → backend, on one snapshot load.
     pub fn route<B>(&self, req: &Request<B>) -> Result<Route, Refusal> {
-        let host = request_host_bytes(req);
+        self.route_fields(request_host_bytes(req), req.headers())
+    }
+
+    /// Routes a request for `host` with header lines `fields` (hyper's map or the
+    /// HTTP/1 path's parsed slices): the one routing decision of both paths.
+    pub(crate) fn route_fields<F: Fields + ?Sized>(&self, host: &[u8], req: &F) -> Result<Route, Refusal> {
         let table = self.router.load();
         let Some(service) = table.route(host) else {
             let host = String::from_utf8_lossy(host).into_owned();
@@ -285,7 +304,7 @@ impl Proxy {
 
 /// Counts the proxy's own answer on the pool it was routed to: in its metrics and
 /// in its live figures (time to that answer).
-fn counted(pool: &PoolRoute, status: u16, start: Instant) {
+pub(crate) fn counted(pool: &PoolRoute, status: u16, start: Instant) {
     let elapsed = start.elapsed();
     pool.metrics.record(status, elapsed);
     pool.stats.record(status, elapsed);
@@ -399,46 +418,5 @@ fn request_host_bytes<B>(req: &Request<B>) -> &[u8] {
     match req.uri().authority() {
         Some(a) => headers::authority_host(a.as_str()).as_bytes(),
         None => req.headers().get(header::HOST).map_or(&[], |h| h.as_bytes()),
-    }
-}
-
-/// Preview token → override header → sticky key → weighted draw. Also returns the `Set-Cookie`
-/// for a client that had no sticky cookie yet (routed by its new key already).
-fn choose_pool<B>(service: &ServiceRoute, req: &Request<B>, key: Option<&PreviewKey>) -> (usize, Option<String>) {
-    if let Some(key) = key {
-        let headers = req.headers();
-        let token = headers
-            .get(&PREVIEW_HEADER)
-            .map(HeaderValue::as_bytes)
-            .or_else(|| sticky::cookie(headers, preview::COOKIE));
-        if let Some(token) = token {
-            let granted = key.verify(&service.name, token, preview::now());
-            match granted.and_then(|p| service.pools.iter().position(|x| &*x.name == p)) {
-                Some(i) => return (i, None),
-                // Ignored (normal routing), and counted once for this request.
-                None => service.preview_rejected(),
-            }
-        }
-    }
-    if let Some(name) = &service.override_header {
-        let wanted = req.headers().get(name).map(HeaderValue::as_bytes);
-        if let Some(i) = wanted.and_then(|w| service.pools.iter().position(|p| p.name.as_bytes() == w)) {
-            return (i, None);
-        }
-    }
-    match &service.sticky {
-        None => (service.draw_pool(), None),
-        Some(Sticky::Header { .. }) => match service.sticky_header.as_ref().and_then(|h| req.headers().get(h)) {
-            Some(key) => (service.pool_at(sticky::point(&service.name, key.as_bytes())), None),
-            None => (service.draw_pool(), None),
-        },
-        Some(Sticky::Cookie { name, max_age }) => match sticky::cookie(req.headers(), name) {
-            Some(key) => (service.pool_at(sticky::point(&service.name, key)), None),
-            None => {
-                let key = sticky::new_key();
-                let pool = service.pool_at(sticky::point(&service.name, key.as_bytes()));
-                (pool, Some(sticky::set_cookie(name, &key, max_age.as_secs())))
-            }
-        },
     }
 }

@@ -8,6 +8,7 @@
 //! (sized by the worker count), so workers do not contend; with more threads than
 //! stacks they share one, and the tags keep them apart.
 
+use crate::h1::upstream::Raw;
 use crate::upstream::Lease;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
@@ -37,9 +38,25 @@ pub(crate) fn runtime() -> Option<Id> {
 }
 
 struct Entry {
-    lease: Lease,
+    conn: Idle,
     since: Instant,
     owner: Id,
+}
+
+/// An idle connection: hyper's (requests from HTTP/2 clients) or the HTTP/1 path's.
+enum Idle {
+    Hyper(Lease),
+    Raw(Raw),
+}
+
+impl Idle {
+    /// Still usable: not closed, nothing unasked-for arrived.
+    fn alive(&mut self, cx: &mut Context<'_>) -> bool {
+        match self {
+            Idle::Hyper(lease) => lease.drive(cx),
+            Idle::Raw(raw) => raw.alive(),
+        }
+    }
 }
 
 type Stack = Mutex<Vec<Entry>>;
@@ -102,9 +119,27 @@ impl IdleConns {
     /// The newest idle connection of runtime `me`, with when it went idle.
     pub(crate) fn take(&self, me: Id) -> Option<(Lease, Instant)> {
         let mut stack = self.lock();
-        let i = stack.iter().rposition(|e| e.owner == me)?;
-        let e = stack.remove(i);
-        Some((e.lease, e.since))
+        let i = stack.iter().rposition(|e| e.owner == me && matches!(e.conn, Idle::Hyper(_)))?;
+        match stack.remove(i) {
+            Entry { conn: Idle::Hyper(lease), since, .. } => Some((lease, since)),
+            Entry { conn: Idle::Raw(_), .. } => None,
+        }
+    }
+
+    /// The newest idle HTTP/1-path connection of runtime `me`, with when it went idle.
+    pub(crate) fn take_raw(&self, me: Id) -> Option<(Raw, Instant)> {
+        let mut stack = self.lock();
+        let i = stack.iter().rposition(|e| e.owner == me && matches!(e.conn, Idle::Raw(_)))?;
+        match stack.remove(i) {
+            Entry { conn: Idle::Raw(raw), since, .. } => Some((raw, since)),
+            Entry { conn: Idle::Hyper(_), .. } => None,
+        }
+    }
+
+    /// Gives back an HTTP/1-path connection whose exchange ended cleanly.
+    pub(crate) fn put_raw(self: &Arc<Self>, raw: Raw) {
+        let Some(owner) = raw.runtime else { return };
+        self.keep(Idle::Raw(raw), owner);
     }
 
     /// Gives back a connection whose response was read to its end.
@@ -115,13 +150,17 @@ impl IdleConns {
             return;
         }
         lease.park();
+        self.keep(Idle::Hyper(lease), owner);
+    }
+
+    fn keep(self: &Arc<Self>, conn: Idle, owner: Id) {
         let rejected = {
             let mut idle = self.lock();
             if idle.len() < MAX_IDLE {
-                idle.push(Entry { lease, since: Instant::now(), owner });
+                idle.push(Entry { conn, since: Instant::now(), owner });
                 None
             } else {
-                Some(lease)
+                Some(conn)
             }
         };
         drop(rejected); // closes it, outside the lock
@@ -158,7 +197,7 @@ impl IdleConns {
         let mut left = false;
         for stack in self.made() {
             let mut idle = lock(stack);
-            idle.retain_mut(|e| e.since.elapsed() < self.idle_timeout && e.lease.drive(&mut cx));
+            idle.retain_mut(|e| e.since.elapsed() < self.idle_timeout && e.conn.alive(&mut cx));
             left |= !idle.is_empty();
         }
         if left {

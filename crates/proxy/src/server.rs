@@ -7,6 +7,7 @@ use crate::accept::Acceptor;
 use crate::access_log::AccessLog;
 use crate::activity::{Activity, Conn, Counted, InFlight, Slot, Watched};
 use crate::forward::Proxy;
+use crate::h1;
 use crate::lifetime::{self, ClientTimeouts};
 use crate::routes::Router;
 use crate::tls::TlsSettings;
@@ -142,6 +143,11 @@ fn spawn_connection(
     let conn = Arc::new(Conn { proxy, activity: Activity::new(), _slot: Some(slot) });
     let (builder, stopped) = (builder.clone(), stopped.clone());
     match tls {
+        None if h1_path() => {
+            let max_head = opts.max_header_bytes;
+            let client = h1::conn::Client { stream, conn, builder, timeouts, max_head, stopped, peer };
+            tokio::spawn(h1::conn::serve(client));
+        }
         None => {
             tokio::spawn(async move {
                 connection(builder, stopped, stream, conn, timeouts, peer).await;
@@ -160,7 +166,14 @@ fn spawn_connection(
     }
 }
 
-async fn connection<I>(
+/// Whether plain-text HTTP/1 goes through the proxy's own codec (`h1`); set
+/// `SWITCHYARD_H1=hyper` to serve it with hyper as before.
+fn h1_path() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("SWITCHYARD_H1").map_or(true, |v| v != "hyper"))
+}
+
+pub(crate) async fn connection<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stopped: watch::Receiver<bool>,
     io: I,

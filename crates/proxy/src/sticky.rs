@@ -38,8 +38,13 @@ pub fn point(service: &str, key: &[u8]) -> u32 {
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
-    headers.get_all(COOKIE).iter().find_map(|v| {
-        v.as_bytes().split(|&b| b == b';').find_map(|pair| {
+    cookie_in(headers.get_all(COOKIE).iter().map(http::HeaderValue::as_bytes), name)
+}
+
+/// The value of cookie `name` in `Cookie` line values.
+pub(crate) fn cookie_in<'a>(mut lines: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a [u8]> {
+    lines.find_map(|v| {
+        v.split(|&b| b == b';').find_map(|pair| {
             let pair = pair.trim_ascii();
             let rest = pair.strip_prefix(name.as_bytes())?;
             rest.strip_prefix(b"=").filter(|v| !v.is_empty())

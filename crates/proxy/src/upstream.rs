@@ -180,35 +180,49 @@ fn closed_unanswered(e: &hyper::Error) -> bool {
             .is_some_and(|io| matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted))
 }
 
-enum Obtain {
+pub(crate) enum Obtain {
     Busy,
     Refused(std::io::Error),
     Handshake(hyper::Error),
 }
 
 /// What the pool offers without waiting.
-enum Offer {
-    Idle(Lease),
+enum Offer<C> {
+    Idle(C),
     New(Option<Slot>),
 }
 
-fn offer(conns: &IdleConns, me: Option<tokio::runtime::Id>, fresh: bool) -> Option<Offer> {
-    if !fresh && let Some(lease) = me.and_then(|me| checkout(conns, me)) {
-        return Some(Offer::Idle(lease));
+fn offer<C>(
+    conns: &IdleConns,
+    me: Option<tokio::runtime::Id>,
+    fresh: bool,
+    checkout: fn(&IdleConns, tokio::runtime::Id) -> Option<C>,
+) -> Option<Offer<C>> {
+    if !fresh && let Some(conn) = me.and_then(|me| checkout(conns, me)) {
+        return Some(Offer::Idle(conn));
     }
     conns.limit().reserve().ok().map(Offer::New)
+}
+
+async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Lease, bool), Obtain> {
+    obtain_with(to, fresh, checkout, |slot| connect(to.addr, to.timeouts.connect, slot)).await
 }
 
 /// A connection for one request (and whether it was reused): the newest idle one of
 /// this runtime (unless a `fresh` one is needed), else a new one. At
 /// `max_upstream_connections` the request waits up to `timeouts.connect` for one to
-/// come back or close.
-async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Lease, bool), Obtain> {
+/// come back or close. Both HTTP/1 clients (hyper's, the HTTP/1 path's) use it.
+pub(crate) async fn obtain_with<C, F: Future<Output = Result<C, Connect>>>(
+    to: &Target<'_>,
+    fresh: bool,
+    checkout: fn(&IdleConns, tokio::runtime::Id) -> Option<C>,
+    connect: impl FnOnce(Option<Slot>) -> F,
+) -> Result<(C, bool), Obtain> {
     let me = idle::runtime();
     let mut deadline = None;
     let slot = loop {
-        match offer(to.conns, me, fresh) {
-            Some(Offer::Idle(lease)) => return Ok((lease, true)),
+        match offer(to.conns, me, fresh, checkout) {
+            Some(Offer::Idle(conn)) => return Ok((conn, true)),
             Some(Offer::New(slot)) => break slot,
             None => {}
         }
@@ -216,8 +230,8 @@ async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Lease, bool), Obtain> {
         let waiter = to.conns.limit().waiter();
         let mut freed = pin!(waiter.notified());
         freed.as_mut().enable();
-        match offer(to.conns, me, fresh) {
-            Some(Offer::Idle(lease)) => return Ok((lease, true)),
+        match offer(to.conns, me, fresh, checkout) {
+            Some(Offer::Idle(conn)) => return Ok((conn, true)),
             Some(Offer::New(slot)) => break slot,
             None => {}
         }
@@ -230,8 +244,8 @@ async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Lease, bool), Obtain> {
             return Err(Obtain::Busy);
         }
     };
-    match connect(to.addr, to.timeouts.connect, slot).await {
-        Ok(lease) => Ok((lease, false)),
+    match connect(slot).await {
+        Ok(conn) => Ok((conn, false)),
         Err(Connect::Refused(e)) => Err(Obtain::Refused(e)),
         Err(Connect::Handshake(e)) => Err(Obtain::Handshake(e)),
     }
@@ -253,14 +267,20 @@ pub(crate) enum Connect {
     Handshake(hyper::Error),
 }
 
-pub(crate) async fn connect(addr: &str, timeout: Duration, slot: Option<Slot>) -> Result<Lease, Connect> {
+/// A TCP connection to `addr` within `timeout`, with Nagle off (small requests and
+/// answers go out at once).
+pub(crate) async fn dial(addr: &str, timeout: Duration) -> Result<TcpStream, Connect> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(Connect::Refused(e)),
         Err(_) => return Err(Connect::Refused(std::io::ErrorKind::TimedOut.into())),
     };
-    // Small requests and answers go out at once.
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+pub(crate) async fn connect(addr: &str, timeout: Duration, slot: Option<Slot>) -> Result<Lease, Connect> {
+    let stream = dial(addr, timeout).await?;
     let (wire, heard) = Wire::new(stream);
     let (send, conn) = http1::Builder::new().handshake(TokioIo::new(wire)).await.map_err(Connect::Handshake)?;
     Ok(Lease {

@@ -138,9 +138,9 @@ async fn transfer_encoding_other_than_chunked_alone_gets_501_and_close() {
         assert_eq!(r.header("connection"), Some("close"));
         assert!(c.closed().await.is_empty());
     }
-    // hyper itself refuses a coding list that does not end in chunked.
+    // A coding list that does not end in chunked: 501 too (SPEC §7).
     let r = exchange(&proxy, b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n").await;
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 501);
     assert_eq!(up.hits(), 0);
     let r = exchange(
         &proxy,

@@ -1,0 +1,126 @@
+//! A plain-text client connection on the HTTP/1 path. Between requests it waits
+//! for readiness holding no buffer; then it reads into a pooled one, parses the
+//! head in place, and answers, refuses or forwards it (`prepare`, `relay`),
+//! pipelined requests in order. A connection that starts with the HTTP/2 preface,
+//! or a request this path does not carry itself, goes to hyper with the bytes
+//! read so far put back (`Rewind`).
+
+use super::buf::Buf;
+use super::prepare::{Prepared, prepare};
+use super::relay;
+use super::rewind::Rewind;
+use crate::activity::{Conn, H2_PREFACE};
+use crate::lifetime::ClientTimeouts;
+use crate::server;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What the connection's task was given.
+pub(crate) struct Client {
+    pub(crate) stream: TcpStream,
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(crate) timeouts: ClientTimeouts,
+    pub(crate) max_head: usize,
+    pub(crate) stopped: watch::Receiver<bool>,
+    pub(crate) peer: SocketAddr,
+}
+
+/// Serves the connection until it closes, times out or the listener stops.
+pub(crate) async fn serve(c: Client) {
+    let Client { mut stream, conn, builder, timeouts, max_head, mut stopped, peer } = c;
+    let opened = Instant::now();
+    let mut fresh = true;
+    let mut pending: Option<Buf> = None;
+    loop {
+        let mut buf = match pending.take() {
+            Some(b) if !b.unread().is_empty() => b,
+            _ => {
+                // Idle: no buffer held while waiting.
+                let until = if fresh { opened + timeouts.header } else { Instant::now() + timeouts.idle };
+                tokio::select! {
+                    biased;
+                    r = stream.readable() => if r.is_err() { return },
+                    _ = stopped.wait_for(|s| *s) => return,
+                    () = tokio::time::sleep_until(until) => return,
+                }
+                let mut b = Buf::take();
+                match stream.try_read_buf(&mut b.data) {
+                    Ok(0) => return,
+                    Ok(_) => b,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    Err(_) => return,
+                }
+            }
+        };
+        if fresh && H2_PREFACE.starts_with(&buf.unread()[..buf.unread().len().min(H2_PREFACE.len())]) {
+            return hand_over(buf, stream, conn, builder, timeouts, stopped, peer).await;
+        }
+        let head_until = if fresh { opened + timeouts.header } else { Instant::now() + timeouts.header };
+        fresh = false;
+        let prepared = loop {
+            match prepare(&buf, &conn.proxy, max_head) {
+                Prepared::Partial => match relay::read(&mut stream, &mut buf, head_until).await {
+                    Ok(n) if n > 0 => {}
+                    _ => return,
+                },
+                p => break p,
+            }
+        };
+        match prepared {
+            Prepared::Partial => return,
+            Prepared::Fallback => {
+                conn.activity.handed_over();
+                return hand_over(buf, stream, conn, builder, timeouts, stopped, peer).await;
+            }
+            Prepared::Refuse(r) => {
+                tracing::debug!(%peer, refusal = r.reason(), "refused a request head");
+                let mut out = Buf::take();
+                super::prepare::own_answer(&mut out.data, r.status(), &format!("{}\n", r.reason()), true);
+                let _ = stream.write_all(&out.data).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Prepared::Answer { response, head_len, close } => {
+                buf.consume(head_len);
+                if stream.write_all(&response.data).await.is_err() || close {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            }
+            Prepared::Forward(fwd) => {
+                buf.consume(fwd.head_len);
+                if !relay::forward(fwd, &mut stream, &mut buf).await || *stopped.borrow() {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            }
+        }
+        pending = Some(buf);
+        if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+/// Gives the connection, with what was read of it, to hyper.
+async fn hand_over(
+    buf: Buf,
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    timeouts: ClientTimeouts,
+    stopped: watch::Receiver<bool>,
+    peer: SocketAddr,
+) {
+    let io = Rewind::new(buf.unread().to_vec(), stream);
+    drop(buf);
+    server::connection(builder, stopped, io, conn, timeouts, peer).await;
+}

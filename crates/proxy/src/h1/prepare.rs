@@ -1,0 +1,184 @@
+//! What to do with a request head read by the HTTP/1 path, decided synchronously
+//! while its parsed slices (and the header array they sit in) are on the stack:
+//! refuse it, answer it ourselves, hand the connection to hyper, or forward it —
+//! with the routing decision made and the upstream head already written.
+
+use super::buf::Buf;
+use super::parse::{self, Body, MAX_HEADERS, Refusal, RequestHead};
+use super::write::{self, Forwarding};
+use crate::access_log::Pending;
+use crate::error::ProxyError;
+use crate::forward::{PREVIEW_HEADER, Proxy, Refusal as NoRoute, Route, counted};
+use crate::preview;
+use crate::request_check::Reject;
+use httparse::EMPTY_HEADER;
+use std::time::Instant;
+
+/// The verdict on the bytes at the front of a connection's buffer.
+pub(crate) enum Prepared {
+    /// The head is not complete yet.
+    Partial,
+    /// Not carried by this path (yet): the connection goes to hyper as it is.
+    Fallback,
+    /// Broken or hostile: answered with the refusal's status, then closed.
+    Refuse(Refusal),
+    /// The proxy's own answer (404, 503, 405), counted and logged already.
+    Answer { response: Buf, head_len: usize, close: bool },
+    /// To a backend.
+    Forward(Forward),
+}
+
+/// A request on its way to a backend.
+pub(crate) struct Forward {
+    pub(crate) route: Route,
+    /// Bytes of the client's head in its buffer.
+    pub(crate) head_len: usize,
+    pub(crate) keep_alive: bool,
+    /// A `HEAD` request: its answer has no body.
+    pub(crate) head_method: bool,
+    /// The request body's framing.
+    pub(crate) body: Body,
+    /// May be sent again on a fresh connection if a reused one closed unanswered:
+    /// idempotent and body-less (SPEC §3).
+    pub(crate) retryable: bool,
+    /// `max_request_body`; 0 = unlimited.
+    pub(crate) max_body: u64,
+    /// The head as it goes upstream.
+    pub(crate) upstream_head: Buf,
+    pub(crate) log: Option<Box<Pending>>,
+    pub(crate) start: Instant,
+}
+
+/// Requests this path carries itself; the rest (upgrades, `Expect`, HTTP/1.0,
+/// absolute-form targets) go to hyper for now.
+fn carried(head: &RequestHead<'_, '_>) -> bool {
+    !head.http10 && !head.upgrade && !head.expect_continue && head.target.starts_with('/')
+}
+
+/// Methods a request may be repeated with (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE")
+}
+
+/// Reads the head at the front of `buf` and decides (see `Prepared`).
+pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
+    let mut lines = [EMPTY_HEADER; MAX_HEADERS];
+    let head = match parse::request(buf.unread(), &mut lines, max_head) {
+        Ok(Some(head)) => match head.host_rule() {
+            Ok(()) => head,
+            Err(r) => return Prepared::Refuse(r),
+        },
+        Ok(None) => return Prepared::Partial,
+        Err(r) => return Prepared::Refuse(r),
+    };
+    let start = Instant::now();
+    let (log, client_ip, client_header, proto) = proxy.client();
+    if head.method == "CONNECT" {
+        let log = log.begin_raw(head.method, head.host, head.target, client_ip);
+        let counters = proxy.router().load().unrouted.clone();
+        return answer(ProxyError::MethodNotAllowed, |s| counters.count(s), log, start, &head);
+    }
+    if !carried(&head) {
+        return Prepared::Fallback;
+    }
+    let host = head.host.unwrap_or_default();
+    let mut log = log.begin_raw(head.method, head.host, head.target, client_ip);
+    let route = match proxy.route_fields(host, head.headers) {
+        Ok(route) if route.pool().is_h2c() => return Prepared::Fallback,
+        Ok(route) => route,
+        Err(NoRoute::NoService { host, counters }) => {
+            return answer(ProxyError::NoService { host }, |s| counters.count(s), log, start, &head);
+        }
+        Err(NoRoute::NoHealthy { service, pool }) => {
+            if let Some(l) = &mut log {
+                l.routed(&service, pool, None);
+            }
+            let p = &service.pools[pool];
+            let e = ProxyError::NoHealthyBackend { service: service.name.clone(), pool: p.name.clone() };
+            return answer(e, |s| counted(p, s, start), log, start, &head);
+        }
+    };
+    let max_body = proxy.max_body();
+    if let Body::Length(n) = head.body
+        && max_body > 0
+        && n > max_body
+    {
+        if let Some(l) = &mut log {
+            l.routed(&route.service, route.pool, None);
+        }
+        let p = route.pool();
+        let reject =
+            Reject::BodyTooLarge { service: route.service.name.clone(), pool: p.name.clone(), limit: max_body };
+        let text = format!("{reject}\n");
+        return own(413, &text, |s| counted(p, s, start), log, start, head.len, true);
+    }
+    let mut upstream_head = Buf::take();
+    let own = route.service.override_header.as_ref().map(|h| h.as_str().as_bytes());
+    let fwd = Forwarding {
+        client: client_header.as_bytes(),
+        proto,
+        host,
+        own: [Some(PREVIEW_HEADER.as_str().as_bytes()), own],
+        own_cookie: preview::COOKIE.as_bytes(),
+    };
+    write::request_head(&mut upstream_head.data, &head, &fwd);
+    Prepared::Forward(Forward {
+        route,
+        head_len: head.len,
+        keep_alive: head.keep_alive,
+        head_method: head.method == "HEAD",
+        body: head.body,
+        retryable: idempotent(head.method) && head.body == Body::None,
+        max_body,
+        upstream_head,
+        log,
+        start,
+    })
+}
+
+/// The proxy's own answer to `head`, counted by `count` and logged.
+fn answer(
+    e: ProxyError,
+    count: impl FnOnce(u16),
+    log: Option<Box<Pending>>,
+    start: Instant,
+    head: &RequestHead<'_, '_>,
+) -> Prepared {
+    // Unread body bytes cannot be told from the next request: such a connection closes.
+    let close = !head.keep_alive || head.body != Body::None;
+    own(e.status().as_u16(), &format!("{e}\n"), count, log, start, head.len, close)
+}
+
+fn own(
+    status: u16,
+    text: &str,
+    count: impl FnOnce(u16),
+    log: Option<Box<Pending>>,
+    start: Instant,
+    head_len: usize,
+    close: bool,
+) -> Prepared {
+    let mut response = Buf::take();
+    own_answer(&mut response.data, status, text, close);
+    count(status);
+    if let Some(l) = log {
+        l.finish(status, text.len() as u64, start.elapsed());
+    }
+    Prepared::Answer { response, head_len, close }
+}
+
+/// A complete plain-text answer of the proxy's own.
+pub(crate) fn own_answer(out: &mut Vec<u8>, status: u16, text: &str, close: bool) {
+    let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write::decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+    write::decimal(out, text.len() as u64);
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(text.as_bytes());
+}
