@@ -34,8 +34,8 @@ pub enum Refusal {
     Malformed,
     /// The head is over the size limit or has more than `MAX_HEADERS` lines.
     TooLarge,
-    /// `Content-Length` with `Transfer-Encoding`, or lengths that differ, are not
-    /// numbers or overflow.
+    /// `Content-Length` with `Transfer-Encoding`, or repeated, listed, not a number,
+    /// or overflowing.
     AmbiguousLength,
     /// An HTTP/1.1 request without `Host`.
     MissingHost,
@@ -154,12 +154,14 @@ pub fn request<'h, 'b>(
         return Err(Refusal::Malformed);
     };
     // The HTTP/2 preface is not an HTTP/1 request (RFC 9113 §3.4).
-    if method == "PRI" {
+    if method == "PRI" || !target_form(method, target) {
         return Err(Refusal::Malformed);
     }
     let http10 = minor == 0;
     let s = scan(headers)?;
     let body = match (s.te_codings > 0, s.length) {
+        // HTTP/1.0 has no transfer codings; nginx and hyper refuse them too.
+        (true, _) if http10 => return Err(Refusal::AmbiguousLength),
         (true, Some(_)) => return Err(Refusal::AmbiguousLength),
         (true, None) if s.te_codings == 1 && s.te_only_chunked => Body::Chunked,
         (true, None) => return Err(Refusal::UnsupportedEncoding),
@@ -246,15 +248,12 @@ fn scan<'b>(headers: &[Header<'b>]) -> Result<Scan<'b>, Refusal> {
                     s.upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
                 }
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                for t in h.value.split(|&b| b == b',') {
-                    match (length(t.trim_ascii()), s.length) {
-                        (Some(n), None) => s.length = Some(n),
-                        (Some(n), Some(m)) if n == m => {}
-                        _ => s.bad_length = true,
-                    }
-                }
-            }
+            // One line with one number, as nginx and hyper want: a repeated or listed
+            // length is refused even when the values agree.
+            14 if name.eq_ignore_ascii_case(b"content-length") => match (length(h.value.trim_ascii()), s.length) {
+                (Some(n), None) => s.length = Some(n),
+                _ => s.bad_length = true,
+            },
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 // An empty value still says "some coding": never a length-delimited body.
                 let mut any = false;
@@ -272,6 +271,38 @@ fn scan<'b>(headers: &[Header<'b>]) -> Result<Scan<'b>, Refusal> {
         }
     }
     if s.bad_length { Err(Refusal::AmbiguousLength) } else { Ok(s) }
+}
+
+/// One of RFC 9112 §3.2's request-target forms: origin (`/path`), absolute
+/// (`scheme://authority/…`), authority (CONNECT's `host:port`) or asterisk. The rare
+/// forms other than origin are checked by `http::Uri`, as hyper checks them.
+fn target_form(method: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return origin_form(target.as_bytes());
+    }
+    if target == "*" {
+        return true;
+    }
+    http::Uri::try_from(target).is_ok_and(|u| {
+        if method == "CONNECT" { u.authority().is_some() } else { u.scheme().is_some() && u.authority().is_some() }
+    })
+}
+
+/// An origin-form target with only the characters `http::Uri` takes in a path
+/// and a query (what httparse lets through besides: `<`, `>`, and `` ` `` in the
+/// path or `"` in the query), and no fragment, which has no place in a request.
+fn origin_form(target: &[u8]) -> bool {
+    let mut query = false;
+    for &b in target {
+        match b {
+            b'#' | b'<' | b'>' => return false,
+            b'?' => query = true,
+            b'`' if !query => return false,
+            b'"' if query => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The non-empty, trimmed elements of a comma-separated header value.
