@@ -96,7 +96,7 @@ fn a_plain_get_allocates_nothing_on_the_proxy_once_warm() {
         "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"app\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\"]\n",
         backend()
     ));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {

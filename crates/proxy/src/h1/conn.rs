@@ -7,8 +7,8 @@
 
 use super::buf::Buf;
 use super::prepare::{Prepared, prepare};
-use super::relay;
 use super::rewind::Rewind;
+use super::{body, relay};
 use crate::activity::{Conn, H2_PREFACE};
 use crate::lifetime::ClientTimeouts;
 use crate::server;
@@ -67,7 +67,7 @@ pub(crate) async fn serve(c: Client) {
         fresh = false;
         let prepared = loop {
             match prepare(&buf, &conn.proxy, max_head) {
-                Prepared::Partial => match relay::read(&mut stream, &mut buf, head_until).await {
+                Prepared::Partial => match body::read(&mut stream, &mut buf, head_until).await {
                     Ok(n) if n > 0 => {}
                     _ => return,
                 },

@@ -2,6 +2,7 @@
 //! bodies (`chunked`) and heads rebuilt from the parsed slices (`write`). Nothing
 //! here allocates; buffers are the caller's.
 
+pub(crate) mod body;
 pub(crate) mod buf;
 pub mod chunked;
 pub(crate) mod conn;

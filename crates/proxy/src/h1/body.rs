@@ -1,0 +1,172 @@
+//! Bodies on the HTTP/1 path: where one ends as its framing says, the request's
+//! streamed from client to backend (counted against `max_request_body`), the
+//! response's from backend to client, through pooled buffers; and the one read
+//! both sides use, with its deadline.
+
+use super::buf::{Buf, SIZE};
+use super::chunked::Chunked;
+use super::parse::Body;
+use super::relay::Failed;
+use super::upstream::Raw;
+use crate::exchange::after;
+use crate::tracker::Tracker;
+use std::io::ErrorKind;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How sending the request went.
+pub(crate) enum Sent {
+    Done,
+    /// The backend connection failed (or closed) while the request went up.
+    Upstream,
+    /// The client went quiet for `timeouts.idle` mid-body.
+    Timeout,
+    /// The client's body broke its framing, grew past `max_request_body` or ended early.
+    Client(Failed),
+}
+
+pub(crate) fn framing(body: Body) -> Framing {
+    match body {
+        Body::None => Framing::Length(0),
+        Body::Length(n) => Framing::Length(n),
+        Body::Chunked => Framing::Chunked(Chunked::default()),
+        Body::UntilClose => Framing::UntilClose,
+    }
+}
+
+/// Moves the body bytes at the front of `input` to `out`, counting its data in
+/// `sent`; whether the body is complete, or why it broke (its framing, the limit).
+pub(crate) fn take_body(
+    framing: &mut Framing,
+    input: &mut Buf,
+    out: &mut Buf,
+    sent: &mut u64,
+    limit: u64,
+) -> Result<bool, Failed> {
+    let (n, data, done) = framing.take(input.unread()).ok_or(Failed::BadBody)?;
+    *sent += data;
+    if limit > 0 && *sent > limit {
+        return Err(Failed::TooLarge(limit));
+    }
+    out.data.extend_from_slice(input.slice(0..n));
+    input.consume(n);
+    Ok(done)
+}
+
+/// Streams the rest of the request body from the client to the backend.
+pub(crate) async fn send_body(
+    raw: &mut Raw,
+    framing: &mut Framing,
+    input: &mut Buf,
+    client: &mut TcpStream,
+    sent: &mut u64,
+    limit: u64,
+    idle: std::time::Duration,
+) -> Sent {
+    let mut out = Buf::take();
+    loop {
+        input.compact();
+        match read(client, input, after(Instant::now(), idle)).await {
+            Ok(0) | Err(Stop::Io) => return Sent::Client(Failed::ClientGone),
+            Err(Stop::Timeout) => return Sent::Timeout,
+            Ok(_) => {}
+        }
+        out.clear();
+        let done = match take_body(framing, input, &mut out, sent, limit) {
+            Ok(done) => done,
+            Err(f) => return Sent::Client(f),
+        };
+        if raw.stream.write_all(&out.data).await.is_err() {
+            return Sent::Upstream;
+        }
+        if done {
+            return Sent::Done;
+        }
+    }
+}
+
+pub(crate) enum Stop {
+    Io,
+    Timeout,
+}
+
+/// One read into `buf` (made room for first), by `at`.
+pub(crate) async fn read(stream: &mut TcpStream, buf: &mut Buf, at: Instant) -> Result<usize, Stop> {
+    if buf.data.len() == buf.data.capacity() {
+        buf.compact();
+        if buf.data.len() == buf.data.capacity() {
+            buf.data.reserve(SIZE);
+        }
+    }
+    loop {
+        match stream.try_read_buf(&mut buf.data) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return Err(Stop::Io),
+        }
+        match tokio::time::timeout_at(at, stream.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Stop::Io),
+            Err(_) => return Err(Stop::Timeout),
+        }
+    }
+}
+
+/// Where a body's end is, as its framing says.
+pub(crate) enum Framing {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+impl Framing {
+    /// How much of `input` is body, how many of those are data (not chunk framing),
+    /// and whether the body ends there.
+    fn take(&mut self, input: &[u8]) -> Option<(usize, u64, bool)> {
+        match self {
+            Framing::Length(left) => {
+                let n = usize::try_from(*left).unwrap_or(usize::MAX).min(input.len());
+                *left -= n as u64;
+                Some((n, n as u64, *left == 0))
+            }
+            Framing::Chunked(c) => c.feed(input).ok().map(|f| (f.used, f.data, f.done)),
+            Framing::UntilClose => Some((input.len(), input.len() as u64, false)),
+        }
+    }
+}
+
+/// Sends `out` (the head) with the body's first bytes, then the rest of the body.
+/// `None` if the exchange broke (the client connection must close); else whether the
+/// backend sent more than the body (its connection must not be reused).
+pub(crate) async fn relay(
+    body: Body,
+    raw: &mut Raw,
+    up: &mut Buf,
+    out: &mut Buf,
+    client: &mut TcpStream,
+    tracker: &mut Tracker,
+    idle: std::time::Duration,
+) -> Option<bool> {
+    let mut framing = framing(body);
+    let head = out.data.len();
+    let (n, _, mut done) = framing.take(up.unread())?;
+    out.data.extend_from_slice(up.slice(0..n));
+    up.consume(n);
+    tracker.add_bytes(out.data.len() - head);
+    client.write_all(&out.data).await.ok()?;
+    while !done {
+        up.clear();
+        match read(&mut raw.stream, up, after(Instant::now(), idle)).await {
+            Ok(0) if matches!(framing, Framing::UntilClose) => return Some(true),
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let (n, _, end) = framing.take(up.unread())?;
+        client.write_all(up.slice(0..n)).await.ok()?;
+        tracker.add_bytes(n);
+        up.consume(n);
+        done = end;
+    }
+    Some(!up.unread().is_empty())
+}
