@@ -25,6 +25,8 @@ const DEVIATIONS: &[(&str, &str)] = &[
     ("OPTIONS request with RTSP", "RTSP/1.0 is not HTTP: 400"),
     ("ANNOUNCE request with RTSP", "RTSP/1.0 is not HTTP: 400"),
     ("No HTTP version", "HTTP/0.9 requests are refused (400), as in hyper"),
+    ("Quotes in URI", "a `\"` in the query is refused (400), as http::Uri (hyper) refuses it"),
+    ("Fragment in URI", "a fragment has no place in a request target (RFC 9112 §3.2): 400; hyper strips it"),
     ("POST with `chunked` as last transfer-encoding", "SPEC §7: a coding other than chunked alone is 501"),
     (
         "POST with `chunked` as last transfer-encoding (multiple headers)",

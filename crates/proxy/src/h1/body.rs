@@ -1,17 +1,17 @@
 //! Bodies on the HTTP/1 path: where one ends as its framing says, the request's
 //! streamed from client to backend (counted against `max_request_body`), the
-//! response's from backend to client, through pooled buffers; and the one read
-//! both sides use, with its deadline.
+//! response's from backend to client, through pooled buffers; and the reads and
+//! writes both sides use. They go through `&TcpStream` (readiness, then `try_*`),
+//! so the upload and the answer of one exchange can run at once in one task.
 
 use super::buf::{Buf, SIZE};
 use super::chunked::Chunked;
 use super::parse::Body;
 use super::relay::Failed;
-use super::upstream::Raw;
-use crate::exchange::after;
+use crate::exchange::{Progress, after};
 use crate::tracker::Tracker;
-use std::io::ErrorKind;
-use tokio::io::AsyncWriteExt;
+use std::io::{self, ErrorKind};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -54,35 +54,38 @@ pub(crate) fn take_body(
     Ok(done)
 }
 
-/// Streams the rest of the request body from the client to the backend.
-pub(crate) async fn send_body(
-    raw: &mut Raw,
-    framing: &mut Framing,
-    input: &mut Buf,
-    client: &mut TcpStream,
-    sent: &mut u64,
-    limit: u64,
-    idle: std::time::Duration,
-) -> Sent {
+/// What the request body's upload works with.
+pub(crate) struct BodyUp<'a> {
+    pub(crate) framing: &'a mut Framing,
+    pub(crate) input: &'a mut Buf,
+    pub(crate) sent: &'a mut u64,
+    pub(crate) limit: u64,
+    pub(crate) idle: Duration,
+}
+
+/// Streams the rest of the request body from `client` to `upstream`.
+pub(crate) async fn send_body(b: BodyUp<'_>, upstream: &TcpStream, client: &TcpStream, progress: &Progress) -> Sent {
     let mut out = Buf::take();
     loop {
-        input.compact();
-        match read(client, input, after(Instant::now(), idle)).await {
+        b.input.compact();
+        match read(client, b.input, after(Instant::now(), b.idle)).await {
             Ok(0) | Err(Stop::Io) => return Sent::Client(Failed::ClientGone),
             Err(Stop::Timeout) => return Sent::Timeout,
             Ok(_) => {}
         }
         out.clear();
-        let done = match take_body(framing, input, &mut out, sent, limit) {
+        let done = match take_body(b.framing, b.input, &mut out, b.sent, b.limit) {
             Ok(done) => done,
             Err(f) => return Sent::Client(f),
         };
-        if raw.stream.write_all(&out.data).await.is_err() {
+        if write_all(upstream, &out.data).await.is_err() {
             return Sent::Upstream;
         }
         if done {
+            progress.finished();
             return Sent::Done;
         }
+        progress.moved();
     }
 }
 
@@ -92,7 +95,7 @@ pub(crate) enum Stop {
 }
 
 /// One read into `buf` (made room for first), by `at`.
-pub(crate) async fn read(stream: &mut TcpStream, buf: &mut Buf, at: Instant) -> Result<usize, Stop> {
+pub(crate) async fn read(stream: &TcpStream, buf: &mut Buf, at: Instant) -> Result<usize, Stop> {
     if buf.data.len() == buf.data.capacity() {
         buf.compact();
         if buf.data.len() == buf.data.capacity() {
@@ -111,6 +114,19 @@ pub(crate) async fn read(stream: &mut TcpStream, buf: &mut Buf, at: Instant) -> 
             Err(_) => return Err(Stop::Timeout),
         }
     }
+}
+
+/// Writes all of `bytes`: at once when the socket takes them, else as it becomes writable.
+pub(crate) async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.try_write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Where a body's end is, as its framing says.
@@ -136,17 +152,17 @@ impl Framing {
     }
 }
 
-/// Sends `out` (the head) with the body's first bytes, then the rest of the body.
-/// `None` if the exchange broke (the client connection must close); else whether the
-/// backend sent more than the body (its connection must not be reused).
+/// Sends `out` (the head) with the body's first bytes from `up`, then the rest of
+/// the body. `None` if the exchange broke (the client connection must close); else
+/// whether the backend sent more than the body (its connection must not be reused).
 pub(crate) async fn relay(
     body: Body,
-    raw: &mut Raw,
+    upstream: &TcpStream,
     up: &mut Buf,
     out: &mut Buf,
-    client: &mut TcpStream,
+    client: &TcpStream,
     tracker: &mut Tracker,
-    idle: std::time::Duration,
+    idle: Duration,
 ) -> Option<bool> {
     let mut framing = framing(body);
     let head = out.data.len();
@@ -154,16 +170,16 @@ pub(crate) async fn relay(
     out.data.extend_from_slice(up.slice(0..n));
     up.consume(n);
     tracker.add_bytes(out.data.len() - head);
-    client.write_all(&out.data).await.ok()?;
+    write_all(client, &out.data).await.ok()?;
     while !done {
         up.clear();
-        match read(&mut raw.stream, up, after(Instant::now(), idle)).await {
+        match read(upstream, up, after(Instant::now(), idle)).await {
             Ok(0) if matches!(framing, Framing::UntilClose) => return Some(true),
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
         let (n, _, end) = framing.take(up.unread())?;
-        client.write_all(up.slice(0..n)).await.ok()?;
+        write_all(client, up.slice(0..n)).await.ok()?;
         tracker.add_bytes(n);
         up.consume(n);
         done = end;

@@ -67,7 +67,7 @@ pub(crate) async fn serve(c: Client) {
         fresh = false;
         let prepared = loop {
             match prepare(&buf, &conn.proxy, max_head) {
-                Prepared::Partial => match body::read(&mut stream, &mut buf, head_until).await {
+                Prepared::Partial => match body::read(&stream, &mut buf, head_until).await {
                     Ok(n) if n > 0 => {}
                     _ => return,
                 },
@@ -97,7 +97,7 @@ pub(crate) async fn serve(c: Client) {
             }
             Prepared::Forward(fwd) => {
                 buf.consume(fwd.head_len);
-                if !relay::forward(fwd, &mut stream, &mut buf).await || *stopped.borrow() {
+                if !relay::forward(fwd, &stream, &mut buf).await || *stopped.borrow() {
                     let _ = stream.shutdown().await;
                     return;
                 }

@@ -1,23 +1,27 @@
 //! One forwarded request on the HTTP/1 path: a backend connection (idle or new;
 //! a refused connect is tried once on another backend, a reused connection that
-//! closed unanswered once on a fresh one), the head written in one write, the
-//! response head read and rebuilt for the client, and the body copied through
-//! pooled buffers as its framing says. Counted, timed and logged like hyper's path.
+//! closed unanswered once on a fresh one), the head written with the body's first
+//! bytes in one write, then the rest of the upload and the answer at once (the
+//! response head read and rebuilt for the client, its body copied as its framing
+//! says). Counted, timed and logged like hyper's path.
 
-use super::body::{Sent, Stop, framing, read, relay, send_body, take_body};
+use super::body::{BodyUp, Sent, Stop, framing, read, relay, send_body, take_body, write_all};
 use super::buf::Buf;
 use super::parse::{self, Body, MAX_HEADERS};
 use super::prepare::{Forward, own_answer};
-use super::upstream::{self, Raw};
+use super::upstream;
 use super::write;
+use crate::access_log::Pending;
 use crate::error::ProxyError;
-use crate::exchange::head_deadline;
+use crate::exchange::{Progress, head_deadline};
 use crate::forward::{Route, counted};
 use crate::request_check::Reject;
 use crate::tracker::Tracker;
 use crate::upstream::{Obtain, Target};
 use httparse::EMPTY_HEADER;
-use tokio::io::AsyncWriteExt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -44,9 +48,28 @@ enum Heard {
     Timeout,
 }
 
+/// What the answer side of one attempt ended with.
+enum Reply {
+    /// No final response head, and why.
+    NoHead(Heard),
+    /// The answer went to the client: to its end (`Some(extra)`: whether the backend
+    /// sent more than its body) or broken off (`None`).
+    Relayed { relayed: Option<bool>, keep_alive: bool, body: Body },
+}
+
+/// Where the request body's upload stands when the exchange ends.
+enum Upstate {
+    Done,
+    /// Still going: the backend answered before reading all of it.
+    Going,
+    Failed(Sent),
+}
+
 /// Forwards `fwd` (its body's first bytes, and then the rest, read from `input` and
-/// `client`) and relays the answer; whether the client connection may carry another request.
-pub(crate) async fn forward(fwd: Forward, client: &mut TcpStream, input: &mut Buf) -> bool {
+/// `client`) and relays the answer; whether the client connection may carry another
+/// request. The upload and the answer run at once: a backend may answer (and
+/// stream) before it has read the whole body.
+pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -> bool {
     let Forward {
         mut route,
         keep_alive,
@@ -63,7 +86,7 @@ pub(crate) async fn forward(fwd: Forward, client: &mut TcpStream, input: &mut Bu
     let mut request = framing(body);
     let mut sent = 0u64;
     // The body's first bytes go up in the same write as the head.
-    let mut body_done = match take_body(&mut request, input, &mut upstream_head, &mut sent, max_body) {
+    let body_done = match take_body(&mut request, input, &mut upstream_head, &mut sent, max_body) {
         Ok(done) => done,
         Err(f) => return fail(&route, f, log, start, false, client).await,
     };
@@ -75,7 +98,7 @@ pub(crate) async fn forward(fwd: Forward, client: &mut TcpStream, input: &mut Bu
         let timeouts = &route.service.timeouts;
         let to =
             Target { conns: &pool.conns[route.backend], addr: backend.address(), timeouts, metrics: &pool.metrics };
-        let (mut raw, reused) = match upstream::obtain(&to, fresh).await {
+        let (raw, reused) = match upstream::obtain(&to, fresh).await {
             Ok(got) => got,
             Err(Obtain::Refused(e)) => {
                 tracing::debug!(error = %e, backend = backend.address(), "upstream connect failed");
@@ -95,88 +118,163 @@ pub(crate) async fn forward(fwd: Forward, client: &mut TcpStream, input: &mut Bu
             }
         };
         let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
-        let sending = if raw.stream.write_all(&upstream_head.data).await.is_err() {
-            Sent::Upstream
-        } else if body_done {
-            Sent::Done
+        // Only a body still going up is followed (no body: both clocks run from now).
+        let progress = (!body_done).then(Progress::new);
+        let answered = AtomicBool::new(false);
+        let mut answer_buf = Buf::take();
+        let (reply, upstate) = if write_all(&raw.stream, &upstream_head.data).await.is_err() {
+            (Some(Reply::NoHead(Heard::Nothing)), if body_done { Upstate::Done } else { Upstate::Going })
         } else {
-            let s = send_body(&mut raw, &mut request, input, client, &mut sent, max_body, timeouts.idle).await;
-            body_done = matches!(s, Sent::Done);
-            s
-        };
-        let mut up = Buf::take();
-        let close = !keep_alive;
-        // A 1xx passed on is an answer begun: no retry after it (and the head is gone).
-        let mut interim = false;
-        let heard = match sending {
-            Sent::Done => loop {
-                let at = head_deadline(None, Instant::now(), timeouts);
-                let cookie = set_cookie.as_deref().map(str::as_bytes);
-                match read_head(&mut raw, &mut up, at, head_method, close, cookie, &mut upstream_head).await {
-                    Heard::Interim { len } => {
-                        interim = true;
-                        up.consume(len);
-                        if client.write_all(&upstream_head.data).await.is_err() {
-                            return false;
-                        }
-                    }
-                    heard => break heard,
+            let rest = BodyUp {
+                framing: &mut request,
+                input: &mut *input,
+                sent: &mut sent,
+                limit: max_body,
+                idle: timeouts.idle,
+            };
+            let upload = async {
+                match &progress {
+                    None => Sent::Done,
+                    Some(p) => send_body(rest, &raw.stream, client, p).await,
                 }
-            },
-            // Sent in full or not at all: a reused connection that closed takes the retry path.
-            Sent::Upstream if body_done => Heard::Nothing,
-            Sent::Upstream => Heard::Broken,
-            Sent::Timeout => Heard::Timeout,
-            Sent::Client(f) => {
+            };
+            let reply = answer(Answering {
+                upstream: &raw.stream,
+                client,
+                up: &mut answer_buf,
+                out: &mut upstream_head,
+                head_method,
+                close: !keep_alive,
+                set_cookie: set_cookie.as_deref().map(str::as_bytes),
+                route: &route,
+                progress: progress.as_ref(),
+                sent_at: Instant::now(),
+                answered: &answered,
+                tracker: &mut tracker,
+                log: &mut log,
+            });
+            both(upload, reply, body_done).await
+        };
+        let uploaded = matches!(upstate, Upstate::Done);
+        match reply {
+            // The upload failed on the client's side: answered if nothing was sent yet, else cut.
+            None => {
+                if answered.load(Relaxed) {
+                    return false;
+                }
                 drop(tracker);
+                let f = match upstate {
+                    Upstate::Failed(Sent::Client(f)) => f,
+                    Upstate::Failed(Sent::Timeout) => Failed::Timeout,
+                    _ => Failed::Upstream,
+                };
                 return fail(&route, f, log, start, false, client).await;
             }
-        };
-        let (status, len, body, up_keep) = match heard {
-            Heard::Head { status, len, body, keep_alive } => (status, len, body, keep_alive),
-            Heard::Nothing if reused && !fresh && retryable && !interim => {
+            Some(Reply::NoHead(Heard::Nothing)) if reused && !fresh && retryable && !answered.load(Relaxed) => {
                 tracing::debug!(
                     backend = backend.address(),
                     "reused connection closed unanswered; retrying on a fresh one"
                 );
                 pool.metrics.retry_reused_closed();
                 fresh = true;
-                continue;
             }
-            Heard::Nothing | Heard::Broken | Heard::Interim { .. } => {
-                pool.metrics.upstream_error("reset");
+            Some(Reply::NoHead(heard)) => {
+                let f = if matches!(heard, Heard::Timeout) { Failed::Timeout } else { Failed::Upstream };
+                pool.metrics.upstream_error(if matches!(f, Failed::Timeout) { "timeout" } else { "reset" });
                 drop(tracker);
-                return fail(&route, Failed::Upstream, log, start, keep_alive && body_done, client).await;
+                return fail(&route, f, log, start, keep_alive && uploaded, client).await;
             }
-            Heard::Timeout => {
-                pool.metrics.upstream_error("timeout");
-                drop(tracker);
-                return fail(&route, Failed::Timeout, log, start, keep_alive && body_done, client).await;
+            Some(Reply::Relayed { relayed, keep_alive: up_keep, body }) => {
+                if relayed == Some(false) && uploaded && up_keep {
+                    tracker.conns().put_raw(raw);
+                }
+                return relayed.is_some() && keep_alive && body != Body::UntilClose && uploaded;
             }
-        };
-        backend.connect_ok();
-        tracker.set_status(status);
-        if let Some(l) = &mut log {
-            l.routed(&route.service, route.pool, Some(route.backend));
         }
-        tracker.set_log(log);
-        up.consume(len);
-        // The rebuilt head is in `upstream_head`; the first body bytes go out with it.
-        let out = &mut upstream_head;
-        let relayed = relay(body, &mut raw, &mut up, out, client, &mut tracker, timeouts.idle).await;
-        let clean = relayed.is_some_and(|extra| !extra);
-        if clean && up_keep {
-            tracker.conns().put_raw(raw);
-        }
-        return relayed.is_some() && keep_alive && body != Body::UntilClose;
     }
+}
+
+/// Runs the upload and the answer of one attempt together, until the answer ends
+/// (or the upload fails on the client's side, which ends the exchange).
+async fn both(
+    upload: impl Future<Output = Sent>,
+    reply: impl Future<Output = Reply>,
+    uploaded: bool,
+) -> (Option<Reply>, Upstate) {
+    let mut upload = pin!(upload);
+    let mut reply = pin!(reply);
+    let mut state = if uploaded { Upstate::Done } else { Upstate::Going };
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut reply => return (Some(r), state),
+            s = &mut upload, if matches!(state, Upstate::Going) => match s {
+                Sent::Done => state = Upstate::Done,
+                // The backend may still answer (it may have closed after answering).
+                Sent::Upstream => state = Upstate::Failed(Sent::Upstream),
+                other => return (None, Upstate::Failed(other)),
+            },
+        }
+    }
+}
+
+/// What the answer side of one attempt works with.
+struct Answering<'a> {
+    upstream: &'a TcpStream,
+    client: &'a TcpStream,
+    up: &'a mut Buf,
+    out: &'a mut Buf,
+    head_method: bool,
+    close: bool,
+    set_cookie: Option<&'a [u8]>,
+    route: &'a Route,
+    /// The request body's progress, if it had to go up after the head.
+    progress: Option<&'a Progress>,
+    /// When the head (with the body's first bytes) went up.
+    sent_at: Instant,
+    /// Set once anything of the answer is on its way to the client.
+    answered: &'a AtomicBool,
+    tracker: &'a mut Tracker,
+    log: &'a mut Option<Box<Pending>>,
+}
+
+/// Reads the response head (passing 1xx interim answers on), records it, and relays
+/// the answer to the client.
+async fn answer(a: Answering<'_>) -> Reply {
+    let timeouts = &a.route.service.timeouts;
+    let heard = loop {
+        let cookie = a.set_cookie;
+        let deadline = || head_deadline(a.progress, a.sent_at, timeouts);
+        match read_head(a.upstream, a.up, &deadline, a.head_method, a.close, cookie, a.out).await {
+            Heard::Interim { len } => {
+                a.answered.store(true, Relaxed);
+                a.up.consume(len);
+                if write_all(a.client, &a.out.data).await.is_err() {
+                    return Reply::Relayed { relayed: None, keep_alive: false, body: Body::None };
+                }
+            }
+            heard => break heard,
+        }
+    };
+    let Heard::Head { status, len, body, keep_alive } = heard else { return Reply::NoHead(heard) };
+    a.answered.store(true, Relaxed);
+    let route = a.route;
+    route.backend().connect_ok();
+    a.tracker.set_status(status);
+    if let Some(l) = a.log {
+        l.routed(&route.service, route.pool, Some(route.backend));
+    }
+    a.tracker.set_log(a.log.take());
+    a.up.consume(len);
+    let relayed = relay(body, a.upstream, a.up, a.out, a.client, a.tracker, timeouts.idle).await;
+    Reply::Relayed { relayed, keep_alive, body }
 }
 
 /// Reads the response head into `up`, rebuilding it for the client into `out`.
 async fn read_head(
-    raw: &mut Raw,
+    upstream: &TcpStream,
     up: &mut Buf,
-    at: Instant,
+    deadline: &(dyn Fn() -> Instant + Sync),
     head_method: bool,
     close: bool,
     set_cookie: Option<&[u8]>,
@@ -205,9 +303,11 @@ async fn read_head(
                 }
             }
         }
-        match read(&mut raw.stream, up, at).await {
+        match read(upstream, up, deadline()).await {
             Ok(0) | Err(Stop::Io) if up.unread().is_empty() => return Heard::Nothing,
             Ok(0) | Err(Stop::Io) => return Heard::Broken,
+            // The upload moved the deadline on while this read waited.
+            Err(Stop::Timeout) if Instant::now() < deadline() => {}
             Err(Stop::Timeout) => return Heard::Timeout,
             Ok(_) => {}
         }
@@ -232,10 +332,10 @@ pub(crate) enum Failed {
 async fn fail(
     route: &Route,
     f: Failed,
-    mut log: Option<Box<crate::access_log::Pending>>,
+    mut log: Option<Box<Pending>>,
     start: std::time::Instant,
     keep_alive: bool,
-    client: &mut TcpStream,
+    client: &TcpStream,
 ) -> bool {
     let p = route.pool();
     let (service, pool, backend) = (route.service.name.clone(), p.name.clone(), route.backend().address().into());
@@ -264,5 +364,5 @@ async fn fail(
     }
     let mut out = Buf::take();
     own_answer(&mut out.data, status, &text, !keep_alive);
-    client.write_all(&out.data).await.is_ok() && keep_alive
+    write_all(client, &out.data).await.is_ok() && keep_alive
 }
