@@ -50,6 +50,11 @@ impl Progress {
         self.done.store(true, Relaxed);
     }
 
+    /// Whether the body has been sent to its end.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Relaxed)
+    }
+
     fn last(&self) -> Instant {
         after(self.base, Duration::from_micros(self.last.load(Relaxed)))
     }

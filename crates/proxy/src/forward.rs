@@ -13,6 +13,7 @@ use crate::preview;
 use crate::request_check::{self, Reject};
 use crate::routes::Router;
 use crate::service_route::{PoolRoute, ServiceRoute};
+use crate::table::RoutingTable;
 use crate::tracker::Tracker;
 use crate::upgrade::{self, Tunnel};
 use crate::upstream::{self, SendError, Target};
@@ -119,15 +120,8 @@ impl Proxy {
     /// HTTP/1 path's parsed slices): the one routing decision of both paths.
     pub(crate) fn route_fields<F: Fields + ?Sized>(&self, host: &[u8], req: &F) -> Result<Route, Refusal> {
         let table = self.router.load();
-        let Some(service) = table.route(host) else {
-            let host = String::from_utf8_lossy(host).into_owned();
-            return Err(Refusal::NoService { host, counters: table.unrouted.clone() });
-        };
-        let (pool, set_cookie) = choose_pool(service, req, table.preview_key());
-        match service.pools[pool].pick(None) {
-            Some(backend) => Ok(Route { service: service.clone(), pool, backend, set_cookie }),
-            None => Err(Refusal::NoHealthy { service: service.clone(), pool }),
-        }
+        let Some(service) = table.route(host) else { return Err(no_service(host, &table)) };
+        decide(service, req, table.preview_key())
     }
 
     /// Handles one request end to end; never fails, every failure is a response.
@@ -299,6 +293,25 @@ impl Proxy {
                 answer(e, |s| counted(p, s, start), log, start)
             }
         }
+    }
+}
+
+/// The refusal for a host no service matches.
+pub(crate) fn no_service(host: &[u8], table: &RoutingTable) -> Refusal {
+    let host = String::from_utf8_lossy(host).into_owned();
+    Refusal::NoService { host, counters: table.unrouted.clone() }
+}
+
+/// Pool and backend for a request to `service` (the rest of the routing decision).
+pub(crate) fn decide<F: Fields + ?Sized>(
+    service: &Arc<ServiceRoute>,
+    req: &F,
+    key: Option<&preview::PreviewKey>,
+) -> Result<Route, Refusal> {
+    let (pool, set_cookie) = choose_pool(service, req, key);
+    match service.pools[pool].pick(None) {
+        Some(backend) => Ok(Route { service: service.clone(), pool, backend, set_cookie }),
+        None => Err(Refusal::NoHealthy { service: service.clone(), pool }),
     }
 }
 

@@ -174,13 +174,14 @@ impl IdleConns {
         }
     }
 
-    /// Closes one idle connection to make room under the cap: one registered with
-    /// another runtime (this one cannot use it), or with `any` also one of ours.
-    pub(crate) fn close_one(&self, me: Option<Id>, any: bool) -> bool {
+    /// Closes one idle connection to make room under the cap: one this request
+    /// cannot use (registered with another runtime, or of the other kind than `raw`
+    /// says), or with `any` also one it could.
+    pub(crate) fn close_one(&self, me: Option<Id>, any: bool, raw: bool) -> bool {
         for stack in self.made() {
             let closed = {
                 let mut idle = lock(stack);
-                let i = idle.iter().position(|e| any || Some(e.owner) != me);
+                let i = idle.iter().position(|e| any || Some(e.owner) != me || matches!(e.conn, Idle::Raw(_)) != raw);
                 i.map(|i| idle.remove(i))
             };
             if closed.is_some() {

@@ -205,16 +205,18 @@ fn offer<C>(
 }
 
 async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Lease, bool), Obtain> {
-    obtain_with(to, fresh, checkout, |slot| connect(to.addr, to.timeouts.connect, slot)).await
+    obtain_with(to, fresh, false, checkout, |slot| connect(to.addr, to.timeouts.connect, slot)).await
 }
 
 /// A connection for one request (and whether it was reused): the newest idle one of
 /// this runtime (unless a `fresh` one is needed), else a new one. At
 /// `max_upstream_connections` the request waits up to `timeouts.connect` for one to
-/// come back or close. Both HTTP/1 clients (hyper's, the HTTP/1 path's) use it.
+/// come back or close. Both HTTP/1 clients (hyper's, the HTTP/1 path's: `raw`) use it;
+/// at the cap an idle connection of the other kind makes room like one of another runtime.
 pub(crate) async fn obtain_with<C, F: Future<Output = Result<C, Connect>>>(
     to: &Target<'_>,
     fresh: bool,
+    raw: bool,
     checkout: fn(&IdleConns, tokio::runtime::Id) -> Option<C>,
     connect: impl FnOnce(Option<Slot>) -> F,
 ) -> Result<(C, bool), Obtain> {
@@ -236,7 +238,7 @@ pub(crate) async fn obtain_with<C, F: Future<Output = Result<C, Connect>>>(
             None => {}
         }
         // An idle connection this runtime cannot use (or, for a fresh start, any) makes room.
-        if to.conns.close_one(me, fresh) {
+        if to.conns.close_one(me, fresh, raw) {
             continue;
         }
         let at = *deadline.get_or_insert_with(|| after(Instant::now(), to.timeouts.connect));

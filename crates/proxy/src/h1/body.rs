@@ -11,6 +11,7 @@ use super::relay::Failed;
 use crate::exchange::{Progress, after};
 use crate::tracker::Tracker;
 use std::io::{self, ErrorKind};
+use std::ops::Range;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -44,14 +45,16 @@ pub(crate) fn take_body(
     sent: &mut u64,
     limit: u64,
 ) -> Result<bool, Failed> {
-    let (n, data, done) = framing.take(input.unread()).ok_or(Failed::BadBody)?;
-    *sent += data;
+    let t = framing.take(input.unread()).ok_or(Failed::BadBody)?;
+    *sent += t.data;
     if limit > 0 && *sent > limit {
         return Err(Failed::TooLarge(limit));
     }
-    out.data.extend_from_slice(input.slice(0..n));
-    input.consume(n);
-    Ok(done)
+    for piece in t.pieces(input.unread()) {
+        out.data.extend_from_slice(piece);
+    }
+    input.consume(t.used);
+    Ok(t.done)
 }
 
 /// What the request body's upload works with.
@@ -78,7 +81,7 @@ pub(crate) async fn send_body(b: BodyUp<'_>, upstream: &TcpStream, client: &TcpS
             Ok(done) => done,
             Err(f) => return Sent::Client(f),
         };
-        if write_all(upstream, &out.data).await.is_err() {
+        if write_all(upstream, &out.data, b.idle).await.is_err() {
             return Sent::Upstream;
         }
         if done {
@@ -116,13 +119,18 @@ pub(crate) async fn read(stream: &TcpStream, buf: &mut Buf, at: Instant) -> Resu
     }
 }
 
-/// Writes all of `bytes`: at once when the socket takes them, else as it becomes writable.
-pub(crate) async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+/// Writes all of `bytes`: at once when the socket takes them, else as it becomes
+/// writable — failing once the peer took nothing for `patience` (a reader that
+/// stopped reading never wedges the exchange).
+pub(crate) async fn write_all(stream: &TcpStream, mut bytes: &[u8], patience: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
         match stream.try_write(bytes) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let at = after(Instant::now(), patience);
+                tokio::time::timeout_at(at, stream.writable()).await.map_err(|_| ErrorKind::TimedOut)??;
+            }
             Err(e) => return Err(e),
         }
     }
@@ -136,18 +144,41 @@ pub(crate) enum Framing {
     UntilClose,
 }
 
+/// The body's part of some input.
+struct Take {
+    /// Bytes that belong to the body.
+    used: usize,
+    /// Of those, data (not chunk framing): what counts against a limit.
+    data: u64,
+    /// The body ends after `used`.
+    done: bool,
+    /// Of those, trailer lines, not forwarded (empty at `used` if none).
+    skip: Range<usize>,
+}
+
+impl Take {
+    /// The forwarded pieces of `input`.
+    fn pieces<'a>(&self, input: &'a [u8]) -> [&'a [u8]; 2] {
+        [&input[..self.skip.start], &input[self.skip.end..self.used]]
+    }
+}
+
 impl Framing {
-    /// How much of `input` is body, how many of those are data (not chunk framing),
-    /// and whether the body ends there.
-    fn take(&mut self, input: &[u8]) -> Option<(usize, u64, bool)> {
+    /// The body's part of `input`; `None` if it broke its chunked framing.
+    fn take(&mut self, input: &[u8]) -> Option<Take> {
         match self {
             Framing::Length(left) => {
                 let n = usize::try_from(*left).unwrap_or(usize::MAX).min(input.len());
                 *left -= n as u64;
-                Some((n, n as u64, *left == 0))
+                Some(Take { used: n, data: n as u64, done: *left == 0, skip: n..n })
             }
-            Framing::Chunked(c) => c.feed(input).ok().map(|f| (f.used, f.data, f.done)),
-            Framing::UntilClose => Some((input.len(), input.len() as u64, false)),
+            Framing::Chunked(c) => {
+                c.feed(input).ok().map(|f| Take { used: f.used, data: f.data, done: f.done, skip: f.trailers })
+            }
+            Framing::UntilClose => {
+                let n = input.len();
+                Some(Take { used: n, data: n as u64, done: false, skip: n..n })
+            }
         }
     }
 }
@@ -166,11 +197,14 @@ pub(crate) async fn relay(
 ) -> Option<bool> {
     let mut framing = framing(body);
     let head = out.data.len();
-    let (n, _, mut done) = framing.take(up.unread())?;
-    out.data.extend_from_slice(up.slice(0..n));
-    up.consume(n);
+    let first = framing.take(up.unread())?;
+    for piece in first.pieces(up.unread()) {
+        out.data.extend_from_slice(piece);
+    }
+    up.consume(first.used);
     tracker.add_bytes(out.data.len() - head);
-    write_all(client, &out.data).await.ok()?;
+    write_all(client, &out.data, idle).await.ok()?;
+    let mut done = first.done;
     while !done {
         up.clear();
         match read(upstream, up, after(Instant::now(), idle)).await {
@@ -178,11 +212,13 @@ pub(crate) async fn relay(
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
-        let (n, _, end) = framing.take(up.unread())?;
-        write_all(client, up.slice(0..n)).await.ok()?;
-        tracker.add_bytes(n);
-        up.consume(n);
-        done = end;
+        let t = framing.take(up.unread())?;
+        for piece in t.pieces(up.unread()).into_iter().filter(|p| !p.is_empty()) {
+            write_all(client, piece, idle).await.ok()?;
+            tracker.add_bytes(piece.len());
+        }
+        up.consume(t.used);
+        done = t.done;
     }
     Some(!up.unread().is_empty())
 }

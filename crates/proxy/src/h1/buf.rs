@@ -4,7 +4,6 @@
 //! same way); the buffer goes back to the thread's free list, not the allocator.
 
 use std::cell::RefCell;
-use std::ops::Range;
 
 /// Bytes a buffer holds: a request head up to this size, or one read of a body.
 pub(crate) const SIZE: usize = 16 * 1024;
@@ -31,11 +30,6 @@ impl Buf {
     /// The bytes read and not used yet.
     pub(crate) fn unread(&self) -> &[u8] {
         &self.data[self.pos..]
-    }
-
-    /// `range` of the unread bytes.
-    pub(crate) fn slice(&self, range: Range<usize>) -> &[u8] {
-        &self.unread()[range]
     }
 
     /// Marks `n` more bytes as used.

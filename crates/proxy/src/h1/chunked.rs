@@ -64,7 +64,7 @@ pub enum ChunkError {
 }
 
 /// How far one call got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fed {
     /// Bytes of the input that belong to this body (all of it unless `done`).
     pub used: usize,
@@ -72,6 +72,10 @@ pub struct Fed {
     pub data: u64,
     /// The body ended within the input, after `used` bytes.
     pub done: bool,
+    /// Of the `used` bytes, those of trailer lines (empty at `used` if none): the proxy does
+    /// not forward trailers, as nginx does not (a backend could merge them into the
+    /// head the proxy checked).
+    pub trailers: std::ops::Range<usize>,
 }
 
 /// The reader's state between reads.
@@ -102,6 +106,12 @@ fn is_token(b: u8) -> bool {
 /// Visible characters, space and tab (and obs-text): what a value or extension may hold.
 fn is_text(b: u8) -> bool {
     b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+/// `range`, or the empty range at `used` when there is none (so `[..start]` and
+/// `[end..used]` are always the bytes to keep).
+fn none_at(range: std::ops::Range<usize>, used: usize) -> std::ops::Range<usize> {
+    if range.is_empty() { used..used } else { range }
 }
 
 /// The state after byte `b` of a chunk extension.
@@ -141,8 +151,14 @@ impl Chunked {
     pub fn feed(&mut self, input: &[u8]) -> Result<Fed, ChunkError> {
         let mut i = 0;
         let mut data = 0u64;
+        let mut trailers = 0..0;
         while i < input.len() {
             let b = input[i];
+            if matches!(self.state, State::TrailerName | State::TrailerValue | State::TrailerLf)
+                || (self.state == State::TrailerStart && b != b'\r')
+            {
+                trailers = if trailers.is_empty() { i..i + 1 } else { trailers.start..i + 1 };
+            }
             match self.state {
                 State::Done => break,
                 State::Data => {
@@ -229,12 +245,12 @@ impl Chunked {
                         return Err(ChunkError::BadLineEnd);
                     }
                     self.state = State::Done;
-                    return Ok(Fed { used: i + 1, data, done: true });
+                    return Ok(Fed { used: i + 1, data, done: true, trailers: none_at(trailers, i + 1) });
                 }
             }
             i += 1;
         }
-        Ok(Fed { used: i, data, done: self.state == State::Done })
+        Ok(Fed { used: i, data, done: self.state == State::Done, trailers: none_at(trailers, i) })
     }
 
     /// The byte after a size's digits: an extension, or the line's end.

@@ -86,5 +86,29 @@ fn a_finished_body_reads_nothing_more() {
     let mut c = Chunked::default();
     assert!(c.feed(b"0\r\n\r\n").unwrap().done);
     assert!(c.is_done());
-    assert_eq!(c.feed(b"more"), Ok(Fed { used: 0, data: 0, done: true }));
+    assert_eq!(c.feed(b"more"), Ok(Fed { used: 0, data: 0, done: true, trailers: 0..0 }));
+}
+
+#[test]
+fn trailer_lines_are_marked_to_be_left_out() {
+    let body = b"2\r\nok\r\n0\r\nX-Forwarded-For: 1.2.3.4\r\nHost: inner\r\n\r\n";
+    let fed = Chunked::default().feed(body).unwrap();
+    assert!(fed.done);
+    let kept: Vec<u8> = [&body[..fed.trailers.start], &body[fed.trailers.end..fed.used]].concat();
+    assert_eq!(kept, b"2\r\nok\r\n0\r\n\r\n");
+    let none = Chunked::default().feed(b"0\r\n\r\n").unwrap();
+    assert!(none.trailers.is_empty());
+    // Split anywhere, each piece marks only its own trailer bytes.
+    for split in 1..body.len() {
+        let mut c = Chunked::default();
+        let mut kept = Vec::new();
+        let mut at = 0;
+        for piece in [&body[..split], &body[split..]] {
+            let fed = c.feed(piece).unwrap();
+            kept.extend_from_slice(&piece[..fed.trailers.start]);
+            kept.extend_from_slice(&piece[fed.trailers.end..fed.used]);
+            at += fed.used;
+        }
+        assert_eq!((kept.as_slice(), at), (&b"2\r\nok\r\n0\r\n\r\n"[..], body.len()), "split {split}");
+    }
 }

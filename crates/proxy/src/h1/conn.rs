@@ -17,6 +17,7 @@ use hyper_util::server::conn::auto;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -35,14 +36,15 @@ pub(crate) struct Client {
 
 /// Serves the connection until it closes, times out or the listener stops.
 pub(crate) async fn serve(c: Client) {
-    let Client { mut stream, conn, builder, timeouts, max_head, mut stopped, peer } = c;
+    let Client { stream, conn, builder, timeouts, max_head, mut stopped, peer } = c;
     let opened = Instant::now();
     let mut fresh = true;
     let mut pending: Option<Buf> = None;
     loop {
-        let mut buf = match pending.take() {
-            Some(b) if !b.unread().is_empty() => b,
-            _ => {
+        // A buffer with nothing unread goes back to the pool here, before any wait.
+        let mut buf = match pending.take().filter(|b| !b.unread().is_empty()) {
+            Some(b) => b,
+            None => {
                 // Idle: no buffer held while waiting.
                 let until = if fresh { opened + timeouts.header } else { Instant::now() + timeouts.idle };
                 tokio::select! {
@@ -82,30 +84,53 @@ pub(crate) async fn serve(c: Client) {
             }
             Prepared::Refuse(r) => {
                 tracing::debug!(%peer, refusal = r.reason(), "refused a request head");
+                conn.proxy.router().load().unrouted.count(r.status());
                 let mut out = Buf::take();
                 super::prepare::own_answer(&mut out.data, r.status(), &format!("{}\n", r.reason()), true);
-                let _ = stream.write_all(&out.data).await;
-                let _ = stream.shutdown().await;
-                return;
+                let _ = body::write_all(&stream, &out.data, timeouts.idle).await;
+                return close(stream, buf, stopped).await;
             }
-            Prepared::Answer { response, head_len, close } => {
+            Prepared::Answer { response, head_len, close: closing } => {
                 buf.consume(head_len);
-                if stream.write_all(&response.data).await.is_err() || close {
-                    let _ = stream.shutdown().await;
-                    return;
+                if body::write_all(&stream, &response.data, timeouts.idle).await.is_err() || closing {
+                    return close(stream, buf, stopped).await;
                 }
             }
             Prepared::Forward(fwd) => {
                 buf.consume(fwd.head_len);
-                if !relay::forward(fwd, &stream, &mut buf).await || *stopped.borrow() {
-                    let _ = stream.shutdown().await;
-                    return;
+                let stopping = *stopped.borrow();
+                if !relay::forward(fwd, &stream, &mut buf, stopping).await || stopping {
+                    return close(stream, buf, stopped).await;
                 }
             }
         }
         pending = Some(buf);
         if *stopped.borrow() {
             return;
+        }
+    }
+}
+
+/// Bytes and time a closing connection spends reading what the client still sends.
+const LINGER_BYTES: usize = 1 << 20;
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Closes the connection after its last answer: the write side first, then what the
+/// client still sends (an unread body) is read and dropped for a moment, so the
+/// kernel does not reset the connection before the client has read that answer
+/// (nginx's lingering close). The listener's shutdown does not wait for this.
+async fn close(mut stream: TcpStream, mut buf: Buf, stopped: watch::Receiver<bool>) {
+    drop(stopped);
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER;
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        buf.clear();
+        match body::read(&stream, &mut buf, until).await {
+            Ok(n) if n > 0 => drained += n,
+            _ => return,
         }
     }
 }

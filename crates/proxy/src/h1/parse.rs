@@ -165,7 +165,8 @@ pub fn request<'h, 'b>(
         (true, Some(_)) => return Err(Refusal::AmbiguousLength),
         (true, None) if s.te_codings == 1 && s.te_only_chunked => Body::Chunked,
         (true, None) => return Err(Refusal::UnsupportedEncoding),
-        (false, Some(0) | None) => Body::None,
+        (false, None) => Body::None,
+        // `Content-Length: 0` is kept as such: some backends want it on a POST.
         (false, Some(n)) => Body::Length(n),
     };
     Ok(Some(RequestHead {
@@ -210,7 +211,7 @@ pub fn response<'h, 'b>(
         (true, Some(_)) => return Err(Refusal::AmbiguousLength),
         (true, None) if s.te_codings == 1 && s.te_only_chunked => Body::Chunked,
         (true, None) => return Err(Refusal::UnsupportedEncoding),
-        (false, Some(0)) => Body::None,
+        // `Length(0)`, not `None`: the client gets a length even if `Connection` named it.
         (false, Some(n)) => Body::Length(n),
         (false, None) => Body::UntilClose,
     };

@@ -43,7 +43,7 @@ fn incomplete_heads_wait_until_the_limit() {
 fn body_framing_follows_the_length_or_chunked() {
     let post = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
     assert_eq!(req(&format!("{post}hello")), Ok(Some((Body::Length(5), true, post.len()))));
-    assert_eq!(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap().0, Body::None);
+    assert_eq!(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").unwrap().unwrap().0, Body::Length(0));
     assert_eq!(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n").unwrap().unwrap().0, Body::Length(7));
     let chunked = req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
     assert_eq!(chunked.unwrap().unwrap().0, Body::Chunked);

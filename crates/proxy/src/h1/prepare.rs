@@ -8,9 +8,10 @@ use super::parse::{self, Body, MAX_HEADERS, Refusal, RequestHead};
 use super::write::{self, Forwarding};
 use crate::access_log::Pending;
 use crate::error::ProxyError;
-use crate::forward::{PREVIEW_HEADER, Proxy, Refusal as NoRoute, Route, counted};
+use crate::forward::{PREVIEW_HEADER, Proxy, Refusal as NoRoute, Route, counted, decide, no_service};
 use crate::preview;
 use crate::request_check::Reject;
+use crate::service_route::PoolRoute;
 use httparse::EMPTY_HEADER;
 use std::time::Instant;
 
@@ -64,15 +65,18 @@ fn idempotent(method: &str) -> bool {
 pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
     let mut lines = [EMPTY_HEADER; MAX_HEADERS];
     let head = match parse::request(buf.unread(), &mut lines, max_head) {
-        Ok(Some(head)) => match head.host_rule() {
-            Ok(()) => head,
-            Err(r) => return Prepared::Refuse(r),
-        },
+        Ok(Some(head)) => head,
         Ok(None) => return Prepared::Partial,
         Err(r) => return Prepared::Refuse(r),
     };
     let start = Instant::now();
     let (log, client_ip, client_header, proto) = proxy.client();
+    if let Err(r) = head.host_rule() {
+        let log = log.begin_raw(head.method, head.host, head.target, client_ip);
+        let counters = proxy.router().load().unrouted.clone();
+        let text = format!("{}\n", r.reason());
+        return own(r.status(), &text, |s| counters.count(s), log, start, head.len, true);
+    }
     if head.method == "CONNECT" {
         let log = log.begin_raw(head.method, head.host, head.target, client_ip);
         let counters = proxy.router().load().unrouted.clone();
@@ -83,8 +87,15 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
     }
     let host = head.host.unwrap_or_default();
     let mut log = log.begin_raw(head.method, head.host, head.target, client_ip);
-    let route = match proxy.route_fields(host, head.headers) {
-        Ok(route) if route.pool().is_h2c() => return Prepared::Fallback,
+    let table = proxy.router().load();
+    let decided = match table.route(host) {
+        // hyper's path carries h2c pools: it makes the whole decision, once.
+        Some(service) if service.pools.iter().any(PoolRoute::is_h2c) => return Prepared::Fallback,
+        Some(service) => decide(service, head.headers, table.preview_key()),
+        None => Err(no_service(host, &table)),
+    };
+    drop(table);
+    let route = match decided {
         Ok(route) => route,
         Err(NoRoute::NoService { host, counters }) => {
             return answer(ProxyError::NoService { host }, |s| counters.count(s), log, start, &head);
@@ -128,7 +139,7 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         keep_alive: head.keep_alive,
         head_method: head.method == "HEAD",
         body: head.body,
-        retryable: idempotent(head.method) && head.body == Body::None,
+        retryable: idempotent(head.method) && matches!(head.body, Body::None | Body::Length(0)),
         max_body,
         upstream_head,
         log,
@@ -145,7 +156,7 @@ fn answer(
     head: &RequestHead<'_, '_>,
 ) -> Prepared {
     // Unread body bytes cannot be told from the next request: such a connection closes.
-    let close = !head.keep_alive || head.body != Body::None;
+    let close = !head.keep_alive || !matches!(head.body, Body::None | Body::Length(0));
     own(e.status().as_u16(), &format!("{e}\n"), count, log, start, head.len, close)
 }
 

@@ -69,7 +69,9 @@ enum Upstate {
 /// `client`) and relays the answer; whether the client connection may carry another
 /// request. The upload and the answer run at once: a backend may answer (and
 /// stream) before it has read the whole body.
-pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -> bool {
+///
+/// `stopping`: the listener is shutting down, so the answer says `Connection: close`.
+pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf, stopping: bool) -> bool {
     let Forward {
         mut route,
         keep_alive,
@@ -98,12 +100,15 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -
         let timeouts = &route.service.timeouts;
         let to =
             Target { conns: &pool.conns[route.backend], addr: backend.address(), timeouts, metrics: &pool.metrics };
+        // In flight from now, also while connecting or waiting at the connection cap.
+        let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
         let (raw, reused) = match upstream::obtain(&to, fresh).await {
             Ok(got) => got,
             Err(Obtain::Refused(e)) => {
                 tracing::debug!(error = %e, backend = backend.address(), "upstream connect failed");
                 backend.connect_failed();
                 pool.metrics.upstream_error("connect");
+                drop(tracker);
                 if !other_tried && let Some(next) = pool.pick(Some(route.backend)) {
                     other_tried = true;
                     pool.metrics.retry_connect();
@@ -112,17 +117,17 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -
                 }
                 return fail(&route, Failed::Unreachable, log, start, keep_alive && body_done, client).await;
             }
-            Err(Obtain::Busy) => return fail(&route, Failed::Busy, log, start, keep_alive && body_done, client).await,
-            Err(Obtain::Handshake(_)) => {
-                return fail(&route, Failed::Upstream, log, start, keep_alive && body_done, client).await;
+            Err(e) => {
+                drop(tracker);
+                let f = if matches!(e, Obtain::Busy) { Failed::Busy } else { Failed::Upstream };
+                return fail(&route, f, log, start, keep_alive && body_done, client).await;
             }
         };
-        let mut tracker = Tracker::begin(route.service.clone(), route.pool, route.backend, start);
         // Only a body still going up is followed (no body: both clocks run from now).
         let progress = (!body_done).then(Progress::new);
-        let answered = AtomicBool::new(false);
+        let answered = Answered::default();
         let mut answer_buf = Buf::take();
-        let (reply, upstate) = if write_all(&raw.stream, &upstream_head.data).await.is_err() {
+        let (reply, upstate) = if write_all(&raw.stream, &upstream_head.data, timeouts.idle).await.is_err() {
             (Some(Reply::NoHead(Heard::Nothing)), if body_done { Upstate::Done } else { Upstate::Going })
         } else {
             let rest = BodyUp {
@@ -144,7 +149,7 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -
                 up: &mut answer_buf,
                 out: &mut upstream_head,
                 head_method,
-                close: !keep_alive,
+                close: !keep_alive || stopping,
                 set_cookie: set_cookie.as_deref().map(str::as_bytes),
                 route: &route,
                 progress: progress.as_ref(),
@@ -153,24 +158,27 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -
                 tracker: &mut tracker,
                 log: &mut log,
             });
-            both(upload, reply, body_done).await
+            both(upload, reply, body_done, &answered.head).await
         };
         let uploaded = matches!(upstate, Upstate::Done);
         match reply {
             // The upload failed on the client's side: answered if nothing was sent yet, else cut.
             None => {
-                if answered.load(Relaxed) {
+                if answered.head.load(Relaxed) {
                     return false;
                 }
                 drop(tracker);
                 let f = match upstate {
                     Upstate::Failed(Sent::Client(f)) => f,
-                    Upstate::Failed(Sent::Timeout) => Failed::Timeout,
+                    Upstate::Failed(Sent::Timeout) => {
+                        pool.metrics.upstream_error("timeout");
+                        Failed::Timeout
+                    }
                     _ => Failed::Upstream,
                 };
                 return fail(&route, f, log, start, false, client).await;
             }
-            Some(Reply::NoHead(Heard::Nothing)) if reused && !fresh && retryable && !answered.load(Relaxed) => {
+            Some(Reply::NoHead(Heard::Nothing)) if reused && !fresh && retryable && !answered.any() => {
                 tracing::debug!(
                     backend = backend.address(),
                     "reused connection closed unanswered; retrying on a fresh one"
@@ -196,10 +204,14 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf) -
 
 /// Runs the upload and the answer of one attempt together, until the answer ends
 /// (or the upload fails on the client's side, which ends the exchange).
+///
+/// Once the answer's head went to the client (`answered`), a client that stops
+/// uploading only stops the upload; the answer goes on.
 async fn both(
     upload: impl Future<Output = Sent>,
     reply: impl Future<Output = Reply>,
     uploaded: bool,
+    answered: &AtomicBool,
 ) -> (Option<Reply>, Upstate) {
     let mut upload = pin!(upload);
     let mut reply = pin!(reply);
@@ -212,6 +224,7 @@ async fn both(
                 Sent::Done => state = Upstate::Done,
                 // The backend may still answer (it may have closed after answering).
                 Sent::Upstream => state = Upstate::Failed(Sent::Upstream),
+                Sent::Timeout if answered.load(Relaxed) => state = Upstate::Failed(Sent::Timeout),
                 other => return (None, Upstate::Failed(other)),
             },
         }
@@ -232,24 +245,46 @@ struct Answering<'a> {
     progress: Option<&'a Progress>,
     /// When the head (with the body's first bytes) went up.
     sent_at: Instant,
-    /// Set once anything of the answer is on its way to the client.
-    answered: &'a AtomicBool,
+    answered: &'a Answered,
     tracker: &'a mut Tracker,
     log: &'a mut Option<Box<Pending>>,
 }
+
+/// What of the answer went to the client so far.
+#[derive(Default)]
+struct Answered {
+    /// A 1xx interim answer (the request can no longer be sent again).
+    interim: AtomicBool,
+    /// The final head (the proxy can no longer answer in its stead).
+    head: AtomicBool,
+}
+
+impl Answered {
+    fn any(&self) -> bool {
+        self.interim.load(Relaxed) || self.head.load(Relaxed)
+    }
+}
+
+/// Interim (1xx) answers passed on for one request; a backend sending more is broken.
+const MAX_INTERIM: usize = 8;
 
 /// Reads the response head (passing 1xx interim answers on), records it, and relays
 /// the answer to the client.
 async fn answer(a: Answering<'_>) -> Reply {
     let timeouts = &a.route.service.timeouts;
+    let mut interims = 0;
     let heard = loop {
         let cookie = a.set_cookie;
         let deadline = || head_deadline(a.progress, a.sent_at, timeouts);
-        match read_head(a.upstream, a.up, &deadline, a.head_method, a.close, cookie, a.out).await {
+        // A client whose body is not all read cannot go on on this connection: say so.
+        let close = a.close || a.progress.is_some_and(|p| !p.is_done());
+        match read_head(a.upstream, a.up, &deadline, a.head_method, close, cookie, a.out).await {
+            Heard::Interim { .. } if interims == MAX_INTERIM => break Heard::Broken,
             Heard::Interim { len } => {
-                a.answered.store(true, Relaxed);
+                interims += 1;
+                a.answered.interim.store(true, Relaxed);
                 a.up.consume(len);
-                if write_all(a.client, &a.out.data).await.is_err() {
+                if write_all(a.client, &a.out.data, timeouts.idle).await.is_err() {
                     return Reply::Relayed { relayed: None, keep_alive: false, body: Body::None };
                 }
             }
@@ -257,7 +292,7 @@ async fn answer(a: Answering<'_>) -> Reply {
         }
     };
     let Heard::Head { status, len, body, keep_alive } = heard else { return Reply::NoHead(heard) };
-    a.answered.store(true, Relaxed);
+    a.answered.head.store(true, Relaxed);
     let route = a.route;
     route.backend().connect_ok();
     a.tracker.set_status(status);
@@ -364,5 +399,5 @@ async fn fail(
     }
     let mut out = Buf::take();
     own_answer(&mut out.data, status, &text, !keep_alive);
-    write_all(client, &out.data).await.is_ok() && keep_alive
+    write_all(client, &out.data, route.service.timeouts.idle).await.is_ok() && keep_alive
 }

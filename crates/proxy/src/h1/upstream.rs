@@ -36,7 +36,7 @@ fn checkout(conns: &IdleConns, me: Id) -> Option<Raw> {
 
 /// A connection to `to` (and whether it was reused); `fresh` skips idle ones.
 pub(crate) async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Raw, bool), Obtain> {
-    upstream::obtain_with(to, fresh, checkout, |slot| async move {
+    upstream::obtain_with(to, fresh, true, checkout, |slot| async move {
         let stream = upstream::dial(to.addr, to.timeouts.connect).await?;
         Ok(Raw { stream, runtime: idle::runtime(), _slot: slot })
     })
