@@ -77,6 +77,23 @@ async fn get(sy: &Sy, ca: &Ca, alpn: &[u8], path: &str) -> (Vec<u8>, Vec<u8>, St
     (negotiated, peer, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// Two connections through one client config (one session store): how each handshake went.
+async fn two_handshakes(sy: &Sy, ca: &Ca) -> Vec<Option<tokio_rustls::rustls::HandshakeKind>> {
+    let connector = connector(ca, b"http/1.1");
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(sy.tls.unwrap()).await.unwrap();
+        let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        kinds.push(tls.get_ref().1.handshake_kind());
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("/").header("host", "localhost").body(Full::<Bytes>::default()).unwrap();
+        // Reading the answer also reads the session tickets sent after the handshake.
+        send.send_request(req).await.unwrap().into_body().collect().await.unwrap();
+    }
+    kinds
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_h2_and_http1_and_swaps_certificates_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,6 +111,8 @@ async fn tls_serves_h2_and_http1_and_swaps_certificates_on_sighup() {
     assert!(body.lines().any(|l| l == "x-forwarded-proto: https"), "{body}");
     let (alpn, _, body) = get(&sy, &ca, b"http/1.1", "/").await;
     assert_eq!((alpn.as_slice(), body.as_str()), (&b"http/1.1"[..], "blue"));
+    use tokio_rustls::rustls::HandshakeKind::{Full as FullHandshake, Resumed};
+    assert_eq!(two_handshakes(&sy, &ca).await, [Some(FullHandshake), Some(Resumed)], "a second connection resumes");
 
     let second = leaf(&ca, dir.path());
     assert_ne!(first, second);

@@ -1,13 +1,13 @@
 //! TLS termination: a rustls `ServerConfig` (ALPN `h2`, `http/1.1`) built from
 //! PEM files and held in an `ArcSwap`, so a reload swaps certificates for new
-//! connections while open ones keep theirs.
+//! connections while open ones keep theirs. Sessions resume (tickets and a cache).
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The live TLS settings of a listener; the control task stores new ones on reload.
 pub type TlsSettings = Arc<ArcSwap<ServerConfig>>;
@@ -30,7 +30,21 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(chain, key_der)
         .map_err(|e| format!("{} with {}: {e}", cert.display(), key.display()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Session resumption as nginx does it: stateless tickets (keys rotated every 6 h,
+    // kept across reloads, so a certificate swap does not end every session), on
+    // top of rustls' in-memory session cache.
+    config.ticketer = ticketer()?;
     Ok(Arc::new(config))
+}
+
+/// The process's session ticket keys.
+fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String> {
+    static TICKETER: OnceLock<Arc<dyn rustls::server::ProducesTickets>> = OnceLock::new();
+    if let Some(t) = TICKETER.get() {
+        return Ok(t.clone());
+    }
+    let made = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    Ok(TICKETER.get_or_init(|| made).clone())
 }
 
 /// Settings holding `config`.

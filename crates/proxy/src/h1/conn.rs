@@ -63,7 +63,7 @@ pub(crate) async fn serve(c: Client) {
             }
         };
         if fresh && H2_PREFACE.starts_with(&buf.unread()[..buf.unread().len().min(H2_PREFACE.len())]) {
-            return hand_over(buf, stream, conn, builder, timeouts, stopped, peer).await;
+            return Box::pin(hand_over(buf, stream, conn, builder, timeouts, stopped, peer)).await;
         }
         let head_until = if fresh { opened + timeouts.header } else { Instant::now() + timeouts.header };
         fresh = false;
@@ -80,7 +80,7 @@ pub(crate) async fn serve(c: Client) {
             Prepared::Partial => return,
             Prepared::Fallback => {
                 conn.activity.handed_over();
-                return hand_over(buf, stream, conn, builder, timeouts, stopped, peer).await;
+                return Box::pin(hand_over(buf, stream, conn, builder, timeouts, stopped, peer)).await;
             }
             Prepared::Refuse(r) => {
                 tracing::debug!(%peer, refusal = r.reason(), "refused a request head");
@@ -148,4 +148,33 @@ async fn hand_over(
     let io = Rewind::new(buf.unread().to_vec(), stream);
     drop(buf);
     server::connection(builder, stopped, io, conn, timeouts, peer).await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::access_log::AccessLog;
+    use crate::activity::Activity;
+    use crate::forward::Proxy;
+    use crate::table::RoutingTable;
+
+    /// What every idle connection holds is mostly this future (its size is that of its
+    /// largest state, the exchange's): kept small so 10,000 idle connections fit in
+    /// ~30 MiB. Inline upload and answer futures moved-then-pinned made it 4.6 KiB.
+    #[tokio::test]
+    async fn a_connections_future_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (_p, router) = crate::routes::channel(RoutingTable::empty());
+        let proxy = Proxy::new(router, "127.0.0.1".parse().unwrap(), "http", AccessLog::off());
+        let conn = Arc::new(Conn { proxy, activity: Activity::new(), _slot: None });
+        let (_tx, stopped) = watch::channel(false);
+        let timeouts = ClientTimeouts { header: Duration::from_secs(1), idle: Duration::from_secs(1) };
+        let builder = Arc::new(server::builder(8192));
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let client = Client { stream, conn, builder, timeouts, max_head: 8192, stopped, peer };
+        let size = size_of_val(&serve(client));
+        assert!(size < 3 * 1024, "a connection's future grew to {size} bytes");
+    }
 }

@@ -20,7 +20,7 @@ use crate::tracker::Tracker;
 use crate::upstream::{Obtain, Target};
 use httparse::EMPTY_HEADER;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -137,13 +137,16 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf, s
                 limit: max_body,
                 idle: timeouts.idle,
             };
-            let upload = async {
-                match &progress {
+            // Boxed (one allocation, for requests with a body to stream only): inline, its
+            // state would be part of every connection's future, idle ones included.
+            let streaming = progress.as_ref().map(|p| Box::pin(send_body(rest, &raw.stream, client, p)));
+            let upload = pin!(async {
+                match streaming {
                     None => Sent::Done,
-                    Some(p) => send_body(rest, &raw.stream, client, p).await,
+                    Some(f) => f.await,
                 }
-            };
-            let reply = answer(Answering {
+            });
+            let reply = pin!(answer(Answering {
                 upstream: &raw.stream,
                 client,
                 up: &mut answer_buf,
@@ -157,7 +160,7 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf, s
                 answered: &answered,
                 tracker: &mut tracker,
                 log: &mut log,
-            });
+            }));
             both(upload, reply, body_done, &answered.head).await
         };
         let uploaded = matches!(upstate, Upstate::Done);
@@ -207,14 +210,14 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf, s
 ///
 /// Once the answer's head went to the client (`answered`), a client that stops
 /// uploading only stops the upload; the answer goes on.
+/// Both come pinned by the caller: moved in and pinned here, each would take its
+/// room twice in the connection's future.
 async fn both(
-    upload: impl Future<Output = Sent>,
-    reply: impl Future<Output = Reply>,
+    mut upload: Pin<&mut impl Future<Output = Sent>>,
+    mut reply: Pin<&mut impl Future<Output = Reply>>,
     uploaded: bool,
     answered: &AtomicBool,
 ) -> (Option<Reply>, Upstate) {
-    let mut upload = pin!(upload);
-    let mut reply = pin!(reply);
     let mut state = if uploaded { Upstate::Done } else { Upstate::Going };
     loop {
         tokio::select! {
@@ -316,27 +319,8 @@ async fn read_head(
     out: &mut Buf,
 ) -> Heard {
     loop {
-        if !up.unread().is_empty() {
-            let mut lines = [EMPTY_HEADER; MAX_HEADERS];
-            match parse::response(up.unread(), &mut lines, MAX_RESPONSE_HEAD, head_method) {
-                Ok(None) => {}
-                // Nothing was asked to switch protocols.
-                Ok(Some(h)) if h.status == 101 => return Heard::Broken,
-                Ok(Some(h)) if h.status < 200 => {
-                    out.clear();
-                    write::response_head(&mut out.data, &h, false, None);
-                    return Heard::Interim { len: h.len };
-                }
-                Ok(Some(h)) => {
-                    out.clear();
-                    write::response_head(&mut out.data, &h, close, set_cookie);
-                    return Heard::Head { status: h.status, len: h.len, body: h.body, keep_alive: h.keep_alive };
-                }
-                Err(e) => {
-                    tracing::debug!(refusal = e.reason(), "unreadable response head");
-                    return Heard::Broken;
-                }
-            }
+        if let Some(heard) = parse_head(up, head_method, close, set_cookie, out) {
+            return heard;
         }
         match read(upstream, up, deadline()).await {
             Ok(0) | Err(Stop::Io) if up.unread().is_empty() => return Heard::Nothing,
@@ -345,6 +329,35 @@ async fn read_head(
             Err(Stop::Timeout) if Instant::now() < deadline() => {}
             Err(Stop::Timeout) => return Heard::Timeout,
             Ok(_) => {}
+        }
+    }
+}
+
+/// The response head at the front of `up`, rebuilt for the client into `out`; `None`
+/// while it is incomplete. A plain function, so the header array lives on the stack
+/// for the parse only, never in the connection's future.
+fn parse_head(up: &Buf, head_method: bool, close: bool, set_cookie: Option<&[u8]>, out: &mut Buf) -> Option<Heard> {
+    if up.unread().is_empty() {
+        return None;
+    }
+    let mut lines = [EMPTY_HEADER; MAX_HEADERS];
+    match parse::response(up.unread(), &mut lines, MAX_RESPONSE_HEAD, head_method) {
+        Ok(None) => None,
+        // Nothing was asked to switch protocols.
+        Ok(Some(h)) if h.status == 101 => Some(Heard::Broken),
+        Ok(Some(h)) if h.status < 200 => {
+            out.clear();
+            write::response_head(&mut out.data, &h, false, None);
+            Some(Heard::Interim { len: h.len })
+        }
+        Ok(Some(h)) => {
+            out.clear();
+            write::response_head(&mut out.data, &h, close, set_cookie);
+            Some(Heard::Head { status: h.status, len: h.len, body: h.body, keep_alive: h.keep_alive })
+        }
+        Err(e) => {
+            tracing::debug!(refusal = e.reason(), "unreadable response head");
+            Some(Heard::Broken)
         }
     }
 }
