@@ -59,19 +59,7 @@ impl AccessLog {
             .authority()
             .and_then(|a| HeaderValue::from_str(crate::headers::authority_host(a.as_str())).ok())
             .or_else(|| req.headers().get(header::HOST).cloned());
-        let entry = Entry {
-            at: SystemTime::now(),
-            client,
-            method: req.method().clone(),
-            host,
-            path: req.uri().path_and_query().cloned(),
-            status: 0,
-            route: None,
-            backend: None,
-            duration: Duration::ZERO,
-            bytes: 0,
-        };
-        Some(Box::new(Pending { tx, entry }))
+        Some(Pending::start(tx, client, req.method().clone(), host, req.uri().path_and_query().cloned()))
     }
 }
 
@@ -85,19 +73,9 @@ impl AccessLog {
         client: IpAddr,
     ) -> Option<Box<Pending>> {
         let tx = self.tx.clone()?;
-        let entry = Entry {
-            at: SystemTime::now(),
-            client,
-            method: Method::from_bytes(method.as_bytes()).unwrap_or_default(),
-            host: host.and_then(|h| HeaderValue::from_bytes(h).ok()),
-            path: PathAndQuery::try_from(target).ok(),
-            status: 0,
-            route: None,
-            backend: None,
-            duration: Duration::ZERO,
-            bytes: 0,
-        };
-        Some(Box::new(Pending { tx, entry }))
+        let method = Method::from_bytes(method.as_bytes()).unwrap_or_default();
+        let host = host.and_then(|h| HeaderValue::from_bytes(h).ok());
+        Some(Pending::start(tx, client, method, host, PathAndQuery::try_from(target).ok()))
     }
 }
 
@@ -108,6 +86,28 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    fn start(
+        tx: SyncSender<Entry>,
+        client: IpAddr,
+        method: Method,
+        host: Option<HeaderValue>,
+        path: Option<PathAndQuery>,
+    ) -> Box<Pending> {
+        let entry = Entry {
+            at: SystemTime::now(),
+            client,
+            method,
+            host,
+            path,
+            status: 0,
+            route: None,
+            backend: None,
+            duration: Duration::ZERO,
+            bytes: 0,
+        };
+        Box::new(Pending { tx, entry })
+    }
+
     /// Names the service, pool and backend the request went to.
     pub(crate) fn routed(&mut self, service: &Arc<ServiceRoute>, pool: usize, backend: Option<usize>) {
         self.entry.route = Some((service.clone(), pool));

@@ -36,6 +36,7 @@ mod tracker;
 mod upgrade;
 mod upstream;
 mod wire;
+mod write_through;
 
 pub use accept::Acceptor;
 pub use access_log::{AccessLog, LogFormat};

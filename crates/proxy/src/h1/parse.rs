@@ -141,14 +141,7 @@ pub fn request<'h, 'b>(
     max_bytes: usize,
 ) -> Result<Option<RequestHead<'h, 'b>>, Refusal> {
     let mut req = httparse::Request::new(headers);
-    let len = match req.parse(buf) {
-        Ok(Status::Complete(n)) if n > max_bytes => return Err(Refusal::TooLarge),
-        Ok(Status::Complete(n)) => n,
-        Ok(Status::Partial) if buf.len() > max_bytes => return Err(Refusal::TooLarge),
-        Ok(Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
-        Err(_) => return Err(Refusal::Malformed),
-    };
+    let Some(len) = complete(req.parse(buf), buf.len(), max_bytes)? else { return Ok(None) };
     let httparse::Request { method, path, version, headers } = req;
     let (Some(method), Some(target), Some(minor)) = (method, path, version) else {
         return Err(Refusal::Malformed);
@@ -193,14 +186,7 @@ pub fn response<'h, 'b>(
     head_request: bool,
 ) -> Result<Option<ResponseHead<'h, 'b>>, Refusal> {
     let mut resp = httparse::Response::new(headers);
-    let len = match resp.parse(buf) {
-        Ok(Status::Complete(n)) if n > max_bytes => return Err(Refusal::TooLarge),
-        Ok(Status::Complete(n)) => n,
-        Ok(Status::Partial) if buf.len() > max_bytes => return Err(Refusal::TooLarge),
-        Ok(Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
-        Err(_) => return Err(Refusal::Malformed),
-    };
+    let Some(len) = complete(resp.parse(buf), buf.len(), max_bytes)? else { return Ok(None) };
     let httparse::Response { version, code, reason, headers } = resp;
     let (Some(minor), Some(status)) = (version, code) else { return Err(Refusal::Malformed) };
     let http10 = minor == 0;
@@ -225,6 +211,19 @@ pub fn response<'h, 'b>(
         body,
         keep_alive: keep_alive && body != Body::UntilClose,
     }))
+}
+
+/// The head's length once `httparse` found it complete (`None` while it is not,
+/// and the buffer is under `max_bytes`).
+fn complete(parsed: httparse::Result<usize>, buffered: usize, max_bytes: usize) -> Result<Option<usize>, Refusal> {
+    match parsed {
+        Ok(Status::Complete(n)) if n > max_bytes => Err(Refusal::TooLarge),
+        Ok(Status::Complete(n)) => Ok(Some(n)),
+        Ok(Status::Partial) if buffered > max_bytes => Err(Refusal::TooLarge),
+        Ok(Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(Refusal::TooLarge),
+        Err(_) => Err(Refusal::Malformed),
+    }
 }
 
 /// One pass over the header lines: host, length, codings, connection options.
