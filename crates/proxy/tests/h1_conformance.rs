@@ -303,3 +303,19 @@ async fn a_zero_length_answer_keeps_its_length_whatever_connection_names() {
         assert_eq!((r.status, r.header("content-length")), (200, Some("0")), "{r:?}");
     }
 }
+
+#[tokio::test]
+async fn a_request_sent_a_byte_at_a_time_is_still_read_strictly() {
+    let b = Backend::spawn(echo_target).await;
+    let p = proxy(&b, "").await;
+    let mut c = RawConn::open(p.addr).await;
+    c.stream.set_nodelay(true).unwrap();
+    // `P` could start the HTTP/2 preface; the rest shows it does not.
+    assert!(c.send(b"P").await);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let rest = "OST / HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert!(c.send(rest.as_bytes()).await);
+    let r = c.response().await.unwrap();
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(b.seen(), Vec::<String>::new());
+}

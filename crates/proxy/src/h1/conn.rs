@@ -62,7 +62,15 @@ pub(crate) async fn serve(c: Client) {
                 }
             }
         };
-        if fresh && H2_PREFACE.starts_with(&buf.unread()[..buf.unread().len().min(H2_PREFACE.len())]) {
+        // Only the whole HTTP/2 preface goes to hyper: a request sent a byte at a time
+        // (`P`, then `OST …`) is still read by this path's strict parser.
+        while fresh && buf.unread().len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf.unread()) {
+            match body::read(&stream, &mut buf, opened + timeouts.header).await {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+        }
+        if fresh && buf.unread().starts_with(H2_PREFACE) {
             return Box::pin(hand_over(buf, stream, conn, builder, timeouts, stopped, peer)).await;
         }
         let head_until = if fresh { opened + timeouts.header } else { Instant::now() + timeouts.header };
@@ -99,15 +107,16 @@ pub(crate) async fn serve(c: Client) {
             Prepared::Forward(fwd) => {
                 buf.consume(fwd.head_len);
                 let stopping = *stopped.borrow();
-                if !relay::forward(fwd, &stream, &mut buf, stopping).await || stopping {
+                if !relay::forward(fwd, &stream, &mut buf, stopping).await {
                     return close(stream, buf, stopped).await;
                 }
             }
         }
-        pending = Some(buf);
+        // The listener stopped: this connection ends after its answer.
         if *stopped.borrow() {
-            return;
+            return close(stream, buf, stopped).await;
         }
+        pending = Some(buf);
     }
 }
 

@@ -39,6 +39,7 @@ enum Heard {
     },
     /// A 1xx interim answer (not 101), rebuilt into the client's buffer; the final one follows.
     Interim {
+        status: u16,
         len: usize,
     },
     /// Closed or reset before one byte of an answer.
@@ -53,8 +54,9 @@ enum Reply {
     /// No final response head, and why.
     NoHead(Heard),
     /// The answer went to the client: to its end (`Some(extra)`: whether the backend
-    /// sent more than its body) or broken off (`None`).
-    Relayed { relayed: Option<bool>, keep_alive: bool, body: Body },
+    /// sent more than its body) or broken off (`None`); `closing` if its head said
+    /// `Connection: close`.
+    Relayed { relayed: Option<bool>, keep_alive: bool, body: Body, closing: bool },
 }
 
 /// Where the request body's upload stands when the exchange ends.
@@ -195,11 +197,11 @@ pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf, s
                 drop(tracker);
                 return fail(&route, f, log, start, keep_alive && uploaded, client).await;
             }
-            Some(Reply::Relayed { relayed, keep_alive: up_keep, body }) => {
+            Some(Reply::Relayed { relayed, keep_alive: up_keep, body, closing }) => {
                 if relayed == Some(false) && uploaded && up_keep {
                     tracker.conns().put_raw(raw);
                 }
-                return relayed.is_some() && keep_alive && body != Body::UntilClose && uploaded;
+                return relayed.is_some() && keep_alive && body != Body::UntilClose && uploaded && !closing;
             }
         }
     }
@@ -276,19 +278,23 @@ const MAX_INTERIM: usize = 8;
 async fn answer(a: Answering<'_>) -> Reply {
     let timeouts = &a.route.service.timeouts;
     let mut interims = 0;
+    let mut closing;
     let heard = loop {
         let cookie = a.set_cookie;
         let deadline = || head_deadline(a.progress, a.sent_at, timeouts);
         // A client whose body is not all read cannot go on on this connection: say so.
-        let close = a.close || a.progress.is_some_and(|p| !p.is_done());
-        match read_head(a.upstream, a.up, &deadline, a.head_method, close, cookie, a.out).await {
+        closing = a.close || a.progress.is_some_and(|p| !p.is_done());
+        match read_head(a.upstream, a.up, &deadline, a.head_method, closing, cookie, a.out).await {
             Heard::Interim { .. } if interims == MAX_INTERIM => break Heard::Broken,
-            Heard::Interim { len } => {
+            Heard::Interim { status, len } => {
                 interims += 1;
                 a.answered.interim.store(true, Relaxed);
                 a.up.consume(len);
                 if write_all(a.client, &a.out.data, timeouts.idle).await.is_err() {
-                    return Reply::Relayed { relayed: None, keep_alive: false, body: Body::None };
+                    // Recorded under the last status that went out.
+                    a.tracker.set_status(status);
+                    a.tracker.set_log(a.log.take());
+                    return Reply::Relayed { relayed: None, keep_alive: false, body: Body::None, closing: true };
                 }
             }
             heard => break heard,
@@ -305,7 +311,7 @@ async fn answer(a: Answering<'_>) -> Reply {
     a.tracker.set_log(a.log.take());
     a.up.consume(len);
     let relayed = relay(body, a.upstream, a.up, a.out, a.client, a.tracker, timeouts.idle).await;
-    Reply::Relayed { relayed, keep_alive, body }
+    Reply::Relayed { relayed, keep_alive, body, closing }
 }
 
 /// Reads the response head into `up`, rebuilding it for the client into `out`.
@@ -344,11 +350,12 @@ fn parse_head(up: &Buf, head_method: bool, close: bool, set_cookie: Option<&[u8]
     match parse::response(up.unread(), &mut lines, MAX_RESPONSE_HEAD, head_method) {
         Ok(None) => None,
         // Nothing was asked to switch protocols.
-        Ok(Some(h)) if h.status == 101 => Some(Heard::Broken),
+        // (Nor are there statuses under 100.)
+        Ok(Some(h)) if h.status == 101 || h.status < 100 => Some(Heard::Broken),
         Ok(Some(h)) if h.status < 200 => {
             out.clear();
             write::response_head(&mut out.data, &h, false, None);
-            Some(Heard::Interim { len: h.len })
+            Some(Heard::Interim { status: h.status, len: h.len })
         }
         Ok(Some(h)) => {
             out.clear();
