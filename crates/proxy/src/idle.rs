@@ -50,6 +50,10 @@ enum Idle {
 }
 
 impl Idle {
+    fn is_raw(&self) -> bool {
+        matches!(self, Idle::Raw(_))
+    }
+
     /// Still usable: not closed, nothing unasked-for arrived.
     fn alive(&mut self, cx: &mut Context<'_>) -> bool {
         match self {
@@ -118,9 +122,7 @@ impl IdleConns {
 
     /// The newest idle connection of runtime `me`, with when it went idle.
     pub(crate) fn take(&self, me: Id) -> Option<(Lease, Instant)> {
-        let mut stack = self.lock();
-        let i = stack.iter().rposition(|e| e.owner == me && matches!(e.conn, Idle::Hyper(_)))?;
-        match stack.remove(i) {
+        match self.take_kind(me, false)? {
             Entry { conn: Idle::Hyper(lease), since, .. } => Some((lease, since)),
             Entry { conn: Idle::Raw(_), .. } => None,
         }
@@ -128,12 +130,17 @@ impl IdleConns {
 
     /// The newest idle HTTP/1-path connection of runtime `me`, with when it went idle.
     pub(crate) fn take_raw(&self, me: Id) -> Option<(Raw, Instant)> {
-        let mut stack = self.lock();
-        let i = stack.iter().rposition(|e| e.owner == me && matches!(e.conn, Idle::Raw(_)))?;
-        match stack.remove(i) {
+        match self.take_kind(me, true)? {
             Entry { conn: Idle::Raw(raw), since, .. } => Some((raw, since)),
             Entry { conn: Idle::Hyper(_), .. } => None,
         }
+    }
+
+    /// Takes the newest entry of runtime `me` of the kind `raw` says.
+    fn take_kind(&self, me: Id, raw: bool) -> Option<Entry> {
+        let mut stack = self.lock();
+        let i = stack.iter().rposition(|e| e.owner == me && e.conn.is_raw() == raw)?;
+        Some(stack.remove(i))
     }
 
     /// Gives back an HTTP/1-path connection whose exchange ended cleanly.
@@ -181,7 +188,7 @@ impl IdleConns {
         for stack in self.made() {
             let closed = {
                 let mut idle = lock(stack);
-                let i = idle.iter().position(|e| any || Some(e.owner) != me || matches!(e.conn, Idle::Raw(_)) != raw);
+                let i = idle.iter().position(|e| any || Some(e.owner) != me || e.conn.is_raw() != raw);
                 i.map(|i| idle.remove(i))
             };
             if closed.is_some() {

@@ -5,8 +5,7 @@
 //! below with the reason (SPEC §7 is stricter than llhttp, or llhttp knows methods
 //! and protocols a proxy for web apps does not carry).
 
-use switchyard_proxy::h1::chunked::Chunked;
-use switchyard_proxy::h1::parse::{self, Body, MAX_HEADERS};
+mod h1_common;
 
 /// Cases where switchyard's verdict differs from llhttp's, and why.
 const DEVIATIONS: &[(&str, &str)] = &[
@@ -65,51 +64,14 @@ fn corpus() -> Vec<Case> {
         .collect()
 }
 
-/// Messages the parser completes in `input`, and whether it refused something. After
-/// a message that closes the connection (no keep-alive, CONNECT, an upgrade) the
-/// proxy reads nothing more: bytes left then count as refused, as llhttp reports them.
-pub fn verdict(mut rest: &[u8]) -> (usize, bool) {
-    let mut done = 0;
-    loop {
-        if rest.is_empty() {
-            return (done, false);
-        }
-        let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let head = match parse::request(rest, &mut lines, 64 * 1024) {
-            Ok(Some(h)) => h,
-            Ok(None) => return (done, false),
-            Err(_) => return (done, true),
-        };
-        let (len, body) = (head.len, head.body);
-        let last = !head.keep_alive || head.upgrade || head.method == "CONNECT";
-        rest = &rest[len..];
-        match body {
-            Body::None => {}
-            Body::Length(n) => match usize::try_from(n).ok().filter(|&n| n <= rest.len()) {
-                Some(n) => rest = &rest[n..],
-                None => return (done, false),
-            },
-            Body::Chunked => match Chunked::default().feed(rest) {
-                Ok(fed) if fed.done => rest = &rest[fed.used..],
-                Ok(_) => return (done, false),
-                Err(_) => return (done, true),
-            },
-            Body::UntilClose => unreachable!("requests are never close-delimited"),
-        }
-        done += 1;
-        if last {
-            return (done, !rest.is_empty());
-        }
-    }
-}
-
 #[test]
 fn the_parser_agrees_with_llhttp_or_says_why_not() {
     let cases = corpus();
     assert!(cases.len() > 100, "the corpus lost its cases: {}", cases.len());
     let mut wrong = Vec::new();
     for c in &cases {
-        let (messages, error) = verdict(&c.input);
+        let (read, error) = h1_common::messages(&c.input);
+        let messages = read.len();
         // Where llhttp stops with an error, the proxy may stop earlier (refuse, or wait
         // for a head or body that never comes) but never forward more messages.
         let agrees = if c.error { messages <= c.messages } else { messages == c.messages && !error };

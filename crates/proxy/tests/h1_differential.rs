@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod h1_common;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
@@ -15,47 +17,14 @@ use hyper_util::rt::TokioIo;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use std::sync::{Arc, Mutex};
-use switchyard_proxy::h1::chunked::Chunked;
-use switchyard_proxy::h1::parse::{self, Body, MAX_HEADERS};
 use tokio::io::AsyncWriteExt;
 
 /// One message as read: method and body length (`None`: the body broke).
 type Read = (String, Option<usize>);
 
-/// The messages switchyard's parser accepts, in order, until it refuses, waits for
-/// more, or the connection would close (no keep-alive, CONNECT, an upgrade).
-fn ours(mut rest: &[u8]) -> Vec<Read> {
-    let mut out = Vec::new();
-    loop {
-        let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let Ok(Some(head)) = parse::request(rest, &mut lines, 64 * 1024) else { return out };
-        let method = head.method.to_owned();
-        let last = !head.keep_alive || head.upgrade || head.method == "CONNECT";
-        let (len, body) = (head.len, head.body);
-        rest = &rest[len..];
-        let size = match body {
-            Body::None => 0,
-            Body::Length(n) => match usize::try_from(n).ok().filter(|&n| n <= rest.len()) {
-                Some(n) => {
-                    rest = &rest[n..];
-                    n
-                }
-                None => return out,
-            },
-            Body::Chunked => match Chunked::default().feed(rest) {
-                Ok(fed) if fed.done => {
-                    rest = &rest[fed.used..];
-                    usize::try_from(fed.data).unwrap()
-                }
-                _ => return out,
-            },
-            Body::UntilClose => unreachable!(),
-        };
-        out.push((method, Some(size)));
-        if last {
-            return out;
-        }
-    }
+/// The messages switchyard's parser accepts, in order (`h1_common::messages`).
+fn ours(input: &[u8]) -> Vec<Read> {
+    h1_common::messages(input).0.into_iter().map(|(method, size)| (method, Some(size))).collect()
 }
 
 /// The messages hyper's HTTP/1 server reads from the same bytes (then end of input).
