@@ -155,18 +155,27 @@ fn spawn_connection(
         }
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
+            let max_head = opts.max_header_bytes;
             tokio::spawn(async move {
-                match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
-                    Ok(Ok(io)) => connection(builder, stopped, io, conn, timeouts, peer).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                let io = match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
+                    Ok(Ok(io)) => io,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                };
+                // ALPN h2 goes to hyper; HTTP/1 to the proxy's own path, over the same session.
+                if io.get_ref().1.alpn_protocol() == Some(b"h2") || !h1_path() {
+                    return connection(builder, stopped, io, conn, timeouts, peer).await;
                 }
+                let (tcp, session) = io.into_inner();
+                let stream = h1::tls_io::TlsIo::new(tcp, session);
+                let client = h1::conn::Client { stream, conn, builder, timeouts, max_head, stopped, peer };
+                h1::conn::serve(client).await;
             });
         }
     }
 }
 
-/// Whether plain-text HTTP/1 goes through the proxy's own codec (`h1`); set
+/// Whether HTTP/1 (plain and over TLS) goes through the proxy's own codec (`h1`); set
 /// `SWITCHYARD_H1=hyper` to serve it with hyper as before.
 fn h1_path() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

@@ -198,6 +198,7 @@ fn answer_from_target(target: &str) -> Vec<u8> {
         "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec(),
         "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
         "/not-101" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno".to_vec(),
+        "/bad-chunk" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nno\r\n0\r\n\r\n".to_vec(),
         _ => echo_target(target),
     }
 }
@@ -235,6 +236,31 @@ async fn response_framing_is_read_strictly() {
     assert_eq!(c.response().await.unwrap().text(), "ok");
     assert_eq!(c.response().await.unwrap().text(), "/after");
     assert_eq!(b.connections(), before + 1, "a fresh connection after the over-long answer");
+    // A chunked body broken in its first bytes: the head (the status counted) still
+    // reaches the client, then the connection is cut, as when it breaks later.
+    let mut c = RawConn::open(p.addr).await;
+    assert!(c.send(b"GET /bad-chunk HTTP/1.1\r\nHost: app\r\n\r\n").await);
+    let got = String::from_utf8_lossy(&c.closed().await).into_owned();
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("\r\n\r\n"), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_body_longer_than_one_read_keeps_the_connection_alive() {
+    let b = Backend::spawn(echo_target).await;
+    let p = proxy(&b, "").await;
+    let mut c = RawConn::open(p.addr).await;
+    // More than the proxy reads at once: the rest is still going up when it starts
+    // waiting for the answer, which the backend sends only after the whole body.
+    let mut req = b"POST /big HTTP/1.1\r\nHost: app\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    req.resize(req.len() + 1_000_000, b'x');
+    assert!(c.send(&req).await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.text(), r.header("connection")), (200, "/big".to_owned(), None));
+    assert!(c.send(b"GET /next HTTP/1.1\r\nHost: app\r\n\r\n").await);
+    assert_eq!(c.response().await.unwrap().text(), "/next");
+    let seen = &b.seen()[0];
+    let body_at = seen.find("\r\n\r\n").unwrap() + 4;
+    assert_eq!(&seen[body_at..], &"x".repeat(1_000_000), "the body went up whole");
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! A raw HTTP/1 client: writes whatever bytes a test wants and reads responses
-//! one at a time (pipelining included), or notices the server closing.
+//! one at a time (pipelining included), or notices the server closing. Over TCP,
+//! or any other stream (TLS).
 
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// One response as read off the socket.
@@ -32,16 +33,23 @@ impl RawResponse {
 }
 
 /// A raw connection.
-pub struct RawConn {
+pub struct RawConn<S = TcpStream> {
     /// The socket, for tests that need it directly.
-    pub stream: TcpStream,
+    pub stream: S,
     buf: Vec<u8>,
 }
 
 impl RawConn {
     /// Connects to `addr`.
     pub async fn open(addr: SocketAddr) -> RawConn {
-        RawConn { stream: TcpStream::connect(addr).await.unwrap(), buf: Vec::new() }
+        RawConn::over(TcpStream::connect(addr).await.unwrap())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawConn<S> {
+    /// Speaks over `stream` (a TLS stream, say).
+    pub fn over(stream: S) -> RawConn<S> {
+        RawConn { stream, buf: Vec::new() }
     }
 
     /// Writes `bytes`; false when the server already closed.

@@ -1,11 +1,12 @@
 //! Bodies on the HTTP/1 path: where one ends as its framing says, the request's
 //! streamed from client to backend (counted against `max_request_body`), the
 //! response's from backend to client, through pooled buffers; and the reads and
-//! writes both sides use. They go through `&TcpStream` (readiness, then `try_*`),
-//! so the upload and the answer of one exchange can run at once in one task.
+//! writes both sides use. They go through a shared reference (`Io`: readiness,
+//! then `try_*`), so the upload and the answer of one exchange run at once in one task.
 
 use super::buf::{Buf, SIZE};
 use super::chunked::Chunked;
+use super::io::Io;
 use super::parse::Body;
 use super::relay::Failed;
 use crate::exchange::{Progress, after};
@@ -67,7 +68,7 @@ pub(crate) struct BodyUp<'a> {
 }
 
 /// Streams the rest of the request body from `client` to `upstream`.
-pub(crate) async fn send_body(b: BodyUp<'_>, upstream: &TcpStream, client: &TcpStream, progress: &Progress) -> Sent {
+pub(crate) async fn send_body(b: BodyUp<'_>, upstream: &TcpStream, client: &impl Io, progress: &Progress) -> Sent {
     let mut out = Buf::take();
     loop {
         b.input.compact();
@@ -98,7 +99,7 @@ pub(crate) enum Stop {
 }
 
 /// One read into `buf` (made room for first), by `at`.
-pub(crate) async fn read(stream: &TcpStream, buf: &mut Buf, at: Instant) -> Result<usize, Stop> {
+pub(crate) async fn read(stream: &impl Io, buf: &mut Buf, at: Instant) -> Result<usize, Stop> {
     if buf.data.len() == buf.data.capacity() {
         buf.compact();
         if buf.data.len() == buf.data.capacity() {
@@ -122,19 +123,26 @@ pub(crate) async fn read(stream: &TcpStream, buf: &mut Buf, at: Instant) -> Resu
 /// Writes all of `bytes`: at once when the socket takes them, else as it becomes
 /// writable — failing once the peer took nothing for `patience` (a reader that
 /// stopped reading never wedges the exchange).
-pub(crate) async fn write_all(stream: &TcpStream, mut bytes: &[u8], patience: Duration) -> io::Result<()> {
+pub(crate) async fn write_all(stream: &impl Io, mut bytes: &[u8], patience: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
         match stream.try_write(bytes) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                let at = after(Instant::now(), patience);
-                tokio::time::timeout_at(at, stream.writable()).await.map_err(|_| ErrorKind::TimedOut)??;
-            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => writable(stream, patience).await?,
             Err(e) => return Err(e),
         }
     }
+    // TLS: what the session took still has to go out.
+    while !stream.try_flush()? {
+        writable(stream, patience).await?;
+    }
     Ok(())
+}
+
+/// Waits for `stream` to take bytes, at most `patience`.
+async fn writable(stream: &impl Io, patience: Duration) -> io::Result<()> {
+    let at = after(Instant::now(), patience);
+    tokio::time::timeout_at(at, stream.writable()).await.map_err(|_| ErrorKind::TimedOut)?
 }
 
 /// Where a body's end is, as its framing says.
@@ -191,13 +199,18 @@ pub(crate) async fn relay(
     upstream: &TcpStream,
     up: &mut Buf,
     out: &mut Buf,
-    client: &TcpStream,
+    client: &impl Io,
     tracker: &mut Tracker,
     idle: Duration,
 ) -> Option<bool> {
     let mut framing = framing(body);
     let head = out.data.len();
-    let first = framing.take(up.unread())?;
+    let Some(first) = framing.take(up.unread()) else {
+        // Broken in its first bytes: the head goes alone and the body is cut, as when
+        // it breaks later (the client sees the backend's status, as it is counted).
+        let _ = write_all(client, &out.data, idle).await;
+        return None;
+    };
     for piece in first.pieces(up.unread()) {
         out.data.extend_from_slice(piece);
     }

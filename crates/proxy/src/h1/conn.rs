@@ -1,4 +1,4 @@
-//! A plain-text client connection on the HTTP/1 path. Between requests it waits
+//! A client connection on the HTTP/1 path (plain or TLS). Between requests it waits
 //! for readiness holding no buffer; then it reads into a pooled one, parses the
 //! head in place, and answers, refuses or forwards it (`prepare`, `relay`),
 //! pipelined requests in order. A connection that starts with the HTTP/2 preface,
@@ -6,6 +6,7 @@
 //! read so far put back (`Rewind`).
 
 use super::buf::Buf;
+use super::io::Io;
 use super::prepare::{Prepared, prepare};
 use super::rewind::Rewind;
 use super::{body, relay};
@@ -18,14 +19,13 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// What the connection's task was given.
-pub(crate) struct Client {
-    pub(crate) stream: TcpStream,
+pub(crate) struct Client<S> {
+    pub(crate) stream: S,
     pub(crate) conn: Arc<Conn>,
     pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
     pub(crate) timeouts: ClientTimeouts,
@@ -35,7 +35,10 @@ pub(crate) struct Client {
 }
 
 /// Serves the connection until it closes, times out or the listener stops.
-pub(crate) async fn serve(c: Client) {
+pub(crate) async fn serve<S>(c: Client<S>)
+where
+    S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Client { stream, conn, builder, timeouts, max_head, mut stopped, peer } = c;
     let opened = Instant::now();
     let mut fresh = true;
@@ -128,9 +131,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// client still sends (an unread body) is read and dropped for a moment, so the
 /// kernel does not reset the connection before the client has read that answer
 /// (nginx's lingering close). The listener's shutdown does not wait for this.
-async fn close(mut stream: TcpStream, mut buf: Buf, stopped: watch::Receiver<bool>) {
+async fn close(mut stream: impl Io, mut buf: Buf, stopped: watch::Receiver<bool>) {
     drop(stopped);
-    if stream.shutdown().await.is_err() {
+    if stream.shutdown(LINGER).await.is_err() {
         return;
     }
     let until = Instant::now() + LINGER;
@@ -145,15 +148,17 @@ async fn close(mut stream: TcpStream, mut buf: Buf, stopped: watch::Receiver<boo
 }
 
 /// Gives the connection, with what was read of it, to hyper.
-async fn hand_over(
+async fn hand_over<S>(
     buf: Buf,
-    stream: TcpStream,
+    stream: S,
     conn: Arc<Conn>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     timeouts: ClientTimeouts,
     stopped: watch::Receiver<bool>,
     peer: SocketAddr,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = Rewind::new(buf.unread().to_vec(), stream);
     drop(buf);
     server::connection(builder, stopped, io, conn, timeouts, peer).await;
@@ -167,6 +172,7 @@ mod tests {
     use crate::activity::Activity;
     use crate::forward::Proxy;
     use crate::table::RoutingTable;
+    use tokio::net::TcpStream;
 
     /// What every idle connection holds is mostly this future (its size is that of its
     /// largest state, the exchange's): kept small so 10,000 idle connections fit in

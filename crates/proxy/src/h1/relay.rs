@@ -7,6 +7,7 @@
 
 use super::body::{BodyUp, Sent, Stop, framing, read, relay, send_body, take_body, write_all};
 use super::buf::Buf;
+use super::io::Io;
 use super::parse::{self, Body, MAX_HEADERS};
 use super::prepare::{Forward, own_answer};
 use super::upstream;
@@ -36,6 +37,8 @@ enum Heard {
         len: usize,
         body: Body,
         keep_alive: bool,
+        /// The rebuilt head says `Connection: close`.
+        closing: bool,
     },
     /// A 1xx interim answer (not 101), rebuilt into the client's buffer; the final one follows.
     Interim {
@@ -73,7 +76,7 @@ enum Upstate {
 /// stream) before it has read the whole body.
 ///
 /// `stopping`: the listener is shutting down, so the answer says `Connection: close`.
-pub(crate) async fn forward(fwd: Forward, client: &TcpStream, input: &mut Buf, stopping: bool) -> bool {
+pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, stopping: bool) -> bool {
     let Forward {
         mut route,
         keep_alive,
@@ -237,9 +240,9 @@ async fn both(
 }
 
 /// What the answer side of one attempt works with.
-struct Answering<'a> {
+struct Answering<'a, C> {
     upstream: &'a TcpStream,
-    client: &'a TcpStream,
+    client: &'a C,
     up: &'a mut Buf,
     out: &'a mut Buf,
     head_method: bool,
@@ -275,16 +278,16 @@ const MAX_INTERIM: usize = 8;
 
 /// Reads the response head (passing 1xx interim answers on), records it, and relays
 /// the answer to the client.
-async fn answer(a: Answering<'_>) -> Reply {
+async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
     let timeouts = &a.route.service.timeouts;
     let mut interims = 0;
-    let mut closing;
     let heard = loop {
         let cookie = a.set_cookie;
         let deadline = || head_deadline(a.progress, a.sent_at, timeouts);
-        // A client whose body is not all read cannot go on on this connection: say so.
-        closing = a.close || a.progress.is_some_and(|p| !p.is_done());
-        match read_head(a.upstream, a.up, &deadline, a.head_method, closing, cookie, a.out).await {
+        // A client whose body is not all read when the answer comes cannot go on on
+        // this connection: the answer says so.
+        let closing = || a.close || a.progress.is_some_and(|p| !p.is_done());
+        match read_head(a.upstream, a.up, &deadline, a.head_method, &closing, cookie, a.out).await {
             Heard::Interim { .. } if interims == MAX_INTERIM => break Heard::Broken,
             Heard::Interim { status, len } => {
                 interims += 1;
@@ -300,7 +303,7 @@ async fn answer(a: Answering<'_>) -> Reply {
             heard => break heard,
         }
     };
-    let Heard::Head { status, len, body, keep_alive } = heard else { return Reply::NoHead(heard) };
+    let Heard::Head { status, len, body, keep_alive, closing } = heard else { return Reply::NoHead(heard) };
     a.answered.head.store(true, Relaxed);
     let route = a.route;
     route.backend().connect_ok();
@@ -320,12 +323,12 @@ async fn read_head(
     up: &mut Buf,
     deadline: &(dyn Fn() -> Instant + Sync),
     head_method: bool,
-    close: bool,
+    close: &(dyn Fn() -> bool + Sync),
     set_cookie: Option<&[u8]>,
     out: &mut Buf,
 ) -> Heard {
     loop {
-        if let Some(heard) = parse_head(up, head_method, close, set_cookie, out) {
+        if let Some(heard) = parse_head(up, head_method, close(), set_cookie, out) {
             return heard;
         }
         match read(upstream, up, deadline()).await {
@@ -360,7 +363,7 @@ fn parse_head(up: &Buf, head_method: bool, close: bool, set_cookie: Option<&[u8]
         Ok(Some(h)) => {
             out.clear();
             write::response_head(&mut out.data, &h, close, set_cookie);
-            Some(Heard::Head { status: h.status, len: h.len, body: h.body, keep_alive: h.keep_alive })
+            Some(Heard::Head { status: h.status, len: h.len, body: h.body, keep_alive: h.keep_alive, closing: close })
         }
         Err(e) => {
             tracing::debug!(refusal = e.reason(), "unreadable response head");
@@ -390,7 +393,7 @@ async fn fail(
     mut log: Option<Box<Pending>>,
     start: std::time::Instant,
     keep_alive: bool,
-    client: &TcpStream,
+    client: &impl Io,
 ) -> bool {
     let p = route.pool();
     let (service, pool, backend) = (route.service.name.clone(), p.name.clone(), route.backend().address().into());

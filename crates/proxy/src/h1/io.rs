@@ -1,0 +1,58 @@
+//! The sockets of the HTTP/1 path, read and written through a shared reference
+//! (readiness, then `try_*`), so the upload and the answer of one exchange run at
+//! once in one task: the bare TCP stream (clients and backends) and TLS over it
+//! (clients, `tls_io`). Nothing here waits while holding a buffer.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// A connection the HTTP/1 path reads and writes.
+pub(crate) trait Io: Sync {
+    /// Reads what is there into `buf`'s spare room; `WouldBlock` if nothing is,
+    /// `Ok(0)` at the end.
+    fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize>;
+    /// Resolves once a read may find bytes (or the end).
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Takes what it can of `bytes` at once; `WouldBlock` if nothing.
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
+    /// Sends on what was taken but not sent yet; whether nothing is left.
+    fn try_flush(&self) -> io::Result<bool>;
+    /// Resolves once a write may take bytes.
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Ends the write side (TLS: says so first), giving up after `patience`.
+    fn shutdown(&mut self, patience: Duration) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+impl Io for TcpStream {
+    #[inline]
+    fn try_read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+
+    #[inline]
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::readable(self)
+    }
+
+    #[inline]
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, bytes)
+    }
+
+    #[inline]
+    fn try_flush(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    #[inline]
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::writable(self)
+    }
+
+    async fn shutdown(&mut self, _patience: Duration) -> io::Result<()> {
+        AsyncWriteExt::shutdown(self).await
+    }
+}
