@@ -3,7 +3,7 @@
 //! once in one task: the bare TCP stream (clients and backends) and TLS over it
 //! (clients, `tls_io`). Nothing here waits while holding a buffer.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -34,7 +34,9 @@ impl Io for TcpStream {
 
     #[inline]
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
+        // The socket's own waker slot, not a waiter node: 8 bytes in the connection's
+        // future instead of 152 (one task per connection, so one waiter per direction).
+        poll_fn(|cx| self.poll_read_ready(cx))
     }
 
     #[inline]
@@ -49,7 +51,7 @@ impl Io for TcpStream {
 
     #[inline]
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::writable(self)
+        poll_fn(|cx| self.poll_write_ready(cx))
     }
 
     async fn shutdown(&mut self, _patience: Duration) -> io::Result<()> {

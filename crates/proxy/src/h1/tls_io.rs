@@ -129,7 +129,7 @@ impl Io for TlsIo {
         if self.buffered() {
             return Ok(());
         }
-        self.tcp.readable().await
+        Io::readable(&self.tcp).await
     }
 
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
@@ -152,14 +152,14 @@ impl Io for TlsIo {
     }
 
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.tcp.writable()
+        Io::writable(&self.tcp)
     }
 
     async fn shutdown(&mut self, patience: Duration) -> io::Result<()> {
         self.close_notify();
         let until = tokio::time::Instant::now() + patience;
         while !self.try_flush()? {
-            tokio::time::timeout_at(until, self.tcp.writable()).await.map_err(|_| ErrorKind::TimedOut)??;
+            tokio::time::timeout_at(until, Io::writable(&self.tcp)).await.map_err(|_| ErrorKind::TimedOut)??;
         }
         tokio::io::AsyncWriteExt::shutdown(&mut self.tcp).await
     }
