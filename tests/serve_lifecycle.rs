@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, unsafe_code)] // test helpers fail loudly by design; kill(2) by pid
 
 mod common;
-use common::{Sy, ctl, write_config};
+use common::{Sy, ctl, http as plain_http, write_config};
 use http::StatusCode;
 use switchyard_test_support::{Conn, Upstream};
 
@@ -237,4 +237,35 @@ async fn a_sigterm_during_start_up_stops_gracefully() {
     drop(writer);
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_log_pipe_stops_neither_switches_nor_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, g) = fleets().await;
+    let cfg = write_config(dir.path(), &[b.address()], &[g.address()], "active = \"blue\"");
+    let sy = Sy::start(&cfg, &[]);
+    sy.stall_log();
+    // Each switch logs a line of ~200 bytes: a process that writes its log
+    // synchronously blocks in write(2) after ~300 (a 64 KiB pipe); 2000 are more
+    // than the pipe and the proxy's queue of 1024 lines together.
+    let admin = sy.admin;
+    let last = tokio::task::spawn_blocking(move || {
+        let mut last = String::new();
+        for i in 0..2000 {
+            let pool = if i % 2 == 0 { "green" } else { "blue" };
+            let body = format!("{{\"pool\": \"{pool}\"}}");
+            let (status, text) = plain_http::request(admin, "POST", "/v1/services/shop/switch", &[], &body)
+                .unwrap_or_else(|| panic!("switch {i} got no answer"));
+            assert_eq!(status, 200, "switch {i}: {text}");
+            last = pool.to_owned();
+        }
+        last
+    })
+    .await
+    .unwrap();
+    assert_eq!(Conn::open(sy.proxy).await.get("x", "/").await.1, last, "traffic flows with the log stuck");
+    // Once stderr is read again, the loss is said, not hidden.
+    sy.resume_log();
+    sy.wait_log("log lines dropped: stderr was not being read");
 }

@@ -14,6 +14,7 @@ mod ctl_status;
 mod demo;
 mod demo_config;
 mod demo_traffic;
+mod log_writer;
 mod serve;
 mod signals;
 mod watch;
@@ -51,13 +52,16 @@ enum Command {
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
+    let code = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Check { config } => check::run(&config),
         Command::Demo(args) => demo::run(args),
         Command::App(args) => app::run(args),
         Command::Ctl(args) => ctl::run(args),
-    }
+    };
+    // The last lines (why it stopped) are written before the process exits.
+    log_writer::flush(std::time::Duration::from_secs(2));
+    code
 }
 
 /// Exit code 1: invalid config or refused operation.
@@ -67,12 +71,13 @@ pub(crate) const USAGE: u8 = 2;
 /// Exit code 3: cannot bind, or an I/O failure at start.
 pub(crate) const IO_FAILURE: u8 = 3;
 
-/// Logs to stderr; `RUST_LOG` overrides the level.
+/// Logs to stderr (from a thread of its own, `log_writer`); `RUST_LOG` overrides the level.
 pub(crate) fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let writer = log_writer::Stderr::start();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 

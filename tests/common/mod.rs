@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 pub mod cluster;
@@ -32,6 +32,8 @@ pub struct Sy {
     pub log: mpsc::Receiver<String>,
     /// Everything logged up to the listening line.
     pub startup_log: String,
+    /// While true, nobody reads its stderr (a stuck log pipe).
+    stalled: Arc<(Mutex<bool>, Condvar)>,
 }
 
 /// A config for one service `shop` with pools blue and green, in `dir`.
@@ -79,12 +81,16 @@ impl Sy {
             .unwrap();
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
+        let stalled = Arc::new((Mutex::new(false), Condvar::new()));
+        let stall = stalled.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;
                 }
+                let (lock, resumed) = &*stall;
+                let _g = resumed.wait_while(lock.lock().unwrap(), |stalled| *stalled).unwrap();
             }
         });
         let mut seen = String::new();
@@ -97,7 +103,7 @@ impl Sy {
                         let proxy = field(&line, "proxy=").parse().unwrap();
                         let admin = field(&line, "admin=").parse().unwrap();
                         let tls = field(&line, "tls=").parse().ok();
-                        return Ok(Sy { child, proxy, admin, tls, log: rx, startup_log: seen });
+                        return Ok(Sy { child, proxy, admin, tls, log: rx, startup_log: seen, stalled });
                     }
                 }
                 Err(_) => {
@@ -106,6 +112,17 @@ impl Sy {
                 }
             }
         }
+    }
+
+    /// Stops reading its stderr after the next line, as a stuck log pipe would
+    /// (the pipe fills and writes to it block); `resume_log` reads on.
+    pub fn stall_log(&self) {
+        *self.stalled.0.lock().unwrap() = true;
+    }
+
+    pub fn resume_log(&self) {
+        *self.stalled.0.lock().unwrap() = false;
+        self.stalled.1.notify_all();
     }
 
     pub fn signal(&self, sig: i32) {
@@ -144,6 +161,7 @@ impl Sy {
 
 impl Drop for Sy {
     fn drop(&mut self) {
+        self.resume_log();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
