@@ -17,6 +17,7 @@ Usage:  python3 benches/compare.py [--quick] [--switchyard PATH] [--extra NAME=P
 """
 
 import argparse
+import collections
 import http.client
 import json
 import os
@@ -73,6 +74,10 @@ class Proc:
     def __init__(self, name, argv, port, cwd=None):
         self.name, self.port = name, port
         self.p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its log is read (the last lines kept): a pipe nobody reads fills, and then
+        # writes to it block (or, for switchyard, drop lines).
+        self.log = collections.deque(maxlen=50)
+        threading.Thread(target=lambda: self.log.extend(self.p.stderr), daemon=True).start()
         wait_port(port)
 
     def stop(self):

@@ -69,16 +69,10 @@ def prepare(tmp):
     return cert, key, shim
 
 
-def drained(proc):
-    """Read the proxy's stderr (a full pipe would stall it), keeping warnings and errors."""
-    proc.warnings = []
-
-    def run():
-        for line in proc.p.stderr:
-            if re.search(rb"WARN|ERROR|\[(warn|error|crit|alert|emerg)\]", line):
-                proc.warnings.append(line.decode(errors="replace").strip())
-    threading.Thread(target=run, daemon=True).start()
-    return proc
+def warnings_of(proc):
+    """Warnings and errors among the last lines the proxy logged (compare.Proc reads its stderr)."""
+    return [line.decode(errors="replace").strip() for line in proc.log
+            if re.search(rb"WARN|ERROR|\[(warn|error|crit|alert|emerg)\]", line)]
 
 
 def switchyard(tmp, name, binary, up, cert, key):
@@ -112,7 +106,7 @@ backends = ["127.0.0.1:{up}"]
     args = [binary, "serve", "-c", conf, "--reset-state"]
     if "--access-log" in sh([binary, "serve", "--help"]):
         args += ["--access-log", "off"]
-    return drained(Proc(name, args, port, cwd=d))
+    return Proc(name, args, port, cwd=d)
 
 
 def nginx_tls(tmp, up, cert, key, log=None):
@@ -129,7 +123,7 @@ http {{ {access} client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_pa
     ssl_certificate {cert}; ssl_certificate_key {key};
     location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
 """)
-    return drained(Proc("nginx", [which("nginx"), "-c", conf, "-p", d], port))
+    return Proc("nginx", [which("nginx"), "-c", conf, "-p", d], port)
 
 
 def wrk(proc, seconds, tmp, shim=None):
@@ -247,8 +241,9 @@ def main():
                     runs = [wrk(p, seconds, tmp, s) for s in (None, "", shim)]
                 finally:
                     p.stop()
-                if p.warnings:
-                    warnings.append(f"{p.name}, round {r + 1}: {len(p.warnings)} on stderr, last `{p.warnings[-1][:200]}`")
+                logged = warnings_of(p)
+                if logged:
+                    warnings.append(f"{p.name}, round {r + 1}: {len(logged)} on stderr, last `{logged[-1][:200]}`")
                 results.setdefault(p.name, []).append((runs, rss))
                 print(f"round {r + 1} {p.name}: " + "; ".join(
                     f"{kind} {x['rps']:.0f} req/s p50 {x['p50']}us p99 {x['p99']}us {x['cpu_us']:.1f} cpu-us/req "
