@@ -44,16 +44,18 @@ pub(crate) struct Forward {
     pub(crate) retryable: bool,
     /// `max_request_body`; 0 = unlimited.
     pub(crate) max_body: u64,
+    /// `Expect: 100-continue` with a body: the client waits for a `100 Continue`.
+    pub(crate) expects_continue: bool,
     /// The head as it goes upstream.
     pub(crate) upstream_head: Buf,
     pub(crate) log: Option<Box<Pending>>,
     pub(crate) start: Instant,
 }
 
-/// Requests this path carries itself; the rest (upgrades, `Expect`, HTTP/1.0,
-/// absolute-form targets) go to hyper for now.
+/// Requests this path carries itself; the rest (upgrades, HTTP/1.0, absolute-form
+/// targets) go to hyper for now.
 fn carried(head: &RequestHead<'_, '_>) -> bool {
-    !head.http10 && !head.upgrade && !head.expect_continue && head.target.starts_with('/')
+    !head.http10 && !head.upgrade && head.target.starts_with('/')
 }
 
 /// Methods a request may be repeated with (RFC 9110 §9.2.2).
@@ -141,6 +143,7 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         body: head.body,
         retryable: idempotent(head.method) && matches!(head.body, Body::None | Body::Length(0)),
         max_body,
+        expects_continue: head.expect_continue && !matches!(head.body, Body::None | Body::Length(0)),
         upstream_head,
         log,
         start,

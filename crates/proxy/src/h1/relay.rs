@@ -84,6 +84,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
         body,
         retryable,
         max_body,
+        expects_continue,
         mut upstream_head,
         mut log,
         start,
@@ -92,6 +93,15 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
     let set_cookie = route.set_cookie.take();
     let mut request = framing(body);
     let mut sent = 0u64;
+    // The request is accepted (routed, within the limits): a client waiting to be
+    // told may send its body now. The backend is not asked (`Expect` does not go
+    // up), as nginx does.
+    if expects_continue && input.unread().is_empty() {
+        let patience = route.service.timeouts.idle;
+        if write_all(client, b"HTTP/1.1 100 Continue\r\n\r\n", patience).await.is_err() {
+            return fail(&route, Failed::ClientGone, log, start, false, client).await;
+        }
+    }
     // The body's first bytes go up in the same write as the head.
     let body_done = match take_body(&mut request, input, &mut upstream_head, &mut sent, max_body) {
         Ok(done) => done,

@@ -92,6 +92,8 @@ pub fn request_head(out: &mut Vec<u8>, req: &RequestHead<'_, '_>, fwd: &Forwardi
         let name = h.name.as_bytes();
         let skip = match name.len() {
             4 => name.eq_ignore_ascii_case(b"host"),
+            // The proxy answers `Expect: 100-continue` itself (as nginx does).
+            6 if name.eq_ignore_ascii_case(b"expect") => req.expect_continue,
             6 if name.eq_ignore_ascii_case(b"cookie") => {
                 cookie(out, h, fwd.own_cookie);
                 true
