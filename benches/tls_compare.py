@@ -16,7 +16,8 @@ a 5-byte body), keep-alive to it. Per proxy, rounds in alternating order, median
    each), KiB per connection above the RSS just before (after a warm-up request).
 
 The URL names `localhost` (the certificate's name): with `127.0.0.1` wrk sends the
-IP as SNI and rustls logs a warning per handshake. nginx gets `ssl_protocols TLSv1.2
+IP as SNI (which TLS forbids; switchyard ignores it, older builds logged a warning
+per handshake). nginx gets `ssl_protocols TLSv1.2
 TLSv1.3` (1.22's default stops at TLS 1.2).
 
 Usage:  python3 benches/tls_compare.py --switchyard target/release/switchyard
@@ -293,7 +294,7 @@ def render(results, notes, warnings, resumed, seconds, rounds, idle, load):
               "- nginx: `ssl_protocols TLSv1.2 TLSv1.3` (1.22 defaults to at most 1.2); session settings at their "
               "defaults (ssl_session_tickets on, ssl_session_cache none: no shared cache, ssl_session_timeout 5m); "
               "ciphers and curves at their defaults. switchyard: rustls (ring), tickets + in-memory session cache.",
-              "- wrk's URL names `localhost` (SNI `localhost`); with `127.0.0.1` rustls logs a warning per handshake.",
+              "- wrk's URL names `localhost` (SNI `localhost`); with `127.0.0.1` wrk would send an IP address as SNI.",
               "- Errors: wrk socket errors + non-2xx (keep-alive/resumed/full), summed over rounds.",
               "- RSS: process and children from /proc, after one warm-up request, then 1 s after the last of N "
               "idle connections opened (python ssl, one GET answered on each).",

@@ -359,10 +359,14 @@ async fn expect_100_continue_is_answered_by_the_proxy_on_this_path() {
     assert!(!seen[0].to_ascii_lowercase().contains("expect"), "the expectation is the proxy's: {}", seen[0]);
     assert!(seen[0].ends_with("\r\n\r\nhello"), "{}", seen[0]);
     // Still read by this path (strictly), not handed to hyper, which reads CL+TE as chunked.
-    assert!(c.send(b"POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await);
+    assert!(
+        c.send(b"POST / HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            .await
+    );
     assert_eq!(c.response().await.unwrap().status, 400);
     // A request refused before its body gets the final answer, not 100.
-    let (r, closed) = refused(&p, b"POST /big HTTP/1.1\r\nHost: app\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n").await;
+    let (r, closed) =
+        refused(&p, b"POST /big HTTP/1.1\r\nHost: app\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n").await;
     assert_eq!((r.status, closed), (413, true));
     assert_eq!(b.seen().len(), 1);
 }
