@@ -83,16 +83,20 @@ impl Drop for Line {
 
 fn drain(rx: &Receiver<Msg>) {
     let mut err = std::io::stderr();
+    let say_dropped = |err: &mut std::io::Stderr| {
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = writeln!(err, "switchyard: {dropped} log lines dropped: stderr was not being read");
+        }
+    };
     for msg in rx {
         match msg {
             Msg::Line(line) => {
-                let dropped = DROPPED.swap(0, Ordering::Relaxed);
-                if dropped > 0 {
-                    let _ = writeln!(err, "switchyard: {dropped} log lines dropped: stderr was not being read");
-                }
+                say_dropped(&mut err);
                 let _ = err.write_all(&line);
             }
             Msg::Flush(done) => {
+                say_dropped(&mut err);
                 let _ = done.send(());
             }
         }

@@ -136,6 +136,7 @@ fn spawn_connection(
     slot: Slot,
 ) {
     let _ = stream.set_nodelay(true);
+    let opened = tokio::time::Instant::now();
     let proxy = Proxy::new(router.clone(), peer.ip(), opts.proto, opts.access_log.clone())
         .with_max_request_body(opts.max_request_body);
     // The place is held by the connection itself, so a WebSocket tunnel that
@@ -146,7 +147,7 @@ fn spawn_connection(
         None if h1_path() => {
             let max_head = opts.max_header_bytes;
             let client = h1::conn::Client { stream, conn, builder, timeouts, max_head, stopped, peer };
-            tokio::spawn(h1::conn::serve(client));
+            tokio::spawn(h1::conn::serve(client, opened));
         }
         None => {
             tokio::spawn(async move {
@@ -169,7 +170,7 @@ fn spawn_connection(
                 let (tcp, session) = io.into_inner();
                 let stream = h1::tls_io::TlsIo::new(tcp, session);
                 let client = h1::conn::Client { stream, conn, builder, timeouts, max_head, stopped, peer };
-                h1::conn::serve(client).await;
+                h1::conn::serve(client, opened).await;
             });
         }
     }

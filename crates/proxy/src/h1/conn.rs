@@ -8,11 +8,12 @@
 //! or a request this path does not carry itself, goes to hyper with the bytes
 //! read so far put back (`Rewind`).
 
+use super::body;
 use super::buf::Buf;
 use super::io::Io;
 use super::prepare::{Prepared, prepare};
+use super::relay::{self, Next};
 use super::rewind::Rewind;
-use super::{body, relay};
 use crate::activity::{Conn, H2_PREFACE};
 use crate::lifetime::ClientTimeouts;
 use crate::server;
@@ -41,23 +42,35 @@ pub(crate) struct Client<S> {
 /// A connection quiet this long gives its task up for a small one (`parked`).
 const PARK_AFTER: Duration = Duration::from_millis(500);
 
-/// Serves the connection until it closes, times out or the listener stops.
-pub(crate) async fn serve<S>(c: Client<S>)
+/// Where a connection is when a task takes it up.
+#[derive(Clone, Copy)]
+enum Since {
+    /// Opened then (accepted; with TLS, before its handshake), no request yet: its
+    /// first head is due `timeouts.header` after that.
+    Opened(Instant),
+    /// Between requests: closed unless bytes come by then (`timeouts.idle` after
+    /// the last answer, however often the connection woke without bytes).
+    Idle(Instant),
+}
+
+/// Serves the connection opened at `opened` until it closes, times out or the
+/// listener stops.
+pub(crate) async fn serve<S>(c: Client<S>, opened: Instant)
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve_from(c, Some(Instant::now())).await;
+    serve_from(c, Since::Opened(opened)).await;
 }
 
-/// Serves a connection opened at `opened` if no request came yet (its first head is
-/// due `timeouts.header` after that), else one between requests.
-async fn serve_from<S>(c: Client<S>, opened: Option<Instant>)
+async fn serve_from<S>(c: Client<S>, since: Since)
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Client { stream, conn, builder, timeouts, max_head, mut stopped, peer } = c;
-    let mut fresh = opened.is_some();
-    let opened = opened.unwrap_or_else(Instant::now);
+    let (mut fresh, opened, mut idle_until) = match since {
+        Since::Opened(at) => (true, at, None),
+        Since::Idle(until) => (false, Instant::now(), Some(until)),
+    };
     let mut pending: Option<Buf> = None;
     loop {
         // A buffer with nothing unread goes back to the pool here, before any wait.
@@ -65,7 +78,11 @@ where
             Some(b) => b,
             None => {
                 // Idle: no buffer held while waiting.
-                let until = if fresh { opened + timeouts.header } else { Instant::now() + timeouts.idle };
+                let until = if fresh {
+                    opened + timeouts.header
+                } else {
+                    *idle_until.get_or_insert_with(|| Instant::now() + timeouts.idle)
+                };
                 let park_at = Instant::now() + PARK_AFTER;
                 let quiet = tokio::select! {
                     biased;
@@ -76,14 +93,18 @@ where
                 if quiet {
                     if park_at < until {
                         let c = Client { stream, conn, builder, timeouts, max_head, stopped, peer };
-                        park(c, until, fresh.then_some(opened));
+                        park(c, until, if fresh { Since::Opened(opened) } else { Since::Idle(until) });
                     }
                     return;
                 }
                 let mut b = Buf::take();
                 match stream.try_read_buf(&mut b.data) {
                     Ok(0) => return,
-                    Ok(_) => b,
+                    Ok(_) => {
+                        idle_until = None;
+                        b
+                    }
+                    // (TLS: a record not complete yet, or one without data.)
                     Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                     Err(_) => return,
                 }
@@ -134,8 +155,10 @@ where
             Prepared::Forward(fwd) => {
                 buf.consume(fwd.head_len);
                 let stopping = *stopped.borrow();
-                if !relay::forward(fwd, &stream, &mut buf, stopping).await {
-                    return close(stream, buf, stopped).await;
+                match relay::forward(fwd, &stream, &mut buf, stopping).await {
+                    Next::KeepAlive => {}
+                    Next::Close => return close(stream, buf, stopped).await,
+                    Next::Cut => return stream.abort(),
                 }
             }
         }
@@ -148,11 +171,11 @@ where
 }
 
 /// Hands a quiet connection to a task of its own that only waits for it.
-fn park<S>(c: Client<S>, until: Instant, opened: Option<Instant>)
+fn park<S>(c: Client<S>, until: Instant, since: Since)
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::spawn(parked(c, until, opened));
+    tokio::spawn(parked(c, until, since));
 }
 
 /// Waits for a parked connection's next bytes (or its deadline, or the listener's
@@ -160,7 +183,7 @@ where
 /// `async move` block, not an `async fn`: the latter would copy `c` into a local
 /// and keep room for both.)
 #[allow(clippy::manual_async_fn)]
-fn parked<S>(mut c: Client<S>, until: Instant, opened: Option<Instant>) -> impl Future<Output = ()> + Send
+fn parked<S>(mut c: Client<S>, until: Instant, since: Since) -> impl Future<Output = ()> + Send
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -171,15 +194,15 @@ where
             _ = c.stopped.wait_for(|s| *s) => return,
             () = tokio::time::sleep_until(until) => return,
         }
-        resume(c, opened);
+        resume(c, since);
     }
 }
 
-fn resume<S>(c: Client<S>, opened: Option<Instant>)
+fn resume<S>(c: Client<S>, since: Since)
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::spawn(serve_from(c, opened));
+    tokio::spawn(serve_from(c, since));
 }
 
 /// Bytes and time a closing connection spends reading what the client still sends.
@@ -256,10 +279,10 @@ mod tests {
     #[tokio::test]
     async fn a_connections_futures_stay_small() {
         let (c, _outside) = client(Duration::from_secs(1)).await;
-        let size = size_of_val(&serve(c));
+        let size = size_of_val(&serve(c, Instant::now()));
         assert!(size < 3 * 1024, "a connection's future grew to {size} bytes");
         let (c, _outside) = client(Duration::from_secs(1)).await;
-        let size = size_of_val(&parked(c, Instant::now(), None));
+        let size = size_of_val(&parked(c, Instant::now(), Since::Opened(Instant::now())));
         assert!(size < 768, "a parked connection's future grew to {size} bytes");
     }
 
@@ -288,7 +311,7 @@ mod tests {
     async fn a_quiet_connection_is_parked_served_again_and_closed_at_its_idle_timeout() {
         use tokio::io::AsyncReadExt;
         let (c, mut outside) = client(Duration::from_secs(2)).await;
-        let task = tokio::spawn(serve(c));
+        let task = tokio::spawn(serve(c, Instant::now()));
         not_found(&mut outside).await;
         // Quiet past PARK_AFTER: the connection's task ends, the connection stays open.
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("parked").unwrap();

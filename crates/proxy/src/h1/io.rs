@@ -24,6 +24,9 @@ pub(crate) trait Io: Sync {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Ends the write side (TLS: says so first), giving up after `patience`.
     fn shutdown(&mut self, patience: Duration) -> impl Future<Output = io::Result<()>> + Send;
+    /// Closes with a reset (and over TLS without `close_notify`): the peer sees an
+    /// error, not an end.
+    fn abort(self);
 }
 
 impl Io for TcpStream {
@@ -56,5 +59,10 @@ impl Io for TcpStream {
 
     async fn shutdown(&mut self, _patience: Duration) -> io::Result<()> {
         AsyncWriteExt::shutdown(self).await
+    }
+
+    fn abort(self) {
+        // A zero linger makes the close a reset; it does not block.
+        let _ = self.set_zero_linger();
     }
 }

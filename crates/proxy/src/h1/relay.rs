@@ -62,6 +62,22 @@ enum Reply {
     Relayed { relayed: Option<bool>, keep_alive: bool, body: Body, closing: bool },
 }
 
+/// How the client connection goes on after an exchange.
+pub(crate) enum Next {
+    KeepAlive,
+    /// After a complete answer: closed cleanly (TLS `close_notify`, lingering).
+    Close,
+    /// The answer broke off after its head went out: the connection is reset, so the
+    /// client cannot take a cut body (close-delimited, or over TLS) for a whole one.
+    Cut,
+}
+
+impl Next {
+    fn after(keep_alive: bool) -> Next {
+        if keep_alive { Next::KeepAlive } else { Next::Close }
+    }
+}
+
 /// Where the request body's upload stands when the exchange ends.
 enum Upstate {
     Done,
@@ -76,7 +92,7 @@ enum Upstate {
 /// stream) before it has read the whole body.
 ///
 /// `stopping`: the listener is shutting down, so the answer says `Connection: close`.
-pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, stopping: bool) -> bool {
+pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, stopping: bool) -> Next {
     let Forward {
         mut route,
         keep_alive,
@@ -99,13 +115,13 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
     if expects_continue && input.unread().is_empty() {
         let patience = route.service.timeouts.idle;
         if write_all(client, b"HTTP/1.1 100 Continue\r\n\r\n", patience).await.is_err() {
-            return fail(&route, Failed::ClientGone, log, start, false, client).await;
+            return Next::after(fail(&route, Failed::ClientGone, log, start, false, client).await);
         }
     }
     // The body's first bytes go up in the same write as the head.
     let body_done = match take_body(&mut request, input, &mut upstream_head, &mut sent, max_body) {
         Ok(done) => done,
-        Err(f) => return fail(&route, f, log, start, false, client).await,
+        Err(f) => return Next::after(fail(&route, f, log, start, false, client).await),
     };
     let mut other_tried = false;
     let mut fresh = false;
@@ -130,12 +146,14 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                     route = Route { service: route.service.clone(), pool: route.pool, backend: next, set_cookie: None };
                     continue;
                 }
-                return fail(&route, Failed::Unreachable, log, start, keep_alive && body_done, client).await;
+                return Next::after(
+                    fail(&route, Failed::Unreachable, log, start, keep_alive && body_done, client).await,
+                );
             }
             Err(e) => {
                 drop(tracker);
                 let f = if matches!(e, Obtain::Busy) { Failed::Busy } else { Failed::Upstream };
-                return fail(&route, f, log, start, keep_alive && body_done, client).await;
+                return Next::after(fail(&route, f, log, start, keep_alive && body_done, client).await);
             }
         };
         // Only a body still going up is followed (no body: both clocks run from now).
@@ -183,7 +201,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
             // The upload failed on the client's side: answered if nothing was sent yet, else cut.
             None => {
                 if answered.head.load(Relaxed) {
-                    return false;
+                    return Next::Cut;
                 }
                 drop(tracker);
                 let f = match upstate {
@@ -194,7 +212,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                     }
                     _ => Failed::Upstream,
                 };
-                return fail(&route, f, log, start, false, client).await;
+                return Next::after(fail(&route, f, log, start, false, client).await);
             }
             Some(Reply::NoHead(Heard::Nothing)) if reused && !fresh && retryable && !answered.any() => {
                 tracing::debug!(
@@ -208,13 +226,17 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                 let f = if matches!(heard, Heard::Timeout) { Failed::Timeout } else { Failed::Upstream };
                 pool.metrics.upstream_error(if matches!(f, Failed::Timeout) { "timeout" } else { "reset" });
                 drop(tracker);
-                return fail(&route, f, log, start, keep_alive && uploaded, client).await;
+                return Next::after(fail(&route, f, log, start, keep_alive && uploaded, client).await);
             }
             Some(Reply::Relayed { relayed, keep_alive: up_keep, body, closing }) => {
                 if relayed == Some(false) && uploaded && up_keep {
                     tracker.conns().put_raw(raw);
                 }
-                return relayed.is_some() && keep_alive && body != Body::UntilClose && uploaded && !closing;
+                return match relayed {
+                    None => Next::Cut,
+                    Some(_) if keep_alive && body != Body::UntilClose && uploaded && !closing => Next::KeepAlive,
+                    Some(_) => Next::Close,
+                };
             }
         }
     }

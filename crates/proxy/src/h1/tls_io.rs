@@ -155,6 +155,10 @@ impl Io for TlsIo {
         Io::writable(&self.tcp)
     }
 
+    fn abort(self) {
+        self.tcp.abort();
+    }
+
     async fn shutdown(&mut self, patience: Duration) -> io::Result<()> {
         self.close_notify();
         let until = tokio::time::Instant::now() + patience;
