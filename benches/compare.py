@@ -130,21 +130,16 @@ http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_
     return Proc(f"upstream-{body}", [which("nginx"), "-c", conf, "-p", d], port)
 
 
-class Switchyard:
-    kind = "switchyard"
-
-    def __init__(self, tmp, binary, workers, blue, green, name="switchyard"):
-        self.name = name
-        self.port, self.admin = free_port(), free_port()
-        d = tempfile.mkdtemp(dir=tmp)
-        conf = os.path.join(d, "sy.toml")
-        with open(conf, "w") as f:
-            f.write(f"""[runtime]
+def switchyard_config(workers, port, admin, blue, green, tls=""):
+    """The benchmarks' switchyard config: service `app`, pools blue and green (`tls`:
+    a `[listener.tls]` table, or nothing)."""
+    return f"""[runtime]
 worker_threads = {workers}
 [listener]
-address = "127.0.0.1:{self.port}"
+address = "127.0.0.1:{port}"
+{tls}
 [admin]
-address = "127.0.0.1:{self.admin}"
+address = "127.0.0.1:{admin}"
 [state]
 file = "state.json"
 [[service]]
@@ -155,7 +150,19 @@ active = "blue"
 backends = ["127.0.0.1:{blue}"]
 [service.pools.green]
 backends = ["127.0.0.1:{green}"]
-""")
+"""
+
+
+class Switchyard:
+    kind = "switchyard"
+
+    def __init__(self, tmp, binary, workers, blue, green, name="switchyard"):
+        self.name = name
+        self.port, self.admin = free_port(), free_port()
+        d = tempfile.mkdtemp(dir=tmp)
+        conf = os.path.join(d, "sy.toml")
+        with open(conf, "w") as f:
+            f.write(switchyard_config(workers, self.port, self.admin, blue, green))
         args = [binary, "serve", "-c", conf, "--reset-state"]
         # Access log off unless the variant's name asks for it ("…+log": lines go to /dev/null).
         if "--access-log" in sh([binary, "serve", "--help"]) and not name.endswith("+log"):

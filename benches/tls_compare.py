@@ -41,7 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import free_port  # noqa: E402
-from compare import LUA, Proc, ensure_tools, machine, nginx_upstream, sh, which  # noqa: E402
+from compare import LUA, Proc, ensure_tools, machine, nginx_upstream, sh, switchyard_config, which  # noqa: E402
 
 KINDS = ("keep-alive", "resumed", "full")
 CLIENT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # for the idle connections: no verification, HTTP/1.1
@@ -80,27 +80,8 @@ def switchyard(tmp, name, binary, up, cert, key):
     d = tempfile.mkdtemp(dir=tmp)
     conf, port = os.path.join(d, "sy.toml"), free_port()
     with open(conf, "w") as f:
-        f.write(f"""[runtime]
-worker_threads = 1
-[listener]
-address = "127.0.0.1:{free_port()}"
-[listener.tls]
-address = "127.0.0.1:{port}"
-cert = "{cert}"
-key = "{key}"
-[admin]
-address = "127.0.0.1:{free_port()}"
-[state]
-file = "state.json"
-[[service]]
-name = "app"
-[service.traffic]
-active = "blue"
-[service.pools.blue]
-backends = ["127.0.0.1:{up}"]
-[service.pools.green]
-backends = ["127.0.0.1:{up}"]
-""")
+        tls = f'[listener.tls]\naddress = "127.0.0.1:{port}"\ncert = "{cert}"\nkey = "{key}"'
+        f.write(switchyard_config(1, free_port(), free_port(), up, up, tls))
     check = subprocess.run([binary, "check", "-c", conf], cwd=d, capture_output=True, text=True, timeout=30)
     if check.returncode:  # e.g. the key or the certificate is not accepted
         raise RuntimeError(f"{name} check failed:\n{check.stdout}{check.stderr}")
