@@ -53,6 +53,16 @@ enum Since {
     Idle(Instant),
 }
 
+impl Since {
+    /// When the connection closes if no bytes come.
+    fn deadline(self, timeouts: &ClientTimeouts) -> Instant {
+        match self {
+            Since::Opened(at) => at + timeouts.header,
+            Since::Idle(until) => until,
+        }
+    }
+}
+
 /// Serves the connection opened at `opened` until it closes, times out or the
 /// listener stops.
 pub(crate) async fn serve<S>(c: Client<S>, opened: Instant)
@@ -93,7 +103,7 @@ where
                 if quiet {
                     if park_at < until {
                         let c = Client { stream, conn, builder, timeouts, max_head, stopped, peer };
-                        park(c, until, if fresh { Since::Opened(opened) } else { Since::Idle(until) });
+                        park(c, if fresh { Since::Opened(opened) } else { Since::Idle(until) });
                     }
                     return;
                 }
@@ -171,11 +181,11 @@ where
 }
 
 /// Hands a quiet connection to a task of its own that only waits for it.
-fn park<S>(c: Client<S>, until: Instant, since: Since)
+fn park<S>(c: Client<S>, since: Since)
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::spawn(parked(c, until, since));
+    tokio::spawn(parked(c, since));
 }
 
 /// Waits for a parked connection's next bytes (or its deadline, or the listener's
@@ -183,11 +193,12 @@ where
 /// `async move` block, not an `async fn`: the latter would copy `c` into a local
 /// and keep room for both.)
 #[allow(clippy::manual_async_fn)]
-fn parked<S>(mut c: Client<S>, until: Instant, since: Since) -> impl Future<Output = ()> + Send
+fn parked<S>(mut c: Client<S>, since: Since) -> impl Future<Output = ()> + Send
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     async move {
+        let until = since.deadline(&c.timeouts);
         tokio::select! {
             biased;
             r = c.stream.readable() => if r.is_err() { return },
@@ -282,7 +293,7 @@ mod tests {
         let size = size_of_val(&serve(c, Instant::now()));
         assert!(size < 3 * 1024, "a connection's future grew to {size} bytes");
         let (c, _outside) = client(Duration::from_secs(1)).await;
-        let size = size_of_val(&parked(c, Instant::now(), Since::Opened(Instant::now())));
+        let size = size_of_val(&parked(c, Since::Opened(Instant::now())));
         assert!(size < 768, "a parked connection's future grew to {size} bytes");
     }
 

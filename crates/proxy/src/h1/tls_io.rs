@@ -70,6 +70,15 @@ impl TlsIo {
         }
     }
 
+    /// Queues `close_notify` (once).
+    fn close_notify(&self) {
+        let mut s = self.session();
+        if !s.closing {
+            s.closing = true;
+            s.tls.send_close_notify();
+        }
+    }
+
     /// Whether plaintext (or the end) is already waiting, no socket read needed.
     fn buffered(&self) -> bool {
         let mut s = self.session();
@@ -166,16 +175,6 @@ impl Io for TlsIo {
             tokio::time::timeout_at(until, Io::writable(&self.tcp)).await.map_err(|_| ErrorKind::TimedOut)??;
         }
         tokio::io::AsyncWriteExt::shutdown(&mut self.tcp).await
-    }
-}
-
-impl TlsIo {
-    fn close_notify(&self) {
-        let mut s = self.session();
-        if !s.closing {
-            s.closing = true;
-            s.tls.send_close_notify();
-        }
     }
 }
 
