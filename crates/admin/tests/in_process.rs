@@ -145,6 +145,31 @@ async fn gate_refuses_switch_to_a_down_pool_unless_forced() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A switch opens a connection to the pool it moves traffic to before it publishes,
+/// so the first request there finds one idle instead of dialling (and a busy
+/// service's clients do not all dial at once).
+#[tokio::test]
+async fn a_switch_warms_the_pool_it_moves_traffic_to() {
+    let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let s = stack(&[b.address()], &[g.address()], "").await;
+    let mut conn = Conn::open(s.proxy).await;
+    assert_eq!(conn.get("x", "/").await.1, "blue", "the service has a connection to blue");
+    let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "green"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let wait = std::time::Duration::from_secs(5);
+    assert!(g.connected(1, wait).await, "no connection to green before any request went there");
+    assert_eq!(g.hits(), 0);
+    assert_eq!(conn.get("x", "/").await.1, "green");
+    assert_eq!(g.connections(), 1, "the first request to green went over the warmed connection");
+    // Back to blue: its idle connection was closed when it lost its traffic (draining),
+    // and the switch back opens a new one before any request goes there.
+    let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "blue"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(b.connected(2, wait).await, "no new connection to blue before the request");
+    assert_eq!(conn.get("x", "/").await.1, "blue");
+    assert_eq!((b.connections(), b.hits()), (2, 2));
+}
+
 #[tokio::test]
 async fn drain_waits_for_the_held_request_and_times_out_with_408() {
     let (b, g) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);

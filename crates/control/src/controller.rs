@@ -17,6 +17,11 @@ use switchyard_proxy::tls::{self, TlsSettings};
 
 use switchyard_proxy::{Router, RoutesPublisher, RoutingTable};
 
+/// How long a change waits for connections to a pool gaining weight before it is
+/// published anyway (a loopback or LAN connect takes well under a millisecond; a
+/// blackholed backend must not hold a switch or a rollback).
+const WARM_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Owns the traffic state and the snapshot's write side.
 pub struct Controller {
     pub(crate) config: Arc<Config>,
@@ -353,11 +358,21 @@ impl Controller {
             let table = self.publisher.current().with_service(svc, &next.traffic);
             Some(table.ok_or_else(|| ControlError::UnknownService(service.into()))?)
         };
+        // Connections to a pool gaining weight open on the workers while the change is persisted.
+        let warming = table.as_ref().map(|t| self.publisher.warm(t, service));
         if self.store.unsure() {
             self.store.save_all(&self.state).map_err(persist)?;
         }
         self.store.append_one(service, before, &next).map_err(persist)?;
         if let Some(table) = table {
+            if let Some(w) = warming {
+                let started = std::time::Instant::now();
+                let (opened, wanted) = w.wait(WARM_WAIT);
+                if wanted > 0 {
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    tracing::debug!(service, opened, wanted, waited_ms = ms, "warmed the pools gaining traffic");
+                }
+            }
             self.publisher.publish(table);
         }
         let before = self.state.services.insert(service.to_owned(), next);

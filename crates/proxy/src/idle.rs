@@ -143,6 +143,11 @@ impl IdleConns {
         Some(stack.remove(i))
     }
 
+    /// How many idle connections runtime `me` could take now (of either kind).
+    pub(crate) fn idle_on(&self, me: Id) -> usize {
+        self.made().iter().map(|s| lock(s).iter().filter(|e| e.owner == me).count()).sum()
+    }
+
     /// Gives back an HTTP/1-path connection whose exchange ended cleanly.
     pub(crate) fn put_raw(self: &Arc<Self>, raw: Raw) {
         let Some(owner) = raw.runtime else { return };

@@ -35,6 +35,7 @@ pub mod tls;
 mod tracker;
 mod upgrade;
 mod upstream;
+mod warm;
 mod wire;
 mod write_through;
 
@@ -51,3 +52,4 @@ pub use server::{ServerOptions, serve, serve_tls};
 pub use service_route::{PoolRoute, ServiceRoute};
 pub use table::RoutingTable;
 pub use tracker::Tracker;
+pub use warm::Warming;

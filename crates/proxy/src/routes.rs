@@ -2,6 +2,7 @@
 //! non-`Clone` publisher for the control task.
 
 use crate::table::RoutingTable;
+use crate::warm::{self, Runtimes, Serving, Warming};
 use arc_swap::{ArcSwap, Guard};
 use std::sync::Arc;
 
@@ -9,23 +10,32 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Router {
     table: Arc<ArcSwap<RoutingTable>>,
+    runtimes: Arc<Runtimes>,
 }
 
 /// Write side: whoever holds it decides what traffic does. Not `Clone` on purpose.
 pub struct RoutesPublisher {
     table: Arc<ArcSwap<RoutingTable>>,
+    /// The runtimes serving from this snapshot, where warming opens connections.
+    runtimes: Arc<Runtimes>,
 }
 
 /// Creates the snapshot holding `initial`, with its two ends.
 pub fn channel(initial: RoutingTable) -> (RoutesPublisher, Router) {
     let table = Arc::new(ArcSwap::from_pointee(initial));
-    (RoutesPublisher { table: table.clone() }, Router { table })
+    let runtimes = Arc::<Runtimes>::default();
+    (RoutesPublisher { table: table.clone(), runtimes: runtimes.clone() }, Router { table, runtimes })
 }
 
 impl Router {
     /// The current table. Drop the guard before any `.await`.
     pub fn load(&self) -> Guard<Arc<RoutingTable>> {
         self.table.load()
+    }
+
+    /// Lists the current runtime as one that serves requests, while the guard lives.
+    pub(crate) fn serving(&self) -> Serving {
+        self.runtimes.enter()
     }
 }
 
@@ -42,6 +52,17 @@ impl RoutesPublisher {
 
     /// A reader of the same snapshot.
     pub fn router(&self) -> Router {
-        Router { table: self.table.clone() }
+        Router { table: self.table.clone(), runtimes: self.runtimes.clone() }
+    }
+
+    /// Starts opening connections to the pools of `service` that `next` gives more
+    /// weight than the current table does, on every runtime serving requests;
+    /// `wait` on it, then `publish(next)`.
+    pub fn warm(&self, next: &RoutingTable, service: &str) -> Warming {
+        let now = self.current();
+        match (now.service(service), next.service(service)) {
+            (Some(a), Some(b)) if !Arc::ptr_eq(a, b) => warm::start(&self.runtimes, a, b),
+            _ => Warming::none(),
+        }
     }
 }

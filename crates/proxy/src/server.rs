@@ -107,6 +107,7 @@ async fn run(
     tls: Option<TlsSettings>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let _serving = router.serving();
     let builder = Arc::new(builder(opts.max_header_bytes));
     let gauge = switchyard_metrics::client_connections(opts.proto);
     let timeouts = ClientTimeouts { header: opts.header_timeout, idle: opts.idle_timeout };

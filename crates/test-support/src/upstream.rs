@@ -29,6 +29,8 @@ struct Shared {
     open: AtomicUsize,
     gate: Semaphore,
     arrivals: mpsc::UnboundedSender<String>,
+    /// Tells `connected` about each accept.
+    accepts: tokio::sync::watch::Sender<usize>,
 }
 
 /// A running upstream; stops when dropped.
@@ -59,6 +61,7 @@ impl Upstream {
             open: AtomicUsize::new(0),
             gate: Semaphore::new(0),
             arrivals: tx,
+            accepts: tokio::sync::watch::channel(0).0,
         });
         let s = shared.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -68,6 +71,7 @@ impl Upstream {
                 let s = s.clone();
                 let mut stopped = stopped.clone();
                 s.accepted.fetch_add(1, Ordering::SeqCst);
+                s.accepts.send_modify(|n| *n += 1);
                 s.open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let counts = s.clone();
@@ -99,6 +103,12 @@ impl Upstream {
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` connections were accepted in all, at most `within`; whether they were.
+    pub async fn connected(&self, n: usize, within: std::time::Duration) -> bool {
+        let mut rx = self.shared.accepts.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|c| *c >= n)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Connections open now (closed ones are counted once their socket is dropped).

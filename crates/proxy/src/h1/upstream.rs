@@ -17,6 +17,11 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
+    /// A connection just opened on this runtime, counted in `slot`.
+    pub(crate) fn new(stream: TcpStream, slot: Option<Slot>) -> Raw {
+        Raw { stream, runtime: idle::runtime(), _slot: slot }
+    }
+
     /// Open and quiet: the backend neither closed it nor sent anything unasked.
     pub(crate) fn alive(&self) -> bool {
         let mut probe = [0u8; 1];
@@ -38,7 +43,7 @@ fn checkout(conns: &IdleConns, me: Id) -> Option<Raw> {
 pub(crate) async fn obtain(to: &Target<'_>, fresh: bool) -> Result<(Raw, bool), Obtain> {
     upstream::obtain_with(to, fresh, true, checkout, |slot| async move {
         let stream = upstream::dial(to.addr, to.timeouts.connect).await?;
-        Ok(Raw { stream, runtime: idle::runtime(), _slot: slot })
+        Ok(Raw::new(stream, slot))
     })
     .await
 }
