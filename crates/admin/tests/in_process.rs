@@ -161,13 +161,21 @@ async fn a_switch_warms_the_pool_it_moves_traffic_to() {
     assert_eq!(g.hits(), 0);
     assert_eq!(conn.get("x", "/").await.1, "green");
     assert_eq!(g.connections(), 1, "the first request to green went over the warmed connection");
-    // Back to blue: its idle connection was closed when it lost its traffic (draining),
-    // and the switch back opens a new one before any request goes there.
+    // Back to blue within the grace: its idle connection is still there and serves.
+    let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "blue"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(conn.get("x", "/").await.1, "blue");
+    assert_eq!(b.connections(), 1, "a quick switch back (a rollback) found blue's connection open");
+    // Away and back after the grace: blue's idle connection closed (draining), and the
+    // switch back opens a new one before any request goes there.
+    let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "green"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eventually!(b.open_connections() == 0, "blue's idle connection closes once it lost its traffic");
     let (status, _) = s.call("POST", "/v1/services/shop/switch", json!({"pool": "blue"})).await;
     assert_eq!(status, StatusCode::OK);
     assert!(b.connected(2, wait).await, "no new connection to blue before the request");
     assert_eq!(conn.get("x", "/").await.1, "blue");
-    assert_eq!((b.connections(), b.hits()), (2, 2));
+    assert_eq!((b.connections(), b.hits()), (2, 3));
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ use tokio::time::Instant;
 const MAX_IDLE: usize = 1024;
 /// The reaper closes idle connections at least this often.
 const MAX_REAP_INTERVAL: Duration = Duration::from_secs(15);
+/// How long the idle connections of a pool that lost all its traffic stay open:
+/// a switch back (a rollback) within it finds them warm. Then they close (draining).
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
@@ -76,6 +79,11 @@ pub(crate) struct IdleConns {
     shards: usize,
     idle_timeout: Duration,
     reaper: AtomicBool,
+    /// Wakes the reaper early (a retirement moved its next sweep closer).
+    wake: OnceLock<Arc<Notify>>,
+    /// Since when its pool has had no traffic, while its connections wait out
+    /// `DRAIN_GRACE` (`retire`).
+    retired: Mutex<Option<Instant>>,
     limit: Arc<Limit>,
 }
 
@@ -93,6 +101,8 @@ impl IdleConns {
             shards: shards.max(1),
             idle_timeout,
             reaper: AtomicBool::new(false),
+            wake: OnceLock::new(),
+            retired: Mutex::new(None),
             limit: if cap == 0 { UNLIMITED.get_or_init(|| limit(0)).clone() } else { limit(cap) },
         }
     }
@@ -165,10 +175,34 @@ impl IdleConns {
         self.keep(Idle::Hyper(lease), owner);
     }
 
+    /// Its pool lost all its traffic: the idle connections close once
+    /// `DRAIN_GRACE` has passed, and so does any that comes back after that.
+    pub(crate) fn retire(&self) {
+        self.retired.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(Instant::now);
+        if let Some(wake) = self.wake.get() {
+            wake.notify_one();
+        }
+    }
+
+    /// Its pool has traffic again within the grace: the connections stay.
+    pub(crate) fn revive(&self) {
+        *self.retired.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// When a retired pool's connections close (`None`: not retired).
+    fn closes_at(&self) -> Option<Instant> {
+        self.retired.lock().unwrap_or_else(PoisonError::into_inner).map(|at| at + DRAIN_GRACE)
+    }
+
+    /// Retired and past the grace: nothing is kept any more.
+    pub(crate) fn expired(&self) -> bool {
+        self.closes_at().is_some_and(|at| at <= Instant::now())
+    }
+
     fn keep(self: &Arc<Self>, conn: Idle, owner: Id) {
         let rejected = {
             let mut idle = self.lock();
-            if idle.len() < MAX_IDLE {
+            if idle.len() < MAX_IDLE && !self.expired() {
                 idle.push(Entry { conn, since: Instant::now(), owner });
                 None
             } else {
@@ -208,9 +242,10 @@ impl IdleConns {
     fn reap(&self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         let mut left = false;
+        let expired = self.expired();
         for stack in self.made() {
             let mut idle = lock(stack);
-            idle.retain_mut(|e| e.since.elapsed() < self.idle_timeout && e.conn.alive(&mut cx));
+            idle.retain_mut(|e| !expired && e.since.elapsed() < self.idle_timeout && e.conn.alive(&mut cx));
             left |= !idle.is_empty();
         }
         if left {
@@ -223,11 +258,21 @@ impl IdleConns {
     }
 }
 
-/// Sweeps a backend's idle connections until it has none (or is gone).
+/// Sweeps a backend's idle connections until it has none (or is gone); a
+/// retirement wakes it to sweep when the grace ends.
 async fn reap(conns: Weak<IdleConns>) {
     loop {
-        let Some(interval) = conns.upgrade().map(|c| c.idle_timeout.min(MAX_REAP_INTERVAL)) else { return };
-        tokio::time::sleep(interval).await;
+        let Some((next, wake)) = conns.upgrade().map(|c| {
+            let every = Instant::now() + c.idle_timeout.min(MAX_REAP_INTERVAL);
+            let next = c.closes_at().map_or(every, |at| at.min(every));
+            (next, c.wake.get_or_init(Arc::default).clone())
+        }) else {
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = wake.notified() => continue,
+        }
         match conns.upgrade() {
             Some(c) if c.reap() => {}
             _ => return,

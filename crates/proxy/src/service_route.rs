@@ -59,6 +59,9 @@ pub struct PoolRoute {
     pub(crate) client: Arc<LazyClient>,
     /// Idle HTTP/1 connections per backend (same order as `backends`), replaced with it.
     pub(crate) conns: Box<[Arc<IdleConns>]>,
+    /// After the pool lost all its traffic: the idle connections it had, per backend
+    /// (same order), until `DRAIN_GRACE` has passed; empty otherwise.
+    retired: Box<[Arc<IdleConns>]>,
     /// `max_upstream_connections` those were made with (kept only while it holds).
     conn_cap: usize,
     protocol: Protocol,
@@ -82,33 +85,57 @@ impl ServiceRoute {
                     (None, Some(o)) => o.weight,
                     (None, None) => svc.traffic.weight(&p.name),
                 };
-                // Keep the connection pool while the pool keeps traffic and its settings;
-                // a pool that loses all weight gets a fresh one, dropping idle connections.
-                let reuse = old.filter(|o| {
+                // The connection pools are kept while their settings hold. A pool that loses
+                // all weight gets fresh ones: hyper's closes its idle connections at once, the
+                // HTTP/1 path's are retired (closed after `DRAIN_GRACE`) and come back if the
+                // pool regains traffic within it.
+                let settled = old.filter(|o| {
                     o.protocol == p.protocol
                         && o.conn_cap == settings.cap
                         && prev.is_some_and(|s| s.timeouts == svc.timeouts)
-                        && !(o.weight > Weight::ZERO && weight == Weight::ZERO)
                 });
-                let client = match reuse {
+                let drained = settled.is_some_and(|o| o.weight > Weight::ZERO) && weight == Weight::ZERO;
+                let regained = settled.is_some_and(|o| o.weight == Weight::ZERO && !o.retired.is_empty())
+                    && weight > Weight::ZERO
+                    && settled.is_some_and(|o| o.retired.iter().all(|c| !c.expired()));
+                let client = match settled.filter(|_| !drained) {
                     Some(o) => o.client.clone(),
                     None => Arc::new(LazyClient::new(&svc.timeouts, p.protocol)),
                 };
-                // Per backend: its shared state from the old pool, and its idle connections
-                // when the connection pool is kept.
+                let fresh = || Arc::new(IdleConns::new(svc.timeouts.pool_idle, settings.shards, settings.cap));
+                // Per backend: its shared state from the old pool, its idle connections, and
+                // those of the traffic it lost (while they wait out the grace).
+                let mut retired = Vec::new();
                 let (backends, conns): (Vec<_>, Vec<_>) = p
                     .addresses()
                     .map(|addr| {
                         let at = old.and_then(|o| o.backends.iter().position(|b| b.address() == addr.as_str()));
                         let backend =
                             old.zip(at).map_or_else(|| Arc::new(Backend::new(addr)), |(o, i)| o.backends[i].clone());
-                        let conns = reuse.zip(at).map_or_else(
-                            || Arc::new(IdleConns::new(svc.timeouts.pool_idle, settings.shards, settings.cap)),
-                            |(o, i)| o.conns[i].clone(),
-                        );
+                        let kept = settled.zip(at);
+                        let conns = match kept {
+                            Some((o, i)) if regained => {
+                                o.retired[i].revive();
+                                o.retired[i].clone()
+                            }
+                            Some((o, i)) if drained => {
+                                o.conns[i].retire();
+                                retired.push(o.conns[i].clone());
+                                fresh()
+                            }
+                            Some((o, i)) => {
+                                if let Some(r) = o.retired.get(i).filter(|r| !r.expired()) {
+                                    retired.push(r.clone());
+                                }
+                                o.conns[i].clone()
+                            }
+                            None => fresh(),
+                        };
                         (backend, conns)
                     })
                     .unzip();
+                // Kept only whole (one per backend, in order).
+                let retired = if retired.len() == backends.len() { retired.into() } else { Box::default() };
                 PoolRoute {
                     name: p.name.as_str().into(),
                     weight,
@@ -118,6 +145,7 @@ impl ServiceRoute {
                         .map_or_else(|| Arc::new(LazyPoolMetrics::new(&svc.name, &p.name)), |o| o.metrics.clone()),
                     client,
                     conns: conns.into(),
+                    retired,
                     conn_cap: settings.cap,
                     protocol: p.protocol,
                 }
