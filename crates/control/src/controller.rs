@@ -196,7 +196,7 @@ impl Controller {
             Command::History(name) => {
                 self.service_config(&name)?;
                 let st = self.service_state(&name)?;
-                Ok(Reply::History(st.history.iter().rev().cloned().collect()))
+                Ok(Reply::History(st.history.iter().rev().map(|e| Event::clone(e)).collect()))
             }
         }
     }
@@ -271,7 +271,7 @@ impl Controller {
         }
         self.gate(service, &current, &target, meta.force)?;
         let mut st = self.service_state(service)?.clone();
-        st.undo.push(current.clone());
+        st.undo.push(Arc::new(current.clone()));
         let meta = cancelling(&mut st, kind, meta);
         record(&mut st, kind, current, target, meta);
         self.commit_service(service, st)?;
@@ -286,7 +286,7 @@ impl Controller {
             return Err(ControlError::NothingToRollBack(service.into()));
         };
         // The target and the no-op entries after it leave the stack.
-        let target = st.undo.split_off(at).swap_remove(0);
+        let target = Arc::unwrap_or_clone(st.undo.split_off(at).swap_remove(0));
         self.gate(service, &current, &target, meta.force)?;
         let meta = cancelling(&mut st, Kind::Rollback, meta);
         record(&mut st, Kind::Rollback, current, target, meta);

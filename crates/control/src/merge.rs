@@ -98,7 +98,7 @@ fn merge_one(svc: &Service, prev: Option<&ServiceState>) -> Result<Option<Servic
         // even when the file names the weights already in force.
         let cancelled = crate::rollout_ctl::cancel(&mut st, "a reload changed [traffic]");
         if st.traffic != file {
-            st.undo.push(st.traffic.clone());
+            st.undo.push(Arc::new(st.traffic.clone()));
             let mut reason = "config file [traffic] changed".to_owned();
             if let Some(id) = cancelled {
                 reason.push_str(&format!("; cancelled rollout {id}"));
@@ -119,7 +119,7 @@ fn merge_one(svc: &Service, prev: Option<&ServiceState>) -> Result<Option<Servic
         crate::rollout_ctl::cancel(&mut st, "a reload removed one of its pools");
     }
     // A rollback may only return to traffic the new pools can carry.
-    st.undo = st.undo.iter().filter_map(|t| fit(t, pools.clone()).ok()).collect();
+    st.undo = st.undo.iter().filter_map(|t| fit(t, pools.clone()).ok().map(Arc::new)).collect();
     Ok((st != *prev).then_some(st))
 }
 
@@ -130,7 +130,7 @@ fn untouched(svc: &Service, prev: &ServiceState) -> bool {
     let over_pools = |t: &Traffic| t.0.len() == svc.pools.len() && svc.pools.iter().all(|p| t.0.contains_key(&p.name));
     prev.config_traffic == svc.traffic
         && over_pools(&prev.traffic)
-        && prev.undo.iter().all(over_pools)
+        && prev.undo.iter().all(|t| over_pools(t))
         && prev
             .running()
             .is_none_or(|r| svc.pool(&r.pool).is_some() && svc.pool(&r.baseline).is_some() && over_pools(&r.from))

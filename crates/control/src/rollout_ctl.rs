@@ -174,7 +174,7 @@ impl Controller {
         let from = self.service_state(service)?.traffic.clone();
         self.gate(service, &from, &first, false)?;
         let mut st = self.service_state(service)?.clone();
-        st.undo.push(from.clone());
+        st.undo.push(std::sync::Arc::new(from.clone()));
         let id = format!("{service}-{}", st.version + 1);
         let n = steps.len();
         let rollout = Rollout {
@@ -338,7 +338,7 @@ impl Controller {
             r.analysis = a;
         }
         // The rollout counted as one change; undoing it consumes its undo entry.
-        if st.undo.last() == Some(&from) {
+        if st.undo.last().map(|t| &**t) == Some(&from) {
             st.undo.pop();
         }
         if current != from {

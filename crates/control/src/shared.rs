@@ -21,7 +21,7 @@ pub struct SharedDoc {
     /// Beyond SPEC's three fields: the rollback stack, so that a rollback on any
     /// replica goes where it would on the replica that made the change.
     #[serde(default)]
-    pub undo: Vec<Traffic>,
+    pub undo: Vec<std::sync::Arc<Traffic>>,
 }
 
 impl SharedDoc {

@@ -76,7 +76,7 @@ impl Controller {
         }
         // An automatic rollback still waiting to be pushed goes with this change.
         let base = sh.pending.get(service).copied().unwrap_or(before.version);
-        let events: Vec<Event> = next.history.iter().filter(|e| e.version > base).cloned().collect();
+        let events: Vec<Event> = next.history.iter().filter(|e| e.version > base).map(|e| Event::clone(e)).collect();
         let keep_from = keep_from(next.version);
         let was = sh.revs.get(service).copied();
         match sh.store.commit(service, was.unwrap_or(0), &SharedDoc::of(next), &events, keep_from) {
@@ -128,7 +128,8 @@ impl Controller {
         for (service, stored) in pending {
             let Ok(st) = self.service_state(&service).cloned() else { continue };
             let Some(sh) = &mut self.shared else { return };
-            let events: Vec<Event> = st.history.iter().filter(|e| e.version > stored).cloned().collect();
+            let events: Vec<Event> =
+                st.history.iter().filter(|e| e.version > stored).map(|e| Event::clone(e)).collect();
             let keep_from = keep_from(st.version);
             let expected = sh.revs.get(&service).copied().unwrap_or(0);
             match sh.store.commit(&service, expected, &SharedDoc::of(&st), &events, keep_from) {
@@ -220,8 +221,9 @@ impl Controller {
         let doc = SharedDoc::of(st);
         let keep_from = keep_from(st.version);
         // etcd allows 128 operations per transaction: the latest events only.
-        let recent = &st.history[st.history.len().saturating_sub(SEED_EVENTS)..];
-        match sh.store.commit(service, 0, &doc, recent, keep_from) {
+        let recent: Vec<Event> =
+            st.history[st.history.len().saturating_sub(SEED_EVENTS)..].iter().map(|e| Event::clone(e)).collect();
+        match sh.store.commit(service, 0, &doc, &recent, keep_from) {
             Ok(Commit::Done(rev)) => {
                 sh.revs.insert(service.to_owned(), rev);
                 tracing::info!(%service, version = doc.version, "cluster: seeded the service's shared state from this replica");

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use switchyard_config::Traffic;
 
 /// Events kept per service (newest last).
@@ -45,12 +46,14 @@ pub struct ServiceState {
     pub traffic: Traffic,
     /// `[service.traffic]` as the file said at the last apply.
     pub config_traffic: Traffic,
-    /// Traffic before each change not yet rolled back (latest last).
+    /// Traffic before each change not yet rolled back (latest last). Entries are
+    /// shared, so a change's copy of the state costs no deep clone and its journal
+    /// delta compares them by pointer first (`store/delta.rs`).
     #[serde(default)]
-    pub undo: Vec<Traffic>,
-    /// Traffic changes, oldest first, at most `HISTORY_LIMIT`.
+    pub undo: Vec<Arc<Traffic>>,
+    /// Traffic changes, oldest first, at most `HISTORY_LIMIT` (shared like `undo`).
     #[serde(default)]
-    pub history: Vec<Event>,
+    pub history: Vec<Arc<Event>>,
     /// The running progressive rollout, or the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Box<crate::rollout::Rollout>>,
@@ -72,7 +75,7 @@ impl ServiceState {
     /// Where a rollback goes: the index in `undo` of the newest entry that
     /// differs from the traffic now (the ones after it would be no-ops).
     pub(crate) fn rollback_index(&self) -> Option<usize> {
-        self.undo.iter().rposition(|t| *t != self.traffic)
+        self.undo.iter().rposition(|t| **t != self.traffic)
     }
 
     /// The rollout still holding the service (progressing or paused).
@@ -84,7 +87,7 @@ impl ServiceState {
 impl ServiceState {
     /// Appends an event, dropping the oldest beyond the limits.
     pub(crate) fn record(&mut self, event: Event) {
-        self.history.push(event);
+        self.history.push(Arc::new(event));
         if self.history.len() > HISTORY_LIMIT {
             let excess = self.history.len() - HISTORY_LIMIT;
             self.history.drain(..excess);
@@ -131,8 +134,9 @@ impl Kind {
     }
 }
 
-/// One traffic change, as the history API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One traffic change, as the history API shows it. `Eq` lets two `Arc`s of the
+/// same event compare equal by pointer, without comparing their fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// The service version this change produced.

@@ -113,7 +113,7 @@ impl ServiceView {
             pools,
             sticky,
             rollout: state.running().cloned().map(Box::new),
-            rollback_to: state.rollback_index().map(|i| state.undo[i].clone()),
+            rollback_to: state.rollback_index().map(|i| Traffic::clone(&state.undo[i])),
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::rollout::Rollout;
 use crate::state::{Event, ServiceState};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use switchyard_config::Traffic;
 
 /// Most entries a splice looks for at the front of a list (the limit drops one per change).
@@ -17,8 +18,8 @@ pub(crate) struct Delta {
     version: u64,
     traffic: Traffic,
     config_traffic: Traffic,
-    undo: Splice<Traffic>,
-    history: Splice<Event>,
+    undo: Splice<Arc<Traffic>>,
+    history: Splice<Arc<Event>>,
     rollout: Option<Box<Rollout>>,
 }
 

@@ -16,7 +16,7 @@ fn switch(store: &mut Store, s: &mut State, name: &str) {
     let mut after = before.clone();
     let to = if after.traffic.weight("blue").0 > 0 { "green" } else { "blue" };
     let target = Traffic::all_to(to, ["blue", "green"]);
-    after.undo.push(after.traffic.clone());
+    after.undo.push(std::sync::Arc::new(after.traffic.clone()));
     after.version += 1;
     let event = Event {
         version: after.version,
