@@ -10,7 +10,7 @@
 
 use crate::h1::upstream::Raw;
 use crate::upstream::Lease;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -33,6 +33,17 @@ thread_local! {
     /// This thread's number, in the order threads first use a stack; workers (the
     /// only threads that forward) come out as 0, 1, … and get a stack each.
     static THREAD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The instant deadlines are counted from (the first one asked for).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `at` in nanoseconds since `epoch()`.
+fn since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The runtime this code runs on, if any.
@@ -81,9 +92,9 @@ pub(crate) struct IdleConns {
     reaper: AtomicBool,
     /// Wakes the reaper early (a retirement moved its next sweep closer).
     wake: OnceLock<Arc<Notify>>,
-    /// Since when its pool has had no traffic, while its connections wait out
-    /// `DRAIN_GRACE` (`retire`).
-    retired: Mutex<Option<Instant>>,
+    /// When the grace of a retired pool ends, in nanoseconds since `epoch()` (0:
+    /// not retired), read on every put without a lock.
+    closes_at: AtomicU64,
     limit: Arc<Limit>,
 }
 
@@ -102,7 +113,7 @@ impl IdleConns {
             idle_timeout,
             reaper: AtomicBool::new(false),
             wake: OnceLock::new(),
-            retired: Mutex::new(None),
+            closes_at: AtomicU64::new(0),
             limit: if cap == 0 { UNLIMITED.get_or_init(|| limit(0)).clone() } else { limit(cap) },
         }
     }
@@ -153,9 +164,9 @@ impl IdleConns {
         Some(stack.remove(i))
     }
 
-    /// How many idle connections runtime `me` could take now (of either kind).
-    pub(crate) fn idle_on(&self, me: Id) -> usize {
-        self.made().iter().map(|s| lock(s).iter().filter(|e| e.owner == me).count()).sum()
+    /// How many idle connections runtime `me` could take now, of the kind `raw` says.
+    pub(crate) fn idle_on(&self, me: Id, raw: bool) -> usize {
+        self.made().iter().map(|s| lock(s).iter().filter(|e| e.owner == me && e.conn.is_raw() == raw).count()).sum()
     }
 
     /// Gives back an HTTP/1-path connection whose exchange ended cleanly.
@@ -177,21 +188,26 @@ impl IdleConns {
 
     /// Its pool lost all its traffic: the idle connections close once
     /// `DRAIN_GRACE` has passed, and so does any that comes back after that.
+    /// A retirement already under way keeps its deadline.
     pub(crate) fn retire(&self) {
-        self.retired.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(Instant::now);
-        if let Some(wake) = self.wake.get() {
-            wake.notify_one();
+        let at = since_epoch(Instant::now() + DRAIN_GRACE).max(1);
+        if self.closes_at.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            // A permit if the reaper is not waiting yet: it looks again either way.
+            self.wake.get_or_init(Arc::default).notify_one();
         }
     }
 
     /// Its pool has traffic again within the grace: the connections stay.
     pub(crate) fn revive(&self) {
-        *self.retired.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.closes_at.store(0, Ordering::Relaxed);
     }
 
     /// When a retired pool's connections close (`None`: not retired).
-    fn closes_at(&self) -> Option<Instant> {
-        self.retired.lock().unwrap_or_else(PoisonError::into_inner).map(|at| at + DRAIN_GRACE)
+    pub(crate) fn closes_at(&self) -> Option<Instant> {
+        match self.closes_at.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(epoch() + Duration::from_nanos(n)),
+        }
     }
 
     /// Retired and past the grace: nothing is kept any more.
@@ -200,9 +216,14 @@ impl IdleConns {
     }
 
     fn keep(self: &Arc<Self>, conn: Idle, owner: Id) {
+        if self.expired() {
+            drop(conn); // draining: it closes
+            self.limit.notify();
+            return;
+        }
         let rejected = {
             let mut idle = self.lock();
-            if idle.len() < MAX_IDLE && !self.expired() {
+            if idle.len() < MAX_IDLE {
                 idle.push(Entry { conn, since: Instant::now(), owner });
                 None
             } else {
@@ -244,8 +265,13 @@ impl IdleConns {
         let mut left = false;
         let expired = self.expired();
         for stack in self.made() {
+            if expired {
+                let closing = std::mem::take(&mut *lock(stack));
+                drop(closing); // outside the lock
+                continue;
+            }
             let mut idle = lock(stack);
-            idle.retain_mut(|e| !expired && e.since.elapsed() < self.idle_timeout && e.conn.alive(&mut cx));
+            idle.retain_mut(|e| e.since.elapsed() < self.idle_timeout && e.conn.alive(&mut cx));
             left |= !idle.is_empty();
         }
         if left {
@@ -263,9 +289,9 @@ impl IdleConns {
 async fn reap(conns: Weak<IdleConns>) {
     loop {
         let Some((next, wake)) = conns.upgrade().map(|c| {
+            let wake = c.wake.get_or_init(Arc::default).clone();
             let every = Instant::now() + c.idle_timeout.min(MAX_REAP_INTERVAL);
-            let next = c.closes_at().map_or(every, |at| at.min(every));
-            (next, c.wake.get_or_init(Arc::default).clone())
+            (c.closes_at().map_or(every, |at| at.min(every)), wake)
         }) else {
             return;
         };

@@ -21,9 +21,11 @@ pub struct RoutesPublisher {
 }
 
 /// Creates the snapshot holding `initial`, with its two ends.
-pub fn channel(initial: RoutingTable) -> (RoutesPublisher, Router) {
+pub fn channel(mut initial: RoutingTable) -> (RoutesPublisher, Router) {
+    let fresh = initial.take_fresh();
     let table = Arc::new(ArcSwap::from_pointee(initial));
     let runtimes = Arc::<Runtimes>::default();
+    fresh.iter().for_each(|r| r.activate());
     (RoutesPublisher { table: table.clone(), runtimes: runtimes.clone() }, Router { table, runtimes })
 }
 
@@ -41,8 +43,13 @@ impl Router {
 
 impl RoutesPublisher {
     /// Makes `table` the one every following request sees.
-    pub fn publish(&self, table: RoutingTable) {
+    pub fn publish(&self, mut table: RoutingTable) {
+        let fresh = table.take_fresh();
         self.table.store(Arc::new(table));
+        // Only now does a pool that lost its traffic start its grace (and one that
+        // regained it keep its connections): a change that fails before it is
+        // published leaves the live pools as they were.
+        fresh.iter().for_each(|r| r.activate());
     }
 
     /// The current table (to build the next one from).

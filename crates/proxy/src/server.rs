@@ -179,7 +179,7 @@ fn spawn_connection(
 
 /// Whether HTTP/1 (plain and over TLS) goes through the proxy's own codec (`h1`); set
 /// `SWITCHYARD_H1=hyper` to serve it with hyper as before.
-fn h1_path() -> bool {
+pub(crate) fn h1_path() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("SWITCHYARD_H1").map_or(true, |v| v != "hyper"))
 }

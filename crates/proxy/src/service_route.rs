@@ -95,9 +95,10 @@ impl ServiceRoute {
                         && prev.is_some_and(|s| s.timeouts == svc.timeouts)
                 });
                 let drained = settled.is_some_and(|o| o.weight > Weight::ZERO) && weight == Weight::ZERO;
-                let regained = settled.is_some_and(|o| o.weight == Weight::ZERO && !o.retired.is_empty())
-                    && weight > Weight::ZERO
-                    && settled.is_some_and(|o| o.retired.iter().all(|c| !c.expired()));
+                let regained = weight > Weight::ZERO
+                    && settled.is_some_and(|o| {
+                        o.weight == Weight::ZERO && !o.retired.is_empty() && o.retired.iter().all(|c| !c.expired())
+                    });
                 let client = match settled.filter(|_| !drained) {
                     Some(o) => o.client.clone(),
                     None => Arc::new(LazyClient::new(&svc.timeouts, p.protocol)),
@@ -114,12 +115,9 @@ impl ServiceRoute {
                             old.zip(at).map_or_else(|| Arc::new(Backend::new(addr)), |(o, i)| o.backends[i].clone());
                         let kept = settled.zip(at);
                         let conns = match kept {
-                            Some((o, i)) if regained => {
-                                o.retired[i].revive();
-                                o.retired[i].clone()
-                            }
+                            // Revived or retired by `activate`, once this route is published.
+                            Some((o, i)) if regained => o.retired[i].clone(),
                             Some((o, i)) if drained => {
-                                o.conns[i].retire();
                                 retired.push(o.conns[i].clone());
                                 fresh()
                             }
@@ -206,6 +204,18 @@ impl ServiceRoute {
                     && have.backends.len() == want.addresses().count()
                     && have.backends.iter().zip(want.addresses()).all(|(b, a)| b.address() == a.as_str())
             })
+    }
+
+    /// Once its table is published: the connections of a pool without traffic
+    /// start (or keep) their grace, those of a pool with traffic stay.
+    pub(crate) fn activate(&self) {
+        for p in self.pools.iter() {
+            if p.weight == Weight::ZERO {
+                p.retired.iter().for_each(|c| c.retire());
+            } else {
+                p.conns.iter().for_each(|c| c.revive());
+            }
+        }
     }
 
     /// Counts a preview token it refused.

@@ -23,6 +23,9 @@ pub struct RoutingTable {
     /// `requests_total{service="-",pool="-"}`: requests no service matched.
     pub(crate) unrouted: Arc<StatusCounters>,
     preview_key: Option<Arc<PreviewKey>>,
+    /// Routes built for this table (not shared with the one before), to
+    /// `activate` once it is published.
+    fresh: Vec<Arc<ServiceRoute>>,
 }
 
 /// Where each service sits, by host and by name.
@@ -90,6 +93,7 @@ impl RoutingTable {
         generation: u64,
     ) -> RoutingTable {
         let settings = ConnSettings::from(config);
+        let mut fresh = Vec::new();
         let services = config
             .services
             .iter()
@@ -101,7 +105,11 @@ impl RoutingTable {
                     .and_then(|t| t.services.get(i).filter(|p| *p.name == *svc.name).or_else(|| t.service(&svc.name)));
                 match prev {
                     Some(p) if p.unchanged(svc, traffic, settings) => p.clone(),
-                    _ => Arc::new(ServiceRoute::build(svc, traffic, prev, settings)),
+                    _ => {
+                        let route = Arc::new(ServiceRoute::build(svc, traffic, prev, settings));
+                        fresh.push(route.clone());
+                        route
+                    }
                 }
             })
             .collect();
@@ -114,6 +122,7 @@ impl RoutingTable {
             generation,
             unrouted,
             preview_key,
+            fresh,
         }
     }
 
@@ -125,12 +134,13 @@ impl RoutingTable {
         let prev = self.services.get(at)?;
         let route = Arc::new(ServiceRoute::build(svc, Some(traffic), Some(prev), self.settings));
         Some(RoutingTable {
-            services: self.services.with(at, route)?,
+            services: self.services.with(at, route.clone())?,
             index: self.index.clone(),
             settings: self.settings,
             generation: self.generation,
             unrouted: self.unrouted.clone(),
             preview_key: self.preview_key.clone(),
+            fresh: vec![route],
         })
     }
 
@@ -143,7 +153,13 @@ impl RoutingTable {
             generation: 0,
             unrouted: Arc::new(StatusCounters::new("-", "-")),
             preview_key: None,
+            fresh: Vec::new(),
         }
+    }
+
+    /// The routes built for this table, to `activate` once it is in service.
+    pub(crate) fn take_fresh(&mut self) -> Vec<Arc<ServiceRoute>> {
+        std::mem::take(&mut self.fresh)
     }
 
     /// The service for a `Host` value (case-insensitive, port ignored), else the catch-all.
@@ -181,6 +197,7 @@ impl RoutingTable {
             generation: self.generation,
             unrouted: self.unrouted.clone(),
             preview_key: Some(key),
+            fresh: Vec::new(),
         }
     }
 
@@ -249,6 +266,24 @@ mod tests {
         assert!(Arc::ptr_eq(&a.index, &b.index), "the host index is shared");
         assert_eq!(b.route(b"S1.test:80").map(|s| &*s.name), Some("s1"));
         assert!(b.with_service(&config("x:1").services[0], &green).is_some());
+    }
+
+    #[test]
+    fn a_drained_pool_is_retired_once_published_and_gets_its_connections_back_on_a_switch_back() {
+        let c = config("127.0.0.1:2");
+        let (publisher, _router) = crate::routes::channel(RoutingTable::build(&c, None, 1));
+        let blue_conns = publisher.current().service("s1").unwrap().pools[0].conns[0].clone();
+        let (green, blue) = (Traffic::all_to("green", ["blue", "green"]), Traffic::all_to("blue", ["blue", "green"]));
+        let next = publisher.current().with_service(&c.services[1], &green).unwrap();
+        assert!(blue_conns.closes_at().is_none(), "an unpublished change (it may still fail) retires nothing");
+        publisher.publish(next);
+        assert!(blue_conns.closes_at().is_some(), "blue's connections start their grace once published");
+        let s1 = publisher.current().service("s1").unwrap().clone();
+        assert!(!Arc::ptr_eq(&s1.pools[0].conns[0], &blue_conns), "blue serves from fresh stacks meanwhile");
+        publisher.publish(publisher.current().with_service(&c.services[1], &blue).unwrap());
+        let s1 = publisher.current().service("s1").unwrap().clone();
+        assert!(Arc::ptr_eq(&s1.pools[0].conns[0], &blue_conns), "a switch back within the grace gets them back");
+        assert!(blue_conns.closes_at().is_none(), "and they stay open");
     }
 
     #[test]

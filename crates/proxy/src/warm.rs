@@ -115,8 +115,9 @@ impl Warming {
 }
 
 /// Opens connections to the pools of `next` that gain weight over `now`, on every
-/// runtime in `runtimes`: per runtime, the gained share of the connections the
-/// service has open there (idle, plus its requests in flight split evenly).
+/// runtime in `runtimes`: per runtime, the pool's new share of the connections the
+/// service has open there (idle, plus its requests in flight split evenly), less
+/// those it has idle there already.
 pub(crate) fn start(runtimes: &Runtimes, now: &ServiceRoute, next: &ServiceRoute) -> Warming {
     let handles = runtimes.handles();
     if handles.is_empty() {
@@ -124,20 +125,25 @@ pub(crate) fn start(runtimes: &Runtimes, now: &ServiceRoute, next: &ServiceRoute
     }
     let inflight: u64 = now.pools.iter().flat_map(|p| p.backends.iter()).map(|b| b.inflight()).sum();
     let inflight_each = usize::try_from(inflight).unwrap_or(usize::MAX).div_ceil(handles.len());
+    // The kind of connection client HTTP/1 requests take (HTTP/2 clients' are not warmed).
+    let raw = crate::server::h1_path();
     let mut plan: Vec<(Handle, Vec<Dial>)> = handles.iter().map(|(_, h)| (h.clone(), Vec::new())).collect();
     for pool in next.pools.iter().filter(|p| !p.is_h2c()) {
         let was = now.pool(&pool.name).map_or(Weight::ZERO, |p| p.weight);
-        let Some(gain) = pool.weight.0.checked_sub(was.0).filter(|g| *g > 0) else { continue };
+        if pool.weight <= was {
+            continue;
+        }
         let healthy: Vec<usize> = (0..pool.backends.len()).filter(|&i| pool.backends[i].is_healthy()).collect();
         if healthy.is_empty() {
             continue;
         }
         for ((id, _), (_, dials)) in handles.iter().zip(plan.iter_mut()) {
-            let open = inflight_each + now.pools.iter().map(|p| idle_on(p, *id)).sum::<usize>();
-            let need = (open * gain as usize).div_ceil(Weight::FULL.0 as usize).min(MAX_PER_RUNTIME);
-            for k in 0..need.saturating_sub(idle_on(pool, *id)) {
+            // Its share of what the service has open there, less what it has idle.
+            let open = inflight_each.saturating_add(now.pools.iter().map(|p| idle_on(p, *id, raw)).sum::<usize>());
+            let share = open.saturating_mul(pool.weight.0 as usize).div_ceil(Weight::FULL.0 as usize);
+            for k in 0..share.saturating_sub(idle_on(pool, *id, raw)).min(MAX_PER_RUNTIME) {
                 let at = healthy[k % healthy.len()];
-                dials.push(Dial { conns: pool.conns[at].clone(), addr: pool.backends[at].address().into() });
+                dials.push(Dial { conns: pool.conns[at].clone(), addr: pool.backends[at].address().into(), raw });
             }
         }
     }
@@ -161,12 +167,19 @@ pub(crate) fn start(runtimes: &Runtimes, now: &ServiceRoute, next: &ServiceRoute
 struct Dial {
     conns: Arc<IdleConns>,
     addr: Box<str>,
+    /// For the HTTP/1 path (else hyper's client).
+    raw: bool,
 }
 
 impl Dial {
     /// Opens it (within the pool's cap) and leaves it idle; whether it opened.
     async fn open(self, connect: Duration) -> bool {
         let Ok(slot) = self.conns.limit().reserve() else { return false };
+        if !self.raw {
+            let Ok(lease) = upstream::connect(&self.addr, connect, slot).await else { return false };
+            self.conns.put(lease);
+            return true;
+        }
         match upstream::dial(&self.addr, connect).await {
             Ok(stream) => {
                 self.conns.put_raw(Raw::new(stream, slot));
@@ -177,7 +190,7 @@ impl Dial {
     }
 }
 
-/// Idle connections of `pool` that runtime `id` can use.
-fn idle_on(pool: &PoolRoute, id: Id) -> usize {
-    pool.conns.iter().map(|c| c.idle_on(id)).sum()
+/// Idle connections of `pool` of the kind `raw` says that runtime `id` can use.
+fn idle_on(pool: &PoolRoute, id: Id, raw: bool) -> usize {
+    pool.conns.iter().map(|c| c.idle_on(id, raw)).sum()
 }

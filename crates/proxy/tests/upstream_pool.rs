@@ -83,7 +83,10 @@ async fn cutover_closes_idle_connections_to_the_pool_that_lost_its_traffic() {
     answers_from(&proxy, "blue").await;
     assert_eq!(b.open_connections(), 1);
     proxy.apply(&config(&b, &g, "green", ""));
-    assert_eventually!(b.open_connections() == 0, "blue's idle connection closes at cutover");
+    assert_eventually!(
+        b.open_connections() == 0,
+        "blue's idle connection closes once blue lost its traffic (after the grace)"
+    );
     answers_from(&proxy, "green").await;
     // A reload that keeps green's traffic keeps its connection.
     proxy.apply(&config(&b, &g, "green", ""));
