@@ -9,6 +9,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+/// The crypto provider: ring, or aws-lc-rs with the `aws-lc` feature.
+#[cfg(feature = "aws-lc")]
+use rustls::crypto::aws_lc_rs as crypto;
+#[cfg(not(feature = "aws-lc"))]
+use rustls::crypto::ring as crypto;
+
 /// The live TLS settings of a listener; the control task stores new ones on reload.
 pub type TlsSettings = Arc<ArcSwap<ServerConfig>>;
 
@@ -22,7 +28,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
         return Err(format!("{}: no certificate in the file", cert.display()));
     }
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crypto::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -43,7 +49,7 @@ fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String> {
     if let Some(t) = TICKETER.get() {
         return Ok(t.clone());
     }
-    let made = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    let made = crypto::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
     Ok(TICKETER.get_or_init(|| made).clone())
 }
 
