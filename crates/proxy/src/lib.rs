@@ -1,8 +1,10 @@
 //! switchyard-proxy owns the data plane: the routing snapshot (`RoutingTable` in one
 //! `ArcSwap`, read by `Router`, written only through `RoutesPublisher`), the
-//! routing decision, and forwarding requests to backends with hyper: HTTP/1
-//! upstream connections pooled per backend and driven inside the request's own
-//! task (`upstream`), hyper-util's client for h2c and upgrades (`client`).
+//! routing decision, and forwarding requests to backends: HTTP/1 (plain and TLS,
+//! WebSocket tunnels included) on a wire path of its own (`h1`), HTTP/2 and the
+//! rare hand-overs with hyper (HTTP/1 upstream connections pooled per backend and
+//! driven inside the request's own task, `upstream`; hyper-util's client for h2c
+//! and upgrades, `client`).
 //!
 //! It depends on switchyard-config only; never on control, admin, notify or toml.
 

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::Weight;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 /// How often a tunnel checks whether its pool still has weight.
@@ -55,11 +56,10 @@ pub(crate) struct Tunnel {
 }
 
 impl Tunnel {
-    /// Splices the client's and the backend's upgraded connections until either
-    /// side closes, or the drain timeout passes after the pool lost its weight.
+    /// Splices the client's and the backend's upgraded connections (hyper's) until
+    /// either side closes, or the drain timeout passes after the pool lost its weight.
     pub(crate) fn spawn(self, client: OnUpgrade, backend: OnUpgrade) {
-        self.stats.tunnel_opened();
-        let open = Open(self.stats.clone());
+        let open = self.open();
         tokio::spawn(async move {
             let _open = open;
             let (client, backend) = match tokio::try_join!(client, backend) {
@@ -69,18 +69,33 @@ impl Tunnel {
                     return;
                 }
             };
-            let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-            tokio::select! {
-                r = tokio::io::copy_bidirectional(&mut client, &mut backend) => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "tunnel ended with an error");
-                    }
-                }
-                () = self.drained() => {
-                    tracing::info!(service = %self.service, pool = %self.pool, "closing upgraded connection: drain_timeout passed");
+            self.splice(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await;
+        });
+    }
+
+    /// Counts the tunnel as open on its pool until the guard is dropped.
+    pub(crate) fn open(&self) -> impl Drop + Send + 'static {
+        self.stats.tunnel_opened();
+        Open(self.stats.clone())
+    }
+
+    /// Copies bytes both ways until either side closes, or the drain timeout passes
+    /// after the pool lost its weight.
+    pub(crate) async fn splice<A, B>(&self, client: &mut A, backend: &mut B)
+    where
+        A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        tokio::select! {
+            r = tokio::io::copy_bidirectional(client, backend) => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "tunnel ended with an error");
                 }
             }
-        });
+            () = self.drained() => {
+                tracing::info!(service = %self.service, pool = %self.pool, "closing upgraded connection: drain_timeout passed");
+            }
+        }
     }
 
     /// Resolves once the pool has had no weight for `drain_timeout` without a break:

@@ -1,7 +1,7 @@
 //! HTTP/1 over TLS on the proxy's own path (the rustls session taken over after
 //! the handshake): keep-alive, bodies both ways larger than a TLS record,
-//! pipelining, a refusal that ends with `close_notify`, `Expect: 100-continue`, and
-//! a request handed to hyper over the same session (HTTP/1.0).
+//! pipelining, a refusal that ends with `close_notify`, `Expect: 100-continue`, a
+//! WebSocket tunnel, and a request handed to hyper over the same session (HTTP/1.0).
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -193,4 +193,20 @@ async fn an_answer_cut_off_over_tls_does_not_end_cleanly() {
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("partial"), "{got}");
     // No close_notify: the client sees that the body was cut, not that it ended.
     assert!(end.is_err(), "the cut answer looked complete: {end:?}");
+}
+
+#[tokio::test]
+async fn a_websocket_tunnel_over_tls_carries_bytes_both_ways() {
+    let backend = switchyard_test_support::Switching::spawn().await;
+    let (addr, tls) = tls_proxy_to(&backend.address(), "").await;
+    let mut c = open(addr, &tls).await;
+    c.send(b"GET /chat HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").await;
+    assert_eq!(c.response().await.unwrap().status, 101);
+    let early = switchyard_test_support::Switching::EARLY;
+    assert_eq!(c.bytes(early.len()).await.unwrap(), early);
+    // More than one TLS record each way.
+    let frame = vec![b'w'; 100_000];
+    c.send(&frame).await;
+    assert_eq!(c.bytes(frame.len()).await.unwrap(), frame);
+    assert!(backend.heads()[0].contains("\r\nX-Forwarded-Proto: https\r\n"), "{:?}", backend.heads());
 }

@@ -11,6 +11,7 @@ mod emfile;
 mod proxy;
 mod raw;
 mod raw_client;
+mod switching;
 mod upstream;
 
 pub use client::{Conn, raw_exchange};
@@ -19,6 +20,7 @@ pub use emfile::cpu_while_out_of_descriptors;
 pub use proxy::{TestProxy, config_from};
 pub use raw::{RawEvent, RawUpstream};
 pub use raw_client::{RawConn, RawResponse};
+pub use switching::Switching;
 pub use upstream::Upstream;
 
 /// Polls `cond` until it holds (every 10 ms, up to 10 s) — for state that changes

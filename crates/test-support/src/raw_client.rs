@@ -143,6 +143,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawConn<S> {
         Some(RawResponse { status, head, body })
     }
 
+    /// The next `n` bytes, whatever they are (a tunnel's); `None` if the connection
+    /// closed first.
+    pub async fn bytes(&mut self, n: usize) -> Option<Vec<u8>> {
+        self.exactly(n).await
+    }
+
     /// Waits until the server closes the connection (a read returns 0 or fails);
     /// returns whatever arrived before that.
     pub async fn closed(&mut self) -> Vec<u8> {

@@ -4,7 +4,7 @@
 //! bytes come (an idle keep-alive connection costs ~0.5 KiB of task, not ~2.4).
 //! On readiness it reads into a pooled buffer, parses the
 //! head in place, and answers, refuses or forwards it (`prepare`, `relay`),
-//! pipelined requests in order. A connection that starts with the HTTP/2 preface,
+//! pipelined requests in order; a WebSocket the backend accepts becomes a tunnel. A connection that starts with the HTTP/2 preface,
 //! or a request this path does not carry itself, goes to hyper with the bytes
 //! read so far put back (`Rewind`).
 
@@ -12,11 +12,12 @@ use super::body;
 use super::buf::Buf;
 use super::io::Io;
 use super::prepare::{Prepared, prepare};
-use super::relay::{self, Next};
+use super::relay::{self, Next, Switched};
 use super::rewind::Rewind;
 use crate::activity::{Conn, H2_PREFACE};
 use crate::lifetime::ClientTimeouts;
 use crate::server;
+use crate::upgrade::Tunnel;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use std::future::Future;
@@ -169,6 +170,7 @@ where
                     Next::KeepAlive => {}
                     Next::Close => return close(stream, buf, stopped).await,
                     Next::Cut => return stream.abort(),
+                    Next::Upgrade(switched) => return tunnel(*switched, stream, buf, conn),
                 }
             }
         }
@@ -214,6 +216,39 @@ where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(serve_from(c, since));
+}
+
+/// Carries a WebSocket the backend accepted, in a task of its own as hyper's tunnels
+/// are (the listener's shutdown does not wait for it): what either side sent early
+/// goes across first, then bytes both ways until either side closes or the pool's
+/// `drain_timeout` passes. The connection keeps its place under `max_connections`
+/// (`conn`) and its upstream slot until then.
+fn tunnel<S>(switched: Switched, mut client: S, from_client: Buf, conn: Arc<Conn>)
+where
+    S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Switched { mut upstream, early, route } = switched;
+    let (service, pool) = (&route.service, route.pool());
+    let t = Tunnel {
+        router: conn.proxy.router().clone(),
+        service: service.name.clone(),
+        pool: pool.name.clone(),
+        stats: pool.stats.clone(),
+        drain_timeout: service.drain_timeout,
+    };
+    let patience = service.timeouts.idle;
+    drop(route);
+    let open = t.open();
+    tokio::spawn(async move {
+        let (_open, _conn) = (open, conn);
+        if body::write_all(&client, early.unread(), patience).await.is_err()
+            || body::write_all(&upstream.stream, from_client.unread(), patience).await.is_err()
+        {
+            return;
+        }
+        drop((early, from_client));
+        t.splice(&mut client, &mut upstream.stream).await;
+    });
 }
 
 /// Bytes and time a closing connection spends reading what the client still sends.

@@ -46,16 +46,32 @@ pub(crate) struct Forward {
     pub(crate) max_body: u64,
     /// `Expect: 100-continue` with a body: the client waits for a `100 Continue`.
     pub(crate) expects_continue: bool,
+    /// A WebSocket upgrade: a `101` from the backend turns the connection into a tunnel.
+    pub(crate) upgrade: bool,
     /// The head as it goes upstream.
     pub(crate) upstream_head: Buf,
     pub(crate) log: Option<Box<Pending>>,
     pub(crate) start: Instant,
 }
 
-/// Requests this path carries itself; the rest (upgrades, HTTP/1.0, absolute-form
-/// targets) go to hyper for now.
+/// Requests this path carries itself; the rest (HTTP/1.0, absolute-form targets)
+/// go to hyper for now.
 fn carried(head: &RequestHead<'_, '_>) -> bool {
-    !head.http10 && !head.upgrade && head.target.starts_with('/')
+    !head.http10 && head.target.starts_with('/')
+}
+
+/// A body-less request asking to switch to WebSocket (`Connection: upgrade` and
+/// `websocket` among the `Upgrade` tokens). Only WebSocket is tunnelled: any other
+/// `Upgrade` (`h2c`, ...) is dropped with the hop-by-hop lines and the request
+/// forwarded as a plain one, as on hyper's path.
+fn websocket(head: &RequestHead<'_, '_>) -> bool {
+    head.upgrade
+        && matches!(head.body, Body::None | Body::Length(0))
+        && head
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("upgrade"))
+            .any(|h| parse::tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"websocket")))
 }
 
 /// Methods a request may be repeated with (RFC 9110 §9.2.2).
@@ -125,6 +141,7 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         let text = format!("{reject}\n");
         return own(413, &text, |s| counted(p, s, start), log, start, head.len, true);
     }
+    let upgrade = websocket(&head);
     let mut upstream_head = Buf::take();
     let own = route.service.override_header.as_ref().map(|h| h.as_str().as_bytes());
     let fwd = Forwarding {
@@ -133,6 +150,7 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         host,
         own: [Some(PREVIEW_HEADER.as_str().as_bytes()), own],
         own_cookie: preview::COOKIE.as_bytes(),
+        websocket: upgrade,
     };
     write::request_head(&mut upstream_head.data, &head, &fwd);
     Prepared::Forward(Forward {
@@ -144,6 +162,7 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         retryable: idempotent(head.method) && matches!(head.body, Body::None | Body::Length(0)),
         max_body,
         expects_continue: head.expect_continue && !matches!(head.body, Body::None | Body::Length(0)),
+        upgrade,
         upstream_head,
         log,
         start,

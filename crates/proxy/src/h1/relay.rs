@@ -10,7 +10,7 @@ use super::buf::Buf;
 use super::io::Io;
 use super::parse::{self, Body, MAX_HEADERS};
 use super::prepare::{Forward, own_answer};
-use super::upstream;
+use super::upstream::{self, Raw};
 use super::write;
 use crate::access_log::Pending;
 use crate::error::ProxyError;
@@ -40,6 +40,10 @@ enum Heard {
         /// The rebuilt head says `Connection: close`.
         closing: bool,
     },
+    /// A `101` to a WebSocket upgrade, rebuilt into the client's buffer: a tunnel follows.
+    Switching {
+        len: usize,
+    },
     /// A 1xx interim answer (not 101), rebuilt into the client's buffer; the final one follows.
     Interim {
         status: u16,
@@ -60,6 +64,8 @@ enum Reply {
     /// sent more than its body) or broken off (`None`); `closing` if its head said
     /// `Connection: close`.
     Relayed { relayed: Option<bool>, keep_alive: bool, body: Body, closing: bool },
+    /// The backend switched to WebSocket, and its `101` went to the client.
+    Switched,
 }
 
 /// How the client connection goes on after an exchange.
@@ -70,6 +76,19 @@ pub(crate) enum Next {
     /// The answer broke off after its head went out: the connection is reset, so the
     /// client cannot take a cut body (close-delimited, or over TLS) for a whole one.
     Cut,
+    /// The backend switched protocols (its `101` went to the client): both
+    /// connections now carry a tunnel.
+    Upgrade(Box<Switched>),
+}
+
+/// A WebSocket upgrade the backend accepted.
+pub(crate) struct Switched {
+    /// The backend's connection (never reused).
+    pub(crate) upstream: Raw,
+    /// What the backend sent after its `101`.
+    pub(crate) early: Buf,
+    /// Where the tunnel belongs.
+    pub(crate) route: Route,
 }
 
 impl Next {
@@ -101,6 +120,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
         retryable,
         max_body,
         expects_continue,
+        upgrade,
         mut upstream_head,
         mut log,
         start,
@@ -185,6 +205,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                 up: &mut answer_buf,
                 out: &mut upstream_head,
                 head_method,
+                upgrade,
                 close: !keep_alive || stopping,
                 set_cookie: set_cookie.as_deref().map(str::as_bytes),
                 route: &route,
@@ -227,6 +248,10 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                 pool.metrics.upstream_error(if matches!(f, Failed::Timeout) { "timeout" } else { "reset" });
                 drop(tracker);
                 return Next::after(fail(&route, f, log, start, keep_alive && uploaded, client).await);
+            }
+            Some(Reply::Switched) => {
+                drop(tracker);
+                return Next::Upgrade(Box::new(Switched { upstream: raw, early: answer_buf, route }));
             }
             Some(Reply::Relayed { relayed, keep_alive: up_keep, body, closing }) => {
                 if relayed == Some(false) && uploaded && up_keep {
@@ -278,6 +303,8 @@ struct Answering<'a, C> {
     up: &'a mut Buf,
     out: &'a mut Buf,
     head_method: bool,
+    /// A WebSocket upgrade: a `101` is the final answer.
+    upgrade: bool,
     close: bool,
     set_cookie: Option<&'a [u8]>,
     route: &'a Route,
@@ -319,7 +346,8 @@ async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
         // A client whose body is not all read when the answer comes cannot go on on
         // this connection: the answer says so.
         let closing = || a.close || a.progress.is_some_and(|p| !p.is_done());
-        match read_head(a.upstream, a.up, &deadline, a.head_method, &closing, cookie, a.out).await {
+        let asked = Asked { head_method: a.head_method, upgrade: a.upgrade };
+        match read_head(a.upstream, a.up, &deadline, asked, &closing, cookie, a.out).await {
             Heard::Interim { .. } if interims == MAX_INTERIM => break Heard::Broken,
             Heard::Interim { status, len } => {
                 interims += 1;
@@ -335,7 +363,12 @@ async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
             heard => break heard,
         }
     };
-    let Heard::Head { status, len, body, keep_alive, closing } = heard else { return Reply::NoHead(heard) };
+    let (status, len) = match heard {
+        Heard::Head { status, len, .. } => (status, len),
+        Heard::Switching { len } => (101, len),
+        heard => return Reply::NoHead(heard),
+    };
+    // The final answer (or the switch): the proxy can no longer answer in its stead.
     a.answered.head.store(true, Relaxed);
     let route = a.route;
     route.backend().connect_ok();
@@ -345,8 +378,24 @@ async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
     }
     a.tracker.set_log(a.log.take());
     a.up.consume(len);
+    let Heard::Head { body, keep_alive, closing, .. } = heard else {
+        // Switching: its `101` goes out, then the connection is the tunnel's.
+        if write_all(a.client, &a.out.data, timeouts.idle).await.is_err() {
+            return Reply::Relayed { relayed: None, keep_alive: false, body: Body::None, closing: true };
+        }
+        return Reply::Switched;
+    };
     let relayed = relay(body, a.upstream, a.up, a.out, a.client, a.tracker, timeouts.idle).await;
     Reply::Relayed { relayed, keep_alive, body, closing }
+}
+
+/// What the request asked that shapes its answer.
+#[derive(Clone, Copy)]
+struct Asked {
+    /// `HEAD`: the answer has no body.
+    head_method: bool,
+    /// A WebSocket upgrade: a `101` may come.
+    upgrade: bool,
 }
 
 /// Reads the response head into `up`, rebuilding it for the client into `out`.
@@ -354,13 +403,13 @@ async fn read_head(
     upstream: &TcpStream,
     up: &mut Buf,
     deadline: &(dyn Fn() -> Instant + Sync),
-    head_method: bool,
+    asked: Asked,
     close: &(dyn Fn() -> bool + Sync),
     set_cookie: Option<&[u8]>,
     out: &mut Buf,
 ) -> Heard {
     loop {
-        if let Some(heard) = parse_head(up, head_method, close(), set_cookie, out) {
+        if let Some(heard) = parse_head(up, asked, close(), set_cookie, out) {
             return heard;
         }
         match read(upstream, up, deadline()).await {
@@ -377,14 +426,19 @@ async fn read_head(
 /// The response head at the front of `up`, rebuilt for the client into `out`; `None`
 /// while it is incomplete. A plain function, so the header array lives on the stack
 /// for the parse only, never in the connection's future.
-fn parse_head(up: &Buf, head_method: bool, close: bool, set_cookie: Option<&[u8]>, out: &mut Buf) -> Option<Heard> {
+fn parse_head(up: &Buf, asked: Asked, close: bool, set_cookie: Option<&[u8]>, out: &mut Buf) -> Option<Heard> {
     if up.unread().is_empty() {
         return None;
     }
     let mut lines = [EMPTY_HEADER; MAX_HEADERS];
-    match parse::response(up.unread(), &mut lines, MAX_RESPONSE_HEAD, head_method) {
+    match parse::response(up.unread(), &mut lines, MAX_RESPONSE_HEAD, asked.head_method) {
         Ok(None) => None,
-        // Nothing was asked to switch protocols.
+        Ok(Some(h)) if h.status == 101 && asked.upgrade => {
+            out.clear();
+            write::response_head(&mut out.data, &h, false, set_cookie);
+            Some(Heard::Switching { len: h.len })
+        }
+        // Nothing was asked to switch protocols (the proxy tunnels WebSocket only).
         // (Nor are there statuses under 100.)
         Ok(Some(h)) if h.status == 101 || h.status < 100 => Some(Heard::Broken),
         Ok(Some(h)) if h.status < 200 => {

@@ -34,6 +34,9 @@ pub struct Forwarding<'a> {
     pub own: [Option<&'a [u8]>; 2],
     /// A cookie that is the proxy's own (the preview cookie); its pair is removed.
     pub own_cookie: &'a [u8],
+    /// A WebSocket upgrade: `Upgrade: websocket` and `Connection: upgrade` go up
+    /// (all other `Upgrade` and `Connection` lines are hop-by-hop).
+    pub websocket: bool,
 }
 
 /// Whether `name` is hop-by-hop or named by one of the message's `Connection` lines.
@@ -130,6 +133,9 @@ pub fn request_head(out: &mut Vec<u8>, req: &RequestHead<'_, '_>, fwd: &Forwardi
     line(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
     line(out, b"X-Forwarded-Host", fwd.host);
     framing(out, req.body);
+    if fwd.websocket {
+        out.extend_from_slice(b"Upgrade: websocket\r\nConnection: upgrade\r\n");
+    }
     out.extend_from_slice(b"\r\n");
 }
 

@@ -5,7 +5,14 @@ use httparse::EMPTY_HEADER;
 fn forwarded(raw: &str, own: [Option<&[u8]>; 2]) -> String {
     let mut h = [EMPTY_HEADER; MAX_HEADERS];
     let req = parse::request(raw.as_bytes(), &mut h, 8192).unwrap().unwrap();
-    let fwd = Forwarding { client: b"10.1.2.3", proto: "http", host: b"app.example", own, own_cookie: b"sy_preview" };
+    let fwd = Forwarding {
+        client: b"10.1.2.3",
+        proto: "http",
+        host: b"app.example",
+        own,
+        own_cookie: b"sy_preview",
+        websocket: false,
+    };
     let mut out = Vec::new();
     request_head(&mut out, &req, &fwd);
     String::from_utf8(out).unwrap()
