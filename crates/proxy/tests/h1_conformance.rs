@@ -370,3 +370,28 @@ async fn expect_100_continue_is_answered_by_the_proxy_on_this_path() {
     assert_eq!((r.status, closed), (413, true));
     assert_eq!(b.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn an_absolute_form_target_routes_by_its_authority_and_goes_up_in_origin_form() {
+    let b = Backend::spawn(echo_target).await;
+    let p = proxy(&b, "").await;
+    let mut c = RawConn::open(p.addr).await;
+    // The target's host wins over `Host` (RFC 9112 §3.2.2), without its userinfo;
+    // a target with no path goes up as `/`.
+    let two = "GET http://user@APP:8080/p?q=1 HTTP/1.1\r\nHost: elsewhere\r\n\r\nGET http://app?x HTTP/1.1\r\nHost: app\r\n\r\n";
+    assert!(c.send(two.as_bytes()).await);
+    assert_eq!(c.response().await.unwrap().text(), "/p?q=1");
+    assert_eq!(c.response().await.unwrap().text(), "/?x");
+    let forwarded = |host: &str| {
+        format!(
+            "Host: {host}\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: {host}\r\n\r\n"
+        )
+    };
+    assert_eq!(
+        b.seen(),
+        [
+            format!("GET /p?q=1 HTTP/1.1\r\n{}", forwarded("APP:8080")),
+            format!("GET /?x HTTP/1.1\r\n{}", forwarded("app"))
+        ]
+    );
+}

@@ -9,6 +9,7 @@ use super::write::{self, Forwarding};
 use crate::access_log::Pending;
 use crate::error::ProxyError;
 use crate::forward::{PREVIEW_HEADER, Proxy, Refusal as NoRoute, Route, counted, decide, no_service};
+use crate::headers::authority_host;
 use crate::preview;
 use crate::request_check::Reject;
 use crate::service_route::PoolRoute;
@@ -54,10 +55,21 @@ pub(crate) struct Forward {
     pub(crate) start: Instant,
 }
 
-/// Requests this path carries itself; the rest (HTTP/1.0, absolute-form targets)
-/// go to hyper for now.
+/// Requests this path carries itself; the rest (HTTP/1.0, `OPTIONS *`) go to
+/// hyper for now.
 fn carried(head: &RequestHead<'_, '_>) -> bool {
-    !head.http10 && head.target.starts_with('/')
+    !head.http10 && head.target != "*"
+}
+
+/// An absolute-form target (`scheme://authority/path?query`, checked by the parser)
+/// split into the host it names (the authority without `userinfo@`) and what goes
+/// upstream as the origin-form target (a path, maybe empty or only a query: the
+/// head writer puts the `/` in front).
+fn absolute(target: &str) -> Option<(&str, &str)> {
+    let (_, rest) = target.split_once("://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    Some((authority_host(authority), path))
 }
 
 /// A body-less request asking to switch to WebSocket (`Connection: upgrade` and
@@ -82,7 +94,7 @@ fn idempotent(method: &str) -> bool {
 /// Reads the head at the front of `buf` and decides (see `Prepared`).
 pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
     let mut lines = [EMPTY_HEADER; MAX_HEADERS];
-    let head = match parse::request(buf.unread(), &mut lines, max_head) {
+    let mut head = match parse::request(buf.unread(), &mut lines, max_head) {
         Ok(Some(head)) => head,
         Ok(None) => return Prepared::Partial,
         Err(r) => return Prepared::Refuse(r),
@@ -103,7 +115,14 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
     if !carried(&head) {
         return Prepared::Fallback;
     }
-    let host = head.host.unwrap_or_default();
+    // The host that routes the request is the one the backend sees: an absolute-form
+    // target's replaces `Host` (RFC 9112 §3.2.2), and its path goes up alone.
+    let mut host = head.host.unwrap_or_default();
+    if !head.target.starts_with('/') {
+        let Some((authority, path)) = absolute(head.target) else { return Prepared::Fallback };
+        host = authority.as_bytes();
+        head.target = path;
+    }
     let mut log = log.begin_raw(head.method, head.host, head.target, client_ip);
     let table = proxy.router().load();
     let decided = match table.route(host) {
