@@ -38,7 +38,15 @@ pub(crate) fn restore(headers: &mut HeaderMap, upgrade: HeaderValue) {
 }
 
 /// Counts an open tunnel on its pool until dropped.
-struct Open(Arc<PoolStats>);
+pub(crate) struct Open(Arc<PoolStats>);
+
+impl Open {
+    /// A tunnel opens on the pool `stats` belongs to.
+    pub(crate) fn new(stats: Arc<PoolStats>) -> Open {
+        stats.tunnel_opened();
+        Open(stats)
+    }
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -59,7 +67,7 @@ impl Tunnel {
     /// Splices the client's and the backend's upgraded connections (hyper's) until
     /// either side closes, or the drain timeout passes after the pool lost its weight.
     pub(crate) fn spawn(self, client: OnUpgrade, backend: OnUpgrade) {
-        let open = self.open();
+        let open = Open::new(self.stats.clone());
         tokio::spawn(async move {
             let _open = open;
             let (client, backend) = match tokio::try_join!(client, backend) {
@@ -71,12 +79,6 @@ impl Tunnel {
             };
             self.splice(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await;
         });
-    }
-
-    /// Counts the tunnel as open on its pool until the guard is dropped.
-    pub(crate) fn open(&self) -> impl Drop + Send + 'static {
-        self.stats.tunnel_opened();
-        Open(self.stats.clone())
     }
 
     /// Copies bytes both ways until either side closes, or the drain timeout passes

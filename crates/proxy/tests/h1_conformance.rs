@@ -198,6 +198,12 @@ fn answer_from_target(target: &str) -> Vec<u8> {
         "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec(),
         "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
         "/not-101" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno".to_vec(),
+        "/chunked-many" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0a\r\n0123456789\r\n\
+                             0\r\nT: v\r\n\r\n"
+            .to_vec(),
+        "/early-hints" => {
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+        }
         "/bad-chunk" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nno\r\n0\r\n\r\n".to_vec(),
         _ => echo_target(target),
     }
@@ -393,5 +399,37 @@ async fn an_absolute_form_target_routes_by_its_authority_and_goes_up_in_origin_f
             format!("GET /p?q=1 HTTP/1.1\r\n{}", forwarded("APP:8080")),
             format!("GET /?x HTTP/1.1\r\n{}", forwarded("app"))
         ]
+    );
+}
+
+#[tokio::test]
+async fn an_http10_client_keeps_alive_only_when_it_asks_and_gets_no_chunks_nor_interim_answers() {
+    let b = Backend::spawn(answer_from_target).await;
+    let p = proxy(&b, "").await;
+    let mut c = RawConn::open(p.addr).await;
+    assert!(c.send(b"GET /a HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n").await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.text(), r.header("connection")), (200, "/a".to_owned(), Some("keep-alive")));
+    // No interim answer for an HTTP/1.0 client (RFC 9110 §15.2).
+    assert!(c.send(b"GET /early-hints HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n").await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.text()), (200, "ok".to_owned()));
+    // A chunked answer goes without its framing (chunk data only, no trailers), to the close.
+    assert!(c.send(b"GET /chunked-many HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n").await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.header("transfer-encoding"), r.header("connection")), (200, None, Some("close")));
+    assert_eq!(r.text(), "abc0123456789");
+    // Without `Connection: keep-alive`, the connection closes after the answer.
+    let mut c = RawConn::open(p.addr).await;
+    assert!(c.send(b"GET /b HTTP/1.0\r\nHost: app\r\n\r\n").await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.text(), r.header("connection")), (200, "/b".to_owned(), Some("close")));
+    assert!(c.closed().await.is_empty());
+    // Upstream, the requests are HTTP/1.1 (the connections are pooled) without the client's `Connection`.
+    let seen = b.seen();
+    assert_eq!(seen.len(), 4, "{seen:#?}");
+    assert_eq!(
+        seen[0],
+        "GET /a HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app\r\n\r\n"
     );
 }

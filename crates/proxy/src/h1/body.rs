@@ -37,6 +37,15 @@ pub(crate) fn framing(body: Body) -> Framing {
     }
 }
 
+/// How an answer's body is read and passed on: as `framing` says, except that a
+/// chunked one loses its framing on the way to an HTTP/1.0 client.
+pub(crate) fn answer_framing(body: Body, http10: bool) -> Framing {
+    match body {
+        Body::Chunked if http10 => Framing::Dechunk(Chunked::default()),
+        body => framing(body),
+    }
+}
+
 /// Moves the body bytes at the front of `input` to `out`, counting its data in
 /// `sent`; whether the body is complete, or why it broke (its framing, the limit).
 pub(crate) fn take_body(
@@ -46,13 +55,10 @@ pub(crate) fn take_body(
     sent: &mut u64,
     limit: u64,
 ) -> Result<bool, Failed> {
-    let t = framing.take(input.unread()).ok_or(Failed::BadBody)?;
+    let t = framing.take_into(input.unread(), &mut out.data).ok_or(Failed::BadBody)?;
     *sent += t.data;
     if limit > 0 && *sent > limit {
         return Err(Failed::TooLarge(limit));
-    }
-    for piece in t.pieces(input.unread()) {
-        out.data.extend_from_slice(piece);
     }
     input.consume(t.used);
     Ok(t.done)
@@ -149,6 +155,8 @@ async fn writable(stream: &impl Io, patience: Duration) -> io::Result<()> {
 pub(crate) enum Framing {
     Length(u64),
     Chunked(Chunked),
+    /// Chunked, passed on as its chunk data alone (to an HTTP/1.0 client).
+    Dechunk(Chunked),
     UntilClose,
 }
 
@@ -180,7 +188,7 @@ impl Framing {
                 *left -= n as u64;
                 Some(Take { used: n, data: n as u64, done: *left == 0, skip: n..n })
             }
-            Framing::Chunked(c) => {
+            Framing::Chunked(c) | Framing::Dechunk(c) => {
                 c.feed(input).ok().map(|f| Take { used: f.used, data: f.data, done: f.done, skip: f.trailers })
             }
             Framing::UntilClose => {
@@ -189,13 +197,44 @@ impl Framing {
             }
         }
     }
+
+    /// The body's part of `input`, with what goes on appended to `out`: all of it
+    /// but trailers (`Dechunk`: the chunk data alone).
+    fn take_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Option<Take> {
+        if let Framing::Dechunk(c) = self {
+            return dechunk_into(c, input, out);
+        }
+        let t = self.take(input)?;
+        for piece in t.pieces(input) {
+            out.extend_from_slice(piece);
+        }
+        Some(t)
+    }
+}
+
+/// Reads `input` as chunked, appending only its chunk data to `out`: data runs are
+/// fed whole, the framing between them a byte at a time.
+fn dechunk_into(c: &mut Chunked, input: &[u8], out: &mut Vec<u8>) -> Option<Take> {
+    let (mut i, mut data) = (0, 0);
+    while i < input.len() {
+        let run = usize::try_from(c.data_left()).unwrap_or(usize::MAX).min(input.len() - i);
+        let fed = c.feed(&input[i..i + run.max(1)]).ok()?;
+        if run > 0 {
+            out.extend_from_slice(&input[i..i + fed.used]);
+        }
+        (i, data) = (i + fed.used, data + fed.data);
+        if fed.done || fed.used == 0 {
+            return Some(Take { used: i, data, done: fed.done, skip: i..i });
+        }
+    }
+    Some(Take { used: i, data, done: false, skip: i..i })
 }
 
 /// Sends `out` (the head) with the body's first bytes from `up`, then the rest of
 /// the body. `None` if the exchange broke (the client connection must close); else
 /// whether the backend sent more than the body (its connection must not be reused).
 pub(crate) async fn relay(
-    body: Body,
+    mut framing: Framing,
     upstream: &TcpStream,
     up: &mut Buf,
     out: &mut Buf,
@@ -203,17 +242,13 @@ pub(crate) async fn relay(
     tracker: &mut Tracker,
     idle: Duration,
 ) -> Option<bool> {
-    let mut framing = framing(body);
     let head = out.data.len();
-    let Some(first) = framing.take(up.unread()) else {
+    let Some(first) = framing.take_into(up.unread(), &mut out.data) else {
         // Broken in its first bytes: the head goes alone and the body is cut, as when
         // it breaks later (the client sees the backend's status, as it is counted).
         let _ = write_all(client, &out.data, idle).await;
         return None;
     };
-    for piece in first.pieces(up.unread()) {
-        out.data.extend_from_slice(piece);
-    }
     up.consume(first.used);
     tracker.add_bytes(out.data.len() - head);
     write_all(client, &out.data, idle).await.ok()?;
@@ -225,6 +260,15 @@ pub(crate) async fn relay(
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
+        if matches!(framing, Framing::Dechunk(_)) {
+            out.clear();
+            let t = framing.take_into(up.unread(), &mut out.data)?;
+            write_all(client, &out.data, idle).await.ok()?;
+            tracker.add_bytes(out.data.len());
+            up.consume(t.used);
+            done = t.done;
+            continue;
+        }
         let t = framing.take(up.unread())?;
         for piece in t.pieces(up.unread()).into_iter().filter(|p| !p.is_empty()) {
             write_all(client, piece, idle).await.ok()?;
@@ -234,4 +278,30 @@ pub(crate) async fn relay(
         done = t.done;
     }
     Some(!up.unread().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However the reads split a chunked body, an HTTP/1.0 client gets its chunk data
+    /// alone, and the body ends where its framing says.
+    #[test]
+    fn dechunking_gives_the_same_data_whatever_the_reads() {
+        let body: &[u8] = b"3;x=\"y\"\r\nabc\r\n10\r\n0123456789abcdef\r\n1\r\n!\r\n0\r\nT: v\r\n\r\nNEXT";
+        let end = body.len() - 4;
+        for size in 1..=body.len() {
+            let (mut framing, mut out, mut at) = (answer_framing(Body::Chunked, true), Vec::new(), 0);
+            let mut done = false;
+            while !done {
+                let read = &body[at..(at + size).min(body.len())];
+                let t = framing.take_into(read, &mut out).unwrap();
+                (at, done) = (at + t.used, t.done);
+                assert!(done || t.used == read.len(), "stopped early at {at} (reads of {size})");
+            }
+            assert_eq!((out.as_slice(), at), (&b"abc0123456789abcdef!"[..], end), "reads of {size}");
+        }
+        let mut framing = answer_framing(Body::Chunked, true);
+        assert!(framing.take_into(b"3\r\nabcX\r\n", &mut Vec::new()).is_none(), "broken framing");
+    }
 }

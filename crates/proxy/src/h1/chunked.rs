@@ -147,6 +147,11 @@ impl Chunked {
         self.state == State::Done
     }
 
+    /// Data bytes left in the chunk being read (0 anywhere but in chunk data).
+    pub fn data_left(&self) -> u64 {
+        if self.state == State::Data { self.size } else { 0 }
+    }
+
     /// Reads `input`, which continues the body from where the last call stopped.
     pub fn feed(&mut self, input: &[u8]) -> Result<Fed, ChunkError> {
         let mut i = 0;

@@ -227,7 +227,7 @@ fn tunnel<S>(switched: Switched, mut client: S, from_client: Buf, conn: Arc<Conn
 where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Switched { mut upstream, early, route } = switched;
+    let Switched { mut upstream, early, route, open } = switched;
     let (service, pool) = (&route.service, route.pool());
     let t = Tunnel {
         router: conn.proxy.router().clone(),
@@ -238,7 +238,6 @@ where
     };
     let patience = service.timeouts.idle;
     drop(route);
-    let open = t.open();
     tokio::spawn(async move {
         let (_open, _conn) = (open, conn);
         if body::write_all(&client, early.unread(), patience).await.is_err()

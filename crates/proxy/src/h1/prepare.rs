@@ -49,16 +49,17 @@ pub(crate) struct Forward {
     pub(crate) expects_continue: bool,
     /// A WebSocket upgrade: a `101` from the backend turns the connection into a tunnel.
     pub(crate) upgrade: bool,
+    /// An HTTP/1.0 client: its answer comes without interim answers or chunking.
+    pub(crate) http10: bool,
     /// The head as it goes upstream.
     pub(crate) upstream_head: Buf,
     pub(crate) log: Option<Box<Pending>>,
     pub(crate) start: Instant,
 }
 
-/// Requests this path carries itself; the rest (HTTP/1.0, `OPTIONS *`) go to
-/// hyper for now.
+/// Requests this path carries itself; the rest (`OPTIONS *`) go to hyper.
 fn carried(head: &RequestHead<'_, '_>) -> bool {
-    !head.http10 && head.target != "*"
+    head.target != "*"
 }
 
 /// An absolute-form target (`scheme://authority/path?query`, checked by the parser)
@@ -78,6 +79,7 @@ fn absolute(target: &str) -> Option<(&str, &str)> {
 /// forwarded as a plain one, as on hyper's path.
 fn websocket(head: &RequestHead<'_, '_>) -> bool {
     head.upgrade
+        && !head.http10
         && matches!(head.body, Body::None | Body::Length(0))
         && head
             .headers
@@ -180,8 +182,10 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         body: head.body,
         retryable: idempotent(head.method) && matches!(head.body, Body::None | Body::Length(0)),
         max_body,
-        expects_continue: head.expect_continue && !matches!(head.body, Body::None | Body::Length(0)),
+        // (An HTTP/1.0 client is sent no interim answer.)
+        expects_continue: head.expect_continue && !head.http10 && !matches!(head.body, Body::None | Body::Length(0)),
         upgrade,
+        http10: head.http10,
         upstream_head,
         log,
         start,

@@ -5,7 +5,7 @@
 //! response head read and rebuilt for the client, its body copied as its framing
 //! says). Counted, timed and logged like hyper's path.
 
-use super::body::{BodyUp, Sent, Stop, framing, read, relay, send_body, take_body, write_all};
+use super::body::{BodyUp, Sent, Stop, answer_framing, framing, read, relay, send_body, take_body, write_all};
 use super::buf::Buf;
 use super::io::Io;
 use super::parse::{self, Body, MAX_HEADERS};
@@ -18,6 +18,7 @@ use crate::exchange::{Progress, head_deadline};
 use crate::forward::{Route, counted};
 use crate::request_check::Reject;
 use crate::tracker::Tracker;
+use crate::upgrade::Open;
 use crate::upstream::{Obtain, Target};
 use httparse::EMPTY_HEADER;
 use std::future::Future;
@@ -89,6 +90,8 @@ pub(crate) struct Switched {
     pub(crate) early: Buf,
     /// Where the tunnel belongs.
     pub(crate) route: Route,
+    /// The tunnel counted on its pool.
+    pub(crate) open: Open,
 }
 
 impl Next {
@@ -121,6 +124,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
         max_body,
         expects_continue,
         upgrade,
+        http10,
         mut upstream_head,
         mut log,
         start,
@@ -204,8 +208,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                 client,
                 up: &mut answer_buf,
                 out: &mut upstream_head,
-                head_method,
-                upgrade,
+                asked: Asked { head_method, upgrade, http10 },
                 close: !keep_alive || stopping,
                 set_cookie: set_cookie.as_deref().map(str::as_bytes),
                 route: &route,
@@ -250,8 +253,11 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                 return Next::after(fail(&route, f, log, start, keep_alive && uploaded, client).await);
             }
             Some(Reply::Switched) => {
+                // Counted as a tunnel before it stops counting in flight: a drain
+                // never sees the pool empty in between.
+                let open = Open::new(route.pool().stats.clone());
                 drop(tracker);
-                return Next::Upgrade(Box::new(Switched { upstream: raw, early: answer_buf, route }));
+                return Next::Upgrade(Box::new(Switched { upstream: raw, early: answer_buf, route, open }));
             }
             Some(Reply::Relayed { relayed, keep_alive: up_keep, body, closing }) => {
                 if relayed == Some(false) && uploaded && up_keep {
@@ -302,9 +308,7 @@ struct Answering<'a, C> {
     client: &'a C,
     up: &'a mut Buf,
     out: &'a mut Buf,
-    head_method: bool,
-    /// A WebSocket upgrade: a `101` is the final answer.
-    upgrade: bool,
+    asked: Asked,
     close: bool,
     set_cookie: Option<&'a [u8]>,
     route: &'a Route,
@@ -346,9 +350,13 @@ async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
         // A client whose body is not all read when the answer comes cannot go on on
         // this connection: the answer says so.
         let closing = || a.close || a.progress.is_some_and(|p| !p.is_done());
-        let asked = Asked { head_method: a.head_method, upgrade: a.upgrade };
-        match read_head(a.upstream, a.up, &deadline, asked, &closing, cookie, a.out).await {
+        match read_head(a.upstream, a.up, &deadline, a.asked, &closing, cookie, a.out).await {
             Heard::Interim { .. } if interims == MAX_INTERIM => break Heard::Broken,
+            // An HTTP/1.0 client is sent no interim answer (RFC 9110 §15.2).
+            Heard::Interim { len, .. } if a.asked.http10 => {
+                interims += 1;
+                a.up.consume(len);
+            }
             Heard::Interim { status, len } => {
                 interims += 1;
                 a.answered.interim.store(true, Relaxed);
@@ -385,7 +393,8 @@ async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
         }
         return Reply::Switched;
     };
-    let relayed = relay(body, a.upstream, a.up, a.out, a.client, a.tracker, timeouts.idle).await;
+    let framing = answer_framing(body, a.asked.http10);
+    let relayed = relay(framing, a.upstream, a.up, a.out, a.client, a.tracker, timeouts.idle).await;
     Reply::Relayed { relayed, keep_alive, body, closing }
 }
 
@@ -396,6 +405,8 @@ struct Asked {
     head_method: bool,
     /// A WebSocket upgrade: a `101` may come.
     upgrade: bool,
+    /// From an HTTP/1.0 client: no interim answers, no chunked framing.
+    http10: bool,
 }
 
 /// Reads the response head into `up`, rebuilding it for the client into `out`.
@@ -435,7 +446,7 @@ fn parse_head(up: &Buf, asked: Asked, close: bool, set_cookie: Option<&[u8]>, ou
         Ok(None) => None,
         Ok(Some(h)) if h.status == 101 && asked.upgrade => {
             out.clear();
-            write::response_head(&mut out.data, &h, false, set_cookie);
+            write::response_head(&mut out.data, &h, false, set_cookie, false);
             Some(Heard::Switching { len: h.len })
         }
         // Nothing was asked to switch protocols (the proxy tunnels WebSocket only).
@@ -443,12 +454,14 @@ fn parse_head(up: &Buf, asked: Asked, close: bool, set_cookie: Option<&[u8]>, ou
         Ok(Some(h)) if h.status == 101 || h.status < 100 => Some(Heard::Broken),
         Ok(Some(h)) if h.status < 200 => {
             out.clear();
-            write::response_head(&mut out.data, &h, false, None);
+            write::response_head(&mut out.data, &h, false, None, false);
             Some(Heard::Interim { status: h.status, len: h.len })
         }
         Ok(Some(h)) => {
             out.clear();
-            write::response_head(&mut out.data, &h, close, set_cookie);
+            // A chunked answer goes to an HTTP/1.0 client to the close.
+            let close = close || (asked.http10 && h.body == Body::Chunked);
+            write::response_head(&mut out.data, &h, close, set_cookie, asked.http10);
             Some(Heard::Head { status: h.status, len: h.len, body: h.body, keep_alive: h.keep_alive, closing: close })
         }
         Err(e) => {

@@ -168,8 +168,16 @@ fn cookie(out: &mut Vec<u8>, h: &Header<'_>, own: &[u8]) {
 
 /// Writes the head of `resp` as it goes to the client. `close` adds
 /// `Connection: close` (the client asked, or the body ends at close);
-/// `set_cookie` is the sticky cookie of a client that had none.
-pub fn response_head(out: &mut Vec<u8>, resp: &ResponseHead<'_, '_>, close: bool, set_cookie: Option<&[u8]>) {
+/// `set_cookie` is the sticky cookie of a client that had none. For an HTTP/1.0
+/// client (`http10`) a chunked body goes without its framing, to the close, and a
+/// connection kept open says `Connection: keep-alive`.
+pub fn response_head(
+    out: &mut Vec<u8>,
+    resp: &ResponseHead<'_, '_>,
+    close: bool,
+    set_cookie: Option<&[u8]>,
+    http10: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     decimal(out, u64::from(resp.status));
     out.push(b' ');
@@ -182,8 +190,9 @@ pub fn response_head(out: &mut Vec<u8>, resp: &ResponseHead<'_, '_>, close: bool
             line(out, name, h.value);
             continue;
         }
-        // A bodiless answer's length is about another message (HEAD, 304): kept as sent.
-        let length = name.eq_ignore_ascii_case(b"content-length") && resp.body != Body::None;
+        // A bodiless answer's length is about another message (HEAD, 304): kept as
+        // sent; a 1xx has none (RFC 9110 §8.6).
+        let length = name.eq_ignore_ascii_case(b"content-length") && (resp.body != Body::None || resp.status < 200);
         if length || hop(name, resp.headers) {
             continue;
         }
@@ -192,11 +201,16 @@ pub fn response_head(out: &mut Vec<u8>, resp: &ResponseHead<'_, '_>, close: bool
     if let Some(c) = set_cookie {
         line(out, b"Set-Cookie", c);
     }
-    framing(out, resp.body);
+    let dechunked = http10 && resp.body == Body::Chunked;
+    if !dechunked {
+        framing(out, resp.body);
+    }
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
-    } else if close || resp.body == Body::UntilClose {
+    } else if close || resp.body == Body::UntilClose || dechunked {
         out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }

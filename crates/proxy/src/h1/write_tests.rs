@@ -64,7 +64,7 @@ fn answered(raw: &str, head: bool, close: bool, cookie: Option<&[u8]>) -> String
     let mut h = [EMPTY_HEADER; MAX_HEADERS];
     let resp = parse::response(raw.as_bytes(), &mut h, 8192, head).unwrap().unwrap();
     let mut out = Vec::new();
-    response_head(&mut out, &resp, close, cookie);
+    response_head(&mut out, &resp, close, cookie, false);
     String::from_utf8(out).unwrap()
 }
 
