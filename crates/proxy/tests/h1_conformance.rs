@@ -433,3 +433,25 @@ async fn an_http10_client_keeps_alive_only_when_it_asks_and_gets_no_chunks_nor_i
         "GET /a HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app\r\n\r\n"
     );
 }
+
+#[tokio::test]
+async fn the_proxys_own_answers_fit_head_and_http10_and_a_fragment_is_refused() {
+    let b = Backend::spawn(echo_target).await;
+    let p = proxy(&b, "").await;
+    // An answer to HEAD has no body: the next answer on the connection is read right.
+    let mut c = RawConn::open(p.addr).await;
+    assert!(c.send(b"HEAD / HTTP/1.1\r\nHost: nosuch\r\n\r\nGET /x HTTP/1.1\r\nHost: app\r\n\r\n").await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.header("content-length"), r.body.len()), (404, Some("0"), 0));
+    assert_eq!(c.response().await.unwrap().text(), "/x");
+    // The proxy's own answer never says keep-alive, so an HTTP/1.0 connection closes after it.
+    let mut c = RawConn::open(p.addr).await;
+    assert!(c.send(b"GET / HTTP/1.0\r\nHost: nosuch\r\nConnection: keep-alive\r\n\r\n").await);
+    let r = c.response().await.unwrap();
+    assert_eq!((r.status, r.header("connection")), (404, Some("close")));
+    assert!(c.closed().await.is_empty());
+    // `#` would end an absolute-form authority early for some readers and not others.
+    let (r, closed) = refused(&p, b"GET http://app#@other/ HTTP/1.1\r\nHost: app\r\n\r\n").await;
+    assert_eq!((r.status, closed), (400, true));
+    assert!(b.seen().iter().all(|s| !s.contains("other")), "{:?}", b.seen());
+}

@@ -283,6 +283,10 @@ fn target_form(method: &str, target: &str) -> bool {
     if target == "*" {
         return true;
     }
+    // A fragment has no place in a request (and the authority would end at it).
+    if target.contains('#') {
+        return false;
+    }
     http::Uri::try_from(target).is_ok_and(|u| {
         if method == "CONNECT" { u.authority().is_some() } else { u.scheme().is_some() && u.authority().is_some() }
     })

@@ -120,12 +120,14 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
     // The host that routes the request is the one the backend sees: an absolute-form
     // target's replaces `Host` (RFC 9112 §3.2.2), and its path goes up alone.
     let mut host = head.host.unwrap_or_default();
+    let mut log_host = head.host;
     if !head.target.starts_with('/') {
         let Some((authority, path)) = absolute(head.target) else { return Prepared::Fallback };
         host = authority.as_bytes();
-        head.target = path;
+        log_host = Some(host);
+        head.target = if path.is_empty() { "/" } else { path };
     }
-    let mut log = log.begin_raw(head.method, head.host, head.target, client_ip);
+    let mut log = log.begin_raw(head.method, log_host, head.target, client_ip);
     let table = proxy.router().load();
     let decided = match table.route(host) {
         // hyper's path carries h2c pools: it makes the whole decision, once.
@@ -200,9 +202,12 @@ fn answer(
     start: Instant,
     head: &RequestHead<'_, '_>,
 ) -> Prepared {
-    // Unread body bytes cannot be told from the next request: such a connection closes.
-    let close = !head.keep_alive || !matches!(head.body, Body::None | Body::Length(0));
-    own(e.status().as_u16(), &format!("{e}\n"), count, log, start, head.len, close)
+    // Unread body bytes cannot be told from the next request: such a connection
+    // closes, and so does an HTTP/1.0 one (the proxy's answers never say keep-alive).
+    let close = !head.keep_alive || head.http10 || !matches!(head.body, Body::None | Body::Length(0));
+    // An answer to `HEAD` has no body (its length is 0: there is none to describe).
+    let text = if head.method == "HEAD" { String::new() } else { format!("{e}\n") };
+    own(e.status().as_u16(), &text, count, log, start, head.len, close)
 }
 
 fn own(

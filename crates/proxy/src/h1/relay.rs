@@ -131,6 +131,9 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
         ..
     } = fwd;
     let set_cookie = route.set_cookie.take();
+    // The proxy's own answers keep a connection open only for HTTP/1.1 (they never
+    // say keep-alive, which an HTTP/1.0 client would need).
+    let own_keep = keep_alive && !http10;
     let mut request = framing(body);
     let mut sent = 0u64;
     // The request is accepted (routed, within the limits): a client waiting to be
@@ -139,13 +142,13 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
     if expects_continue && input.unread().is_empty() {
         let patience = route.service.timeouts.idle;
         if write_all(client, b"HTTP/1.1 100 Continue\r\n\r\n", patience).await.is_err() {
-            return Next::after(fail(&route, Failed::ClientGone, log, start, false, client).await);
+            return Next::after(fail(&route, Failed::ClientGone, log, start, false, head_method, client).await);
         }
     }
     // The body's first bytes go up in the same write as the head.
     let body_done = match take_body(&mut request, input, &mut upstream_head, &mut sent, max_body) {
         Ok(done) => done,
-        Err(f) => return Next::after(fail(&route, f, log, start, false, client).await),
+        Err(f) => return Next::after(fail(&route, f, log, start, false, head_method, client).await),
     };
     let mut other_tried = false;
     let mut fresh = false;
@@ -171,13 +174,13 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                     continue;
                 }
                 return Next::after(
-                    fail(&route, Failed::Unreachable, log, start, keep_alive && body_done, client).await,
+                    fail(&route, Failed::Unreachable, log, start, own_keep && body_done, head_method, client).await,
                 );
             }
             Err(e) => {
                 drop(tracker);
                 let f = if matches!(e, Obtain::Busy) { Failed::Busy } else { Failed::Upstream };
-                return Next::after(fail(&route, f, log, start, keep_alive && body_done, client).await);
+                return Next::after(fail(&route, f, log, start, own_keep && body_done, head_method, client).await);
             }
         };
         // Only a body still going up is followed (no body: both clocks run from now).
@@ -236,7 +239,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                     }
                     _ => Failed::Upstream,
                 };
-                return Next::after(fail(&route, f, log, start, false, client).await);
+                return Next::after(fail(&route, f, log, start, false, head_method, client).await);
             }
             Some(Reply::NoHead(Heard::Nothing)) if reused && !fresh && retryable && !answered.any() => {
                 tracing::debug!(
@@ -250,7 +253,7 @@ pub(crate) async fn forward(fwd: Forward, client: &impl Io, input: &mut Buf, sto
                 let f = if matches!(heard, Heard::Timeout) { Failed::Timeout } else { Failed::Upstream };
                 pool.metrics.upstream_error(if matches!(f, Failed::Timeout) { "timeout" } else { "reset" });
                 drop(tracker);
-                return Next::after(fail(&route, f, log, start, keep_alive && uploaded, client).await);
+                return Next::after(fail(&route, f, log, start, own_keep && uploaded, head_method, client).await);
             }
             Some(Reply::Switched) => {
                 // Counted as a tunnel before it stops counting in flight: a drain
@@ -352,9 +355,11 @@ async fn answer<C: Io>(a: Answering<'_, C>) -> Reply {
         let closing = || a.close || a.progress.is_some_and(|p| !p.is_done());
         match read_head(a.upstream, a.up, &deadline, a.asked, &closing, cookie, a.out).await {
             Heard::Interim { .. } if interims == MAX_INTERIM => break Heard::Broken,
-            // An HTTP/1.0 client is sent no interim answer (RFC 9110 §15.2).
+            // An HTTP/1.0 client is sent no interim answer (RFC 9110 §15.2); the request
+            // still cannot be sent again.
             Heard::Interim { len, .. } if a.asked.http10 => {
                 interims += 1;
+                a.answered.interim.store(true, Relaxed);
                 a.up.consume(len);
             }
             Heard::Interim { status, len } => {
@@ -485,13 +490,15 @@ pub(crate) enum Failed {
     ClientGone,
 }
 
-/// Answers a failed exchange (502/503/504), counted on the pool and logged.
+/// Answers a failed exchange (502/503/504), counted on the pool and logged; to
+/// `HEAD` without a body.
 async fn fail(
     route: &Route,
     f: Failed,
     mut log: Option<Box<Pending>>,
     start: std::time::Instant,
     keep_alive: bool,
+    head_method: bool,
     client: &impl Io,
 ) -> bool {
     let p = route.pool();
@@ -511,6 +518,7 @@ async fn fail(
             (e.status().as_u16(), format!("{e}\n"))
         }
     };
+    let text = if head_method { String::new() } else { text };
     counted(p, status, start);
     if let Some(mut l) = log.take() {
         l.routed(&route.service, route.pool, Some(route.backend));
