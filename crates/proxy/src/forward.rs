@@ -260,14 +260,7 @@ impl Proxy {
         match result {
             Ok(mut resp) => {
                 if let (Some(client), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, resp.status()) {
-                    let tunnel = Tunnel {
-                        router: self.router.clone(),
-                        service: route.service.name.clone(),
-                        pool: route.pool().name.clone(),
-                        stats: route.pool().stats.clone(),
-                        drain_timeout: route.service.drain_timeout,
-                    };
-                    tunnel.spawn(client, hyper::upgrade::on(&mut resp));
+                    Tunnel::of(self.router.clone(), &route).spawn(client, hyper::upgrade::on(&mut resp));
                 }
                 if let Some(v) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
                     resp.headers_mut().append(header::SET_COOKIE, v);

@@ -7,6 +7,7 @@
 //! weight for that long without a break.
 
 use crate::backend::PoolStats;
+use crate::forward::Route;
 use crate::headers::has_token;
 use crate::routes::Router;
 use http::header::{CONNECTION, UPGRADE};
@@ -64,6 +65,17 @@ pub(crate) struct Tunnel {
 }
 
 impl Tunnel {
+    /// The tunnel of a request routed by `route`.
+    pub(crate) fn of(router: Router, route: &Route) -> Tunnel {
+        Tunnel {
+            router,
+            service: route.service.name.clone(),
+            pool: route.pool().name.clone(),
+            stats: route.pool().stats.clone(),
+            drain_timeout: route.service.drain_timeout,
+        }
+    }
+
     /// Splices the client's and the backend's upgraded connections (hyper's) until
     /// either side closes, or the drain timeout passes after the pool lost its weight.
     pub(crate) fn spawn(self, client: OnUpgrade, backend: OnUpgrade) {

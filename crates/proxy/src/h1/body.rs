@@ -245,7 +245,8 @@ pub(crate) async fn relay(
     let head = out.data.len();
     let Some(first) = framing.take_into(up.unread(), &mut out.data) else {
         // Broken in its first bytes: the head goes (with any data before the break)
-        // and the body is cut, as when it breaks later (the client sees the backend's status, as it is counted).
+        // and the body is cut, as when it breaks later (the client sees the
+        // backend's status, as it is counted).
         let _ = write_all(client, &out.data, idle).await;
         return None;
     };

@@ -4,9 +4,9 @@
 //! bytes come (an idle keep-alive connection costs ~0.5 KiB of task, not ~2.4).
 //! On readiness it reads into a pooled buffer, parses the
 //! head in place, and answers, refuses or forwards it (`prepare`, `relay`),
-//! pipelined requests in order; a WebSocket the backend accepts becomes a tunnel. A connection that starts with the HTTP/2 preface,
-//! or a request this path does not carry itself, goes to hyper with the bytes
-//! read so far put back (`Rewind`).
+//! pipelined requests in order; a WebSocket the backend accepts becomes a tunnel.
+//! A connection that starts with the HTTP/2 preface, or a request this path does
+//! not carry itself, goes to hyper with the bytes read so far put back (`Rewind`).
 
 use super::body;
 use super::buf::Buf;
@@ -228,15 +228,8 @@ where
     S: Io + AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Switched { mut upstream, early, route, open } = switched;
-    let (service, pool) = (&route.service, route.pool());
-    let t = Tunnel {
-        router: conn.proxy.router().clone(),
-        service: service.name.clone(),
-        pool: pool.name.clone(),
-        stats: pool.stats.clone(),
-        drain_timeout: service.drain_timeout,
-    };
-    let patience = service.timeouts.idle;
+    let t = Tunnel::of(conn.proxy.router().clone(), &route);
+    let patience = route.service.timeouts.idle;
     drop(route);
     tokio::spawn(async move {
         let (_open, _conn) = (open, conn);
