@@ -18,7 +18,7 @@ switch is probed with fresh connections; the dip is measured on the others. Repo
 - the switch call's own duration (median).
 
 Usage:  python3 benches/switch_dip.py --switchyard target/release/switchyard
-            [--seconds 12] [--conns 32] [--rounds 2] [--out FILE]
+            [--extra NAME=OTHER_BUILD]... [--seconds 12] [--conns 32] [--rounds 2] [--out FILE]
 """
 
 import argparse
@@ -150,18 +150,21 @@ def main():
     ap.add_argument("--seconds", type=float, default=12)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
+                    help="another switchyard build in the same run (e.g. the one before a change)")
     ap.add_argument("--out")
     args = ap.parse_args()
+    builds = {"switchyard": args.switchyard, **dict(e.split("=", 1) for e in args.extra)}
     ensure_tools()
     tmp = tempfile.mkdtemp(prefix="sy-dip-")
     blue, green = nginx_upstream(tmp, "blue!"), nginx_upstream(tmp, "green")
-    results = {"switchyard": [], "haproxy": []}
+    results = {name: [] for name in [*builds, "haproxy"]}
     try:
         for r in range(args.rounds):
-            order = ["switchyard", "haproxy"] if r % 2 == 0 else ["haproxy", "switchyard"]
+            order = list(results) if r % 2 == 0 else list(reversed(results))
             for name in order:
-                if name == "switchyard":
-                    p = Switchyard(tmp, args.switchyard, 1, blue.port, green.port)
+                if name in builds:
+                    p = Switchyard(tmp, builds[name], 1, blue.port, green.port, name=name)
                 else:
                     p = HAProxy(tmp, 1, blue.port, green.port)
                 try:
@@ -175,7 +178,8 @@ def main():
         green.stop()
     lines = [
         f"# A switch under load ({machine()})", "",
-        f"`python3 benches/switch_dip.py --switchyard {args.switchyard} --seconds {args.seconds:g} "
+        f"`python3 benches/switch_dip.py --switchyard {args.switchyard} "
+        f"{''.join(f'--extra {e} ' for e in args.extra)}--seconds {args.seconds:g} "
         f"--conns {args.conns} --rounds {args.rounds}`: one worker each; a python asyncio load of "
         f"{args.conns} keep-alive connections; a switch every {PERIOD * 1000:.0f} ms. Medians over rounds.", "",
         "| proxy | switches | load (req/s) | dip after a switch | dip with no switch | first target answer, fresh "

@@ -347,7 +347,13 @@ impl Controller {
         self.commit_local(service, next)
     }
 
-    /// The local part of a commit: route, journal, publish.
+    /// The local part of a commit: route, journal write, publish, journal sync.
+    /// The record is written (what a user can get wrong fails here, and then
+    /// nothing is applied) before the table is published, and synced after it, so
+    /// the fsync is not on the path to the first request the change routes; the
+    /// caller answers only once it is synced. Should the sync itself fail (the
+    /// device, not the user), the record is cut and the previous traffic published
+    /// again.
     pub(crate) fn commit_local(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
         let persist = |e: StateError| ControlError::Persist(e.to_string());
         let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
@@ -358,12 +364,13 @@ impl Controller {
             let table = self.publisher.current().with_service(svc, &next.traffic);
             Some(table.ok_or_else(|| ControlError::UnknownService(service.into()))?)
         };
-        // Connections to a pool gaining weight open on the workers while the change is persisted.
+        // Connections to a pool gaining weight open on the workers while the change is written.
         let warming = table.as_ref().map(|t| self.publisher.warm(t, service));
         if self.store.unsure() {
             self.store.save_all(&self.state).map_err(persist)?;
         }
-        self.store.append_one(service, before, &next).map_err(persist)?;
+        self.store.write_one(service, before, &next).map_err(persist)?;
+        let published = table.is_some();
         if let Some(table) = table {
             if let Some(w) = warming {
                 let started = std::time::Instant::now();
@@ -375,10 +382,27 @@ impl Controller {
             }
             self.publisher.publish(table);
         }
+        if let Err(e) = self.store.sync() {
+            if published {
+                self.unpublish(service);
+            }
+            return Err(persist(e));
+        }
         let before = self.state.services.insert(service.to_owned(), next);
         self.observe_service(service, before.as_ref());
         self.snapshot_if_due();
         Ok(())
+    }
+
+    /// Publishes `service` at the traffic its state holds again (a change whose
+    /// journal record could not be synced).
+    fn unpublish(&mut self, service: &str) {
+        let (Ok(svc), Some(st)) = (self.service_config(service), self.state.services.get(service)) else { return };
+        match self.publisher.current().with_service(svc, &st.traffic) {
+            Some(table) => self.publisher.publish(table),
+            None => tracing::error!(service, "cannot publish the traffic back after a failed state sync"),
+        }
+        tracing::error!(service, "the state file could not be synced: the change is taken back");
     }
 
     /// A new config (reload): build every route whose config or traffic changed
@@ -538,3 +562,8 @@ fn unknown_pool(config: &Config, service: &str, pool: &str) -> ControlError {
     let known = config.service(service).map(|s| s.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "));
     ControlError::UnknownPool { service: service.into(), pool: pool.into(), known: known.unwrap_or_default() }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "controller_tests.rs"]
+mod tests;

@@ -35,6 +35,11 @@ pub(crate) struct Store {
     /// A failed append may have left part of a line that could not be cut: the
     /// next change writes a snapshot first.
     unsure: bool,
+    /// A record written and not synced yet: its sequence number and length.
+    pending: Option<(u64, u64)>,
+    /// Tests: what `sync` does instead of syncing.
+    #[cfg(test)]
+    pub(crate) sync_fault: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
 }
 
 impl Store {
@@ -85,6 +90,9 @@ impl Store {
             snapshot_len: 0,
             compact_min: compact_min(),
             unsure: false,
+            pending: None,
+            #[cfg(test)]
+            sync_fault: None,
         }
     }
 
@@ -149,21 +157,34 @@ impl Store {
         self.unsure
     }
 
-    /// Appends the change of one service from `before` to `after` and syncs it.
-    pub(crate) fn append_one(
+    /// Writes the change of one service from `before` to `after` (see `write`).
+    pub(crate) fn write_one(
         &mut self,
         service: &str,
         before: &ServiceState,
         after: &ServiceState,
     ) -> Result<(), StateError> {
-        self.append(vec![update(service, before, after)])
+        self.write(vec![update(service, before, after)])
     }
 
     /// Appends one commit's changes as one record and syncs it. On error nothing
     /// is recorded (a partial line is cut off again).
     pub(crate) fn append(&mut self, changes: Vec<Change>) -> Result<(), StateError> {
+        self.write(changes)?;
+        self.sync()
+    }
+
+    /// Writes one commit's changes as one record, not synced yet: the caller may
+    /// act on it (publish) before `sync`, and must call `sync` before it answers.
+    /// `write` catches what a user can cause (a missing folder, no permission, a
+    /// full disk: ext4 and tmpfs reserve the blocks at `write`); on error nothing is
+    /// recorded (a partial line is cut off again).
+    pub(crate) fn write(&mut self, changes: Vec<Change>) -> Result<(), StateError> {
         let path = self.journal_path();
         let err = |e: std::io::Error| StateError::Write { path: path.clone(), message: e.to_string() };
+        if self.pending.is_some() {
+            return Err(err(std::io::Error::other("a journal record is written but not synced yet")));
+        }
         let record = Record { seq: self.seq + 1, changes };
         let line = journal::encode(&record).map_err(|e| err(std::io::Error::other(e)))?;
         if self.file.is_none() {
@@ -173,17 +194,42 @@ impl Store {
             self.file = Some(f);
         }
         let Some(f) = self.file.as_mut() else { return Err(err(std::io::Error::other("journal not open"))) };
-        if let Err(e) = f.write_all(&line).and_then(|()| f.sync_data()) {
-            // Take back whatever part of the line got written, or give up on this file.
-            if f.set_len(self.journal_len).and_then(|()| f.sync_data()).is_err() {
-                self.unsure = true;
-                self.file = None;
-            }
+        if let Err(e) = f.write_all(&line) {
+            self.take_back();
             return Err(err(e));
         }
-        self.seq = record.seq;
-        self.journal_len += line.len() as u64;
+        self.pending = Some((record.seq, line.len() as u64));
         Ok(())
+    }
+
+    /// Makes the record `write` left durable. On error it is taken back: the
+    /// journal ends where it did before, as if the change never happened.
+    pub(crate) fn sync(&mut self) -> Result<(), StateError> {
+        let path = self.journal_path();
+        let Some((seq, len)) = self.pending.take() else { return Ok(()) };
+        let synced = match self.file.as_mut() {
+            #[cfg(test)]
+            Some(_) if self.sync_fault.is_some() => self.sync_fault.as_mut().map_or(Ok(()), |fault| fault()),
+            Some(f) => f.sync_data(),
+            None => Err(std::io::Error::other("journal not open")),
+        };
+        if let Err(e) = synced {
+            self.take_back();
+            return Err(StateError::Write { path, message: e.to_string() });
+        }
+        self.seq = seq;
+        self.journal_len += len;
+        Ok(())
+    }
+
+    /// Cuts whatever part of an unsynced record got written, or gives up on this
+    /// file (the next change writes a snapshot first).
+    fn take_back(&mut self) {
+        let cut = self.file.as_mut().map(|f| f.set_len(self.journal_len).and_then(|()| f.sync_data()));
+        if !matches!(cut, Some(Ok(()))) {
+            self.unsure = true;
+            self.file = None;
+        }
     }
 
     /// Whether the journal has grown enough to be folded into a new snapshot.

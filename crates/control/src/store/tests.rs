@@ -30,7 +30,8 @@ fn switch(store: &mut Store, s: &mut State, name: &str) {
     };
     after.traffic = target;
     after.record(event);
-    store.append_one(name, &before, &after).unwrap();
+    store.write_one(name, &before, &after).unwrap();
+    store.sync().unwrap();
     s.services.insert(name.into(), after);
 }
 
@@ -131,4 +132,28 @@ fn a_reset_store_never_replays_an_old_journal() {
     let reset = state(&["a"]);
     fresh.save_all(&reset).unwrap();
     assert_eq!(Store::open(&path).unwrap().1, reset);
+}
+
+#[test]
+fn a_record_whose_sync_fails_is_taken_back_and_the_next_change_follows_it() {
+    let (_dir, path, mut store, mut s) = fresh_with_a();
+    switch(&mut store, &mut s, "a");
+    let kept = s.clone();
+    let len = store.journal_len;
+    let before = s.services["a"].clone();
+    let mut after = before.clone();
+    after.version += 1;
+    after.traffic = Traffic::all_to("blue", ["blue", "green"]);
+    store.write_one("a", &before, &after).unwrap();
+    assert!(std::fs::metadata(store.journal_path()).unwrap().len() > len, "written before the sync");
+    store.sync_fault = Some(Box::new(|| Err(std::io::Error::other("EIO"))));
+    let e = store.sync().unwrap_err().to_string();
+    assert!(e.contains("EIO") && e.contains("journal-0"), "{e}");
+    assert_eq!((store.seq, store.journal_len), (1, len));
+    assert_eq!(std::fs::metadata(store.journal_path()).unwrap().len(), len, "the unsynced record is cut off");
+    assert_eq!(Store::open(&path).unwrap().1, kept);
+    store.sync_fault = None;
+    switch(&mut store, &mut s, "a");
+    let (reopened, replayed) = Store::open(&path).unwrap();
+    assert_eq!((replayed, reopened.seq), (s, 2), "the next change takes the sequence number back");
 }

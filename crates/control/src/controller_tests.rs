@@ -1,0 +1,57 @@
+//! The commit order: written, published, synced, answered.
+
+use super::*;
+use crate::command::Command;
+use std::sync::Mutex;
+use switchyard_test_support::Upstream;
+
+fn green_weight(router: &Router) -> u32 {
+    router.load().service("shop").and_then(|s| s.pool("green")).map_or(0, |p| p.weight.0)
+}
+
+async fn controller(dir: &std::path::Path) -> (Controller, Router, Upstream, Upstream) {
+    let (blue, green) = (Upstream::spawn("blue").await, Upstream::spawn("green").await);
+    let path = dir.join("sy.toml");
+    let text = format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[state]\nfile = \"{}\"\n[[service]]\nname = \"shop\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\"]\n[service.pools.green]\nbackends = [\"{}\"]\n",
+        dir.join("state.json").display(),
+        blue.address(),
+        green.address()
+    );
+    std::fs::write(&path, text).unwrap();
+    let (c, router) = Controller::start(switchyard_config::load(&path).unwrap(), false).unwrap();
+    (c, router, blue, green)
+}
+
+fn switch(pool: &str) -> Command {
+    Command::Switch { service: "shop".into(), pool: pool.into(), meta: ChangeMeta::default() }
+}
+
+#[tokio::test]
+async fn a_change_is_published_before_its_sync_and_taken_back_when_the_sync_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, router, _blue, _green) = controller(dir.path()).await;
+    // What the workers route to while the record is being synced.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (r, s) = (router.clone(), seen.clone());
+    c.store.sync_fault = Some(Box::new(move || {
+        s.lock().unwrap().push(green_weight(&r));
+        Err(std::io::Error::other("EIO"))
+    }));
+    let e = c.apply(switch("green")).unwrap_err();
+    assert!(matches!(e, ControlError::Persist(ref m) if m.contains("EIO")), "{e}");
+    assert_eq!(*seen.lock().unwrap(), [10_000], "the sync ran after the table was published");
+    assert_eq!(green_weight(&router), 0, "the traffic is taken back");
+    assert_eq!(c.state.services["shop"].version, 1);
+    // The journal holds nothing of it: a restart comes back on blue.
+    let (_, on_disk) = Store::open(&dir.path().join("state.json")).unwrap();
+    assert_eq!(on_disk.services["shop"].traffic, c.state.services["shop"].traffic);
+    // Once syncs work again, the same change goes through.
+    let (r, s) = (router.clone(), seen.clone());
+    c.store.sync_fault = Some(Box::new(move || {
+        s.lock().unwrap().push(green_weight(&r));
+        Ok(())
+    }));
+    c.apply(switch("green")).unwrap();
+    assert_eq!((green_weight(&router), c.state.services["shop"].version), (10_000, 2));
+}
