@@ -105,7 +105,8 @@ struct Try<'a>(&'a TcpStream);
 
 impl Read for Try<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let room = buf.len();
+        super::io::read_draining(self.0, room, || self.0.try_read(buf))
     }
 }
 

@@ -23,9 +23,12 @@ impl Raw {
     }
 
     /// Open and quiet: the backend neither closed it nor sent anything unasked.
+    /// Asks the socket itself (`MSG_PEEK`), not tokio's readiness, which the last
+    /// short read cleared (`io.rs`) and which the driver may not have set again yet
+    /// for a close that arrived since.
     pub(crate) fn alive(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(socket2::SockRef::from(&self.stream).peek(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
     }
 }
 
