@@ -60,6 +60,20 @@ async fn a_connection_the_backend_closed_while_idle_costs_no_request() {
 }
 
 #[tokio::test]
+async fn a_post_after_the_backend_closed_the_idle_connection_goes_on_a_fresh_one() {
+    let (b, _g, proxy) = blue_active("").await;
+    answers_from(&proxy, "blue").await;
+    b.stop();
+    assert_eventually!(b.open_connections() == 0, "the backend closed its side");
+    let again = Upstream::serve("blue-again", TcpListener::bind(b.addr).await.unwrap());
+    // A POST is never sent twice, so it must not go out on the closed connection:
+    // the check before reuse sees the close (not a retry after it).
+    let post = Request::post("/orders").header("host", "shop").body(Full::new(Bytes::from("hello"))).unwrap();
+    assert_eq!(Conn::open(proxy.addr).await.send(post).await, (StatusCode::OK, "blue-again".to_owned()));
+    assert_eq!(again.connections(), 1);
+}
+
+#[tokio::test]
 async fn a_connection_whose_answer_was_abandoned_is_closed_not_reused() {
     let (b, _g, proxy) = blue_active("").await;
     let stream = TcpStream::connect(proxy.addr).await.unwrap();
