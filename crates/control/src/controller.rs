@@ -1,5 +1,6 @@
 //! The control task's logic: every change is validated, built into a new table,
-//! persisted, published, then answered — in that order, or not at all.
+//! written to the journal, published, synced, then answered — in that order, or
+//! not at all (a sync that fails takes the publish back).
 
 use crate::command::{ChangeMeta, Command, ControlError, PreviewTokenView, Reply};
 use crate::health::HealthChecks;
@@ -318,8 +319,8 @@ impl Controller {
     }
 
     /// One service's change: in cluster mode, commit it to the store first; then
-    /// build its route (sharing every other service's) → append to the journal and
-    /// sync → publish. Any failure leaves everything as it was. Costs the same
+    /// build its route (sharing every other service's) → write it to the journal →
+    /// publish → sync (`commit_local`). Any failure leaves everything as it was. Costs the same
     /// whatever the number of services.
     pub(crate) fn commit_service(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
         if self.clustered() {
@@ -348,12 +349,13 @@ impl Controller {
     }
 
     /// The local part of a commit: route, journal write, publish, journal sync.
-    /// The record is written (what a user can get wrong fails here, and then
-    /// nothing is applied) before the table is published, and synced after it, so
-    /// the fsync is not on the path to the first request the change routes; the
-    /// caller answers only once it is synced. Should the sync itself fail (the
-    /// device, not the user), the record is cut and the previous traffic published
-    /// again.
+    /// The record is written (on ext4, xfs and tmpfs what a user can get wrong —
+    /// folder, permissions, a full disk — fails here, and then nothing is applied)
+    /// before the table is published, and synced after it, so the fsync is not on
+    /// the path to the first request the change routes; the caller answers only
+    /// once it is synced. Should the sync fail, the record is cut and the previous
+    /// traffic published again; until a sync succeeds again, changes are synced
+    /// before they are published (a retried rollback must not flap).
     pub(crate) fn commit_local(&mut self, service: &str, next: ServiceState) -> Result<(), ControlError> {
         let persist = |e: StateError| ControlError::Persist(e.to_string());
         let before = self.state.services.get(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
@@ -370,6 +372,9 @@ impl Controller {
             self.store.save_all(&self.state).map_err(persist)?;
         }
         self.store.write_one(service, before, &next).map_err(persist)?;
+        if self.store.sync_failing() {
+            self.store.sync().map_err(persist)?;
+        }
         let published = table.is_some();
         if let Some(table) = table {
             if let Some(w) = warming {

@@ -46,7 +46,14 @@ async fn a_change_is_published_before_its_sync_and_taken_back_when_the_sync_fail
     // The journal holds nothing of it: a restart comes back on blue.
     let (_, on_disk) = Store::open(&dir.path().join("state.json")).unwrap();
     assert_eq!(on_disk.services["shop"].traffic, c.state.services["shop"].traffic);
-    // Once syncs work again, the same change goes through.
+    // Tried again while syncs still fail (a rollout retrying its rollback every
+    // tick): synced first, so the traffic does not flap.
+    let e = c.apply(switch("green")).unwrap_err();
+    assert!(matches!(e, ControlError::Persist(_)), "{e}");
+    assert_eq!(*seen.lock().unwrap(), [10_000, 0], "after a failed sync, the next one comes before the publish");
+    assert_eq!(green_weight(&router), 0);
+    // Once syncs work again, the same change goes through (synced first once more),
+    // and the one after it is published before its sync again.
     let (r, s) = (router.clone(), seen.clone());
     c.store.sync_fault = Some(Box::new(move || {
         s.lock().unwrap().push(green_weight(&r));
@@ -54,4 +61,6 @@ async fn a_change_is_published_before_its_sync_and_taken_back_when_the_sync_fail
     }));
     c.apply(switch("green")).unwrap();
     assert_eq!((green_weight(&router), c.state.services["shop"].version), (10_000, 2));
+    c.apply(switch("blue")).unwrap();
+    assert_eq!(*seen.lock().unwrap(), [10_000, 0, 0, 0]);
 }

@@ -32,11 +32,13 @@ pub(crate) struct Store {
     journal_len: u64,
     snapshot_len: u64,
     compact_min: u64,
-    /// A failed append may have left part of a line that could not be cut: the
+    /// A failed write or sync may have left part of a line that could not be cut: the
     /// next change writes a snapshot first.
     unsure: bool,
     /// A record written and not synced yet: its sequence number and length.
     pending: Option<(u64, u64)>,
+    /// The last sync failed (none has succeeded since).
+    sync_failed: bool,
     /// Tests: what `sync` does instead of syncing.
     #[cfg(test)]
     pub(crate) sync_fault: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
@@ -91,6 +93,7 @@ impl Store {
             compact_min: compact_min(),
             unsure: false,
             pending: None,
+            sync_failed: false,
             #[cfg(test)]
             sync_fault: None,
         }
@@ -150,6 +153,11 @@ impl Store {
             tracing::warn!(journal = %old.display(), error = %e, "cannot remove the journal of the previous snapshot (harmless: it is not read again)");
         }
         Ok(())
+    }
+
+    /// Whether the last sync failed and none has succeeded since.
+    pub(crate) fn sync_failing(&self) -> bool {
+        self.sync_failed
     }
 
     /// Whether the next change must write a snapshot first (see `unsure`).
@@ -213,6 +221,7 @@ impl Store {
             Some(f) => f.sync_data(),
             None => Err(std::io::Error::other("journal not open")),
         };
+        self.sync_failed = synced.is_err();
         if let Err(e) = synced {
             self.take_back();
             return Err(StateError::Write { path, message: e.to_string() });
