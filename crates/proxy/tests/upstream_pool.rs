@@ -47,25 +47,26 @@ async fn one_upstream_connection_serves_sequential_requests_from_many_clients() 
     assert_eq!(b.connections(), 1, "every request after the first reused the idle connection");
 }
 
-#[tokio::test]
-async fn a_connection_the_backend_closed_while_idle_costs_no_request() {
+/// A proxy whose one idle connection to blue the backend closed: blue restarted
+/// on the same port (as `blue-again`).
+async fn blue_restarted() -> (Upstream, TestProxy) {
     let (b, _g, proxy) = blue_active("").await;
     answers_from(&proxy, "blue").await;
-    // The backend restarts on the same port: the proxy's idle connection is now closed.
     b.stop();
     assert_eventually!(b.open_connections() == 0, "the backend closed its side");
-    let again = Upstream::serve("blue-again", TcpListener::bind(b.addr).await.unwrap());
+    (Upstream::serve("blue-again", TcpListener::bind(b.addr).await.unwrap()), proxy)
+}
+
+#[tokio::test]
+async fn a_connection_the_backend_closed_while_idle_costs_no_request() {
+    let (again, proxy) = blue_restarted().await;
     answers_from(&proxy, "blue-again").await;
     assert_eq!(again.connections(), 1);
 }
 
 #[tokio::test]
 async fn a_post_after_the_backend_closed_the_idle_connection_goes_on_a_fresh_one() {
-    let (b, _g, proxy) = blue_active("").await;
-    answers_from(&proxy, "blue").await;
-    b.stop();
-    assert_eventually!(b.open_connections() == 0, "the backend closed its side");
-    let again = Upstream::serve("blue-again", TcpListener::bind(b.addr).await.unwrap());
+    let (again, proxy) = blue_restarted().await;
     // A POST is never sent twice, so it must not go out on the closed connection:
     // the check before reuse sees the close (not a retry after it).
     let post = Request::post("/orders").header("host", "shop").body(Full::new(Bytes::from("hello"))).unwrap();
