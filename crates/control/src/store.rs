@@ -185,7 +185,7 @@ impl Store {
     /// Writes one commit's changes as one record, not synced yet: the caller may
     /// act on it (publish) before `sync`, and must call `sync` before it answers.
     /// `write` catches what a user can cause (a missing folder, no permission, a
-    /// full disk: ext4 and tmpfs reserve the blocks at `write`); on error nothing is
+    /// full disk: ext4, xfs and tmpfs reserve the blocks at `write`); on error nothing is
     /// recorded (a partial line is cut off again).
     pub(crate) fn write(&mut self, changes: Vec<Change>) -> Result<(), StateError> {
         let path = self.journal_path();
