@@ -17,8 +17,12 @@ switch is probed with fresh connections; the dip is measured on the others. Repo
   until one is answered by the target pool: that time (median, p90);
 - the switch call's own duration (median).
 
+`--hogs N` adds N busy loops (plain processes at the default priority) for the
+whole run: a host whose cores are all taken, where every thread a switch wakes
+has to wait for a core.
+
 Usage:  python3 benches/switch_dip.py --switchyard target/release/switchyard
-            [--extra NAME=OTHER_BUILD]... [--seconds 12] [--conns 32] [--rounds 2] [--out FILE]
+            [--extra NAME=OTHER_BUILD]... [--seconds 12] [--conns 32] [--rounds 2] [--hogs 0] [--out FILE]
 """
 
 import argparse
@@ -152,6 +156,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
                     help="another switchyard build in the same run (e.g. the one before a change)")
+    ap.add_argument("--hogs", type=int, default=0, help="busy loops running beside (a host with no idle core)")
     ap.add_argument("--out")
     args = ap.parse_args()
     builds = {"switchyard": args.switchyard, **dict(e.split("=", 1) for e in args.extra)}
@@ -159,6 +164,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sy-dip-")
     blue, green = nginx_upstream(tmp, "blue!"), nginx_upstream(tmp, "green")
     results = {name: [] for name in [*builds, "haproxy"]}
+    # Bounded: each ends on its own after the run's length, and is stopped by its pid below.
+    budget = (args.seconds + 5) * args.rounds * len(results) + 60
+    hogs = [subprocess.Popen(["timeout", str(int(budget)), "sh", "-c", "while :; do :; done"])
+            for _ in range(args.hogs)]
     try:
         for r in range(args.rounds):
             order = list(results) if r % 2 == 0 else list(reversed(results))
@@ -174,13 +183,17 @@ def main():
                 print(f"round {r + 1} {name}: {res}", flush=True)
                 results[name].append(res)
     finally:
+        for h in hogs:
+            h.terminate()
+            h.wait()
         blue.stop()
         green.stop()
     lines = [
         f"# A switch under load ({machine()})", "",
         f"`python3 benches/switch_dip.py --switchyard {args.switchyard} "
         f"{''.join(f'--extra {e} ' for e in args.extra)}--seconds {args.seconds:g} "
-        f"--conns {args.conns} --rounds {args.rounds}`: one worker each; a python asyncio load of "
+        f"--conns {args.conns} --rounds {args.rounds}{f' --hogs {args.hogs}' if args.hogs else ''}`: one worker each; "
+        f"{f'{args.hogs} busy loops beside; ' if args.hogs else ''}a python asyncio load of "
         f"{args.conns} keep-alive connections; a switch every {PERIOD * 1000:.0f} ms. Medians over rounds.", "",
         "| proxy | switches | load (req/s) | dip after a switch | dip with no switch | first target answer, fresh "
         "connection (p50 / p90 ms) | switch call (ms) |",
