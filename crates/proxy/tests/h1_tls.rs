@@ -1,7 +1,8 @@
 //! HTTP/1 over TLS on the proxy's own path (the rustls session taken over after
 //! the handshake): keep-alive, bodies both ways larger than a TLS record,
 //! pipelining, a refusal that ends with `close_notify`, `Expect: 100-continue`, a
-//! WebSocket tunnel, and a request handed to hyper over the same session (`OPTIONS *`).
+//! WebSocket tunnel, and a request handed to hyper over the same session (to a
+//! service with an h2c pool).
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -137,19 +138,23 @@ async fn a_refusal_over_tls_ends_with_close_notify() {
 
 #[tokio::test]
 async fn a_request_handed_to_hyper_keeps_the_tls_session() {
-    let blue = Upstream::spawn("blue").await;
-    let (addr, tls) = tls_proxy(&blue).await;
+    let (blue, h2) = (Upstream::spawn("blue").await, Upstream::spawn("blue-h2").await);
+    let grpc = format!(
+        "[[service]]\nname = \"grpc\"\nhosts = [\"grpc\"]\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\"]\nprotocol = \"h2c\"\n",
+        h2.address()
+    );
+    let (addr, tls) = tls_proxy_to(&blue.address(), &grpc).await;
     let mut c = open(addr, &tls).await;
     // First on the proxy's own path (with `Expect: 100-continue`, answered by the
-    // proxy), then `OPTIONS *` goes to hyper with the session and the bytes read so
-    // far, and hyper serves the rest of the connection.
+    // proxy), then a request to a service with an h2c pool goes to hyper with the
+    // session and the bytes read so far, and hyper serves the rest of the connection.
     c.send(b"POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").await;
     assert_eq!(c.response().await.unwrap().status, 100);
     c.send(b"hello").await;
     assert_eq!(c.response().await.unwrap().text(), "blue 5");
-    c.send(b"OPTIONS * HTTP/1.1\r\nHost: app\r\n\r\n").await;
+    c.send(b"GET / HTTP/1.1\r\nHost: grpc\r\n\r\n").await;
     let r = c.response().await.unwrap();
-    assert_eq!(r.text(), "blue");
+    assert_eq!(r.text(), "blue-h2");
     // (hyper writes `content-length` in lower case, the HTTP/1 path `Content-Length`.)
     assert!(r.head.contains("\ncontent-length: "), "not hyper's answer: {}", r.head);
     c.send(b"GET /headers HTTP/1.1\r\nHost: app\r\n\r\n").await;

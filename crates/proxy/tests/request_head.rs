@@ -1,7 +1,7 @@
 //! What the backend sees of a client's request head, and the heads the proxy
 //! refuses itself: the routed host as `Host`, cookies joined and the proxy's own
 //! routing inputs removed, only WebSocket upgrades, strict `Host` and
-//! `Transfer-Encoding`, and `max_request_body`.
+//! `Transfer-Encoding`, `max_request_body`, and `OPTIONS *` as it came.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::OnceLock;
 use switchyard_metrics::PrometheusHandle;
-use switchyard_test_support::{RawConn, TestProxy, Upstream, config_from};
+use switchyard_test_support::{RawConn, RawEvent, RawUpstream, TestProxy, Upstream, config_from};
 use tokio::net::TcpStream;
 
 fn metrics() -> &'static PrometheusHandle {
@@ -218,4 +218,27 @@ async fn chunked_body_growing_past_max_request_body_after_the_answer_cuts_the_re
     assert!(!seen.ends_with(b"0\r\n\r\n"), "the response must not look complete");
     assert!(seen.len() < 200_000, "the response was cut");
     up.release(1);
+}
+
+#[tokio::test]
+async fn options_asterisk_goes_up_as_it_came_and_the_connection_keeps_strict_framing() {
+    let up = RawUpstream::spawn(usize::MAX).await;
+    let cfg = config_from(&format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\n[[service]]\nname = \"app\"\n[service.traffic]\nactive = \"blue\"\n[service.pools.blue]\nbackends = [\"{}\"]\n",
+        up.address()
+    ));
+    let proxy = TestProxy::start(&cfg).await;
+    let mut c = RawConn::open(proxy.addr).await;
+    assert!(c.send(b"OPTIONS * HTTP/1.1\r\nHost: app\r\n\r\n").await);
+    let r = c.response().await.expect("an answer");
+    assert_eq!((r.status, r.text().as_str()), (200, "conn-1"), "{r:?}");
+    assert_eq!(up.next().await, RawEvent::Request { conn: 1, line: "OPTIONS * HTTP/1.1".to_owned() });
+    // The same connection still refuses what SPEC §7 refuses (hyper, which carried
+    // `OPTIONS *` before, would read this body as chunked and forward it).
+    assert!(
+        c.send(b"POST /x HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            .await
+    );
+    assert_eq!(c.response().await.expect("an answer").status, 400);
+    assert_eq!(up.connections(), 1);
 }

@@ -20,7 +20,8 @@ use std::time::Instant;
 pub(crate) enum Prepared {
     /// The head is not complete yet.
     Partial,
-    /// Not carried by this path (yet): the connection goes to hyper as it is.
+    /// To a service with an h2c pool, which hyper's path carries: the connection
+    /// goes to hyper as it is.
     Fallback,
     /// Broken or hostile: answered with the refusal's status, then closed.
     Refuse(Refusal),
@@ -55,11 +56,6 @@ pub(crate) struct Forward {
     pub(crate) upstream_head: Buf,
     pub(crate) log: Option<Box<Pending>>,
     pub(crate) start: Instant,
-}
-
-/// Requests this path carries itself; the rest (`OPTIONS *`) go to hyper.
-fn carried(head: &RequestHead<'_, '_>) -> bool {
-    head.target != "*"
 }
 
 /// An absolute-form target (`scheme://authority/path?query`, checked by the parser)
@@ -114,14 +110,12 @@ pub(crate) fn prepare(buf: &Buf, proxy: &Proxy, max_head: usize) -> Prepared {
         let counters = proxy.router().load().unrouted.clone();
         return answer(ProxyError::MethodNotAllowed, |s| counters.count(s), log, start, &head);
     }
-    if !carried(&head) {
-        return Prepared::Fallback;
-    }
     // The host that routes the request is the one the backend sees: an absolute-form
-    // target's replaces `Host` (RFC 9112 §3.2.2), and its path goes up alone.
+    // target's replaces `Host` (RFC 9112 §3.2.2), and its path goes up alone. An
+    // asterisk (`OPTIONS *`) goes up as it came.
     let mut host = head.host.unwrap_or_default();
     let mut log_host = head.host;
-    if !head.target.starts_with('/') {
+    if !head.target.starts_with('/') && head.target != "*" {
         let Some((authority, path)) = absolute(head.target) else { return Prepared::Fallback };
         host = authority.as_bytes();
         log_host = Some(host);

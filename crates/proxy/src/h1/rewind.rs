@@ -1,5 +1,5 @@
-//! A connection handed from the HTTP/1 path to hyper (HTTP/2, or a request the
-//! path does not carry itself) after some of its bytes were already read: those
+//! A connection handed from the HTTP/1 path to hyper (HTTP/2, or a request to a
+//! service with an h2c pool) after some of its bytes were already read: those
 //! are read again first.
 
 use crate::write_through::write_through;

@@ -3,7 +3,7 @@
 //! plain socket (`Io`), so the upload and the answer of one exchange still run at
 //! once in one task. The session sits behind a mutex that is never held across a
 //! wait (one task uses it: never contended). It is also an `AsyncRead`/`AsyncWrite`
-//! for a connection handed to hyper (`OPTIONS *`) and for a WebSocket
+//! for a connection handed to hyper (a service with an h2c pool) and for a WebSocket
 //! tunnel.
 
 use super::io::Io;

@@ -88,8 +88,9 @@ fn framing(out: &mut Vec<u8>, body: Body) {
 pub fn request_head(out: &mut Vec<u8>, req: &RequestHead<'_, '_>, fwd: &Forwarding<'_>) {
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    // (An absolute-form target's path may be empty or start with its query.)
-    if !req.target.starts_with('/') {
+    // (An absolute-form target's path may be empty or start with its query; an
+    // asterisk goes as it is.)
+    if !req.target.starts_with('/') && req.target != "*" {
         out.push(b'/');
     }
     out.extend_from_slice(req.target.as_bytes());
