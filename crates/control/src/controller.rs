@@ -47,6 +47,9 @@ pub struct Controller {
     pub(crate) ticks: Option<tokio::sync::watch::Receiver<u64>>,
     /// Cluster mode: the shared store and what this replica took from it.
     pub(crate) shared: Option<crate::shared_apply::Shared>,
+    /// Changes applied and not logged yet (`log_applied`, once the caller has its
+    /// answer: waking the log thread is kept off the way to the publish).
+    unlogged: Vec<(String, Arc<Event>)>,
 }
 
 /// Why the control path could not start. Each message names the file at fault.
@@ -120,9 +123,11 @@ impl Controller {
             last_tick: 0,
             ticks: None,
             shared: None,
+            unlogged: Vec::new(),
         };
         // What the saved history already counted is not counted again (no replay on restart).
         c.observe_start(&saved);
+        c.log_applied();
         c.stamp_last_changes();
         drop(saved);
         crate::heap::trim();
@@ -150,6 +155,7 @@ impl Controller {
     /// Applies one command. In cluster mode a change that lost a race to another
     /// replica's is checked again against what won (`If-Match`, gates) and retried.
     pub fn apply(&mut self, cmd: Command) -> Result<Reply, ControlError> {
+        self.log_applied();
         for _ in 1..crate::shared_apply::RACE_RETRIES {
             match self.apply_once(cmd.clone()) {
                 Err(ControlError::Raced) => continue,
@@ -479,16 +485,18 @@ impl Controller {
     /// At start: `observe_service` for every service against what was saved, the
     /// generation, and health probes for the table's backends.
     fn observe_start(&mut self, saved: &State) {
-        for name in self.state.services.keys() {
-            self.observe_service(name, saved.services.get(name));
+        let names: Vec<String> = self.state.services.keys().cloned().collect();
+        for name in names {
+            self.observe_service(&name, saved.services.get(&name));
         }
         switchyard_metrics::generation(self.generation);
         let table = self.publisher.current();
         self.health.reconcile(&table, &self.config);
     }
 
-    /// After a change of one service: metrics for what changed since `before`.
-    fn observe_service(&self, service: &str, before: Option<&ServiceState>) {
+    /// After a change of one service: metrics for what changed since `before`, and
+    /// its log lines queued for `log_applied`.
+    fn observe_service(&mut self, service: &str, before: Option<&ServiceState>) {
         let Some(st) = self.state.services.get(service) else { return };
         let old_version = before.map_or(0, |s| s.version);
         let new_events = st.history.iter().filter(|e| e.version > old_version);
@@ -498,8 +506,25 @@ impl Controller {
                 SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
             });
             switchyard_metrics::traffic_change(service, e.kind.as_str(), at);
+            self.unlogged.push((service.to_owned(), e.clone()));
         }
         crate::rollout_ctl::observe(service, before, st);
+    }
+
+    /// Logs the changes applied since the last call. The control thread calls it
+    /// once the change's caller has its answer; `apply` and `start` call it too.
+    pub fn log_applied(&mut self) {
+        for (service, e) in self.unlogged.drain(..) {
+            tracing::info!(
+                service,
+                kind = e.kind.as_str(),
+                version = e.version,
+                actor = %e.actor,
+                from = %e.from,
+                to = %e.to,
+                "traffic changed"
+            );
+        }
     }
 
     pub(crate) fn view(&self, service: &str) -> Result<ServiceView, ControlError> {
@@ -538,7 +563,8 @@ fn cancelling(st: &mut ServiceState, kind: Kind, mut meta: ChangeMeta) -> Change
     meta
 }
 
-/// Appends an event for a change from `from` to `to`, bumping the version.
+/// Appends an event for a change from `from` to `to`, bumping the version (it is
+/// logged once applied: `Controller::log_applied`).
 pub(crate) fn record(st: &mut ServiceState, kind: Kind, from: Traffic, to: Traffic, meta: ChangeMeta) {
     st.version += 1;
     st.traffic = to.clone();
@@ -552,7 +578,6 @@ pub(crate) fn record(st: &mut ServiceState, kind: Kind, from: Traffic, to: Traff
         reason: meta.reason,
         forced: meta.force,
     };
-    tracing::info!(kind = kind.as_str(), version = st.version, actor = %event.actor, from = %event.from, to = %event.to, "traffic changed");
     st.record(event);
 }
 

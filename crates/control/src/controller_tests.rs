@@ -64,3 +64,49 @@ async fn a_change_is_published_before_its_sync_and_taken_back_when_the_sync_fail
     c.apply(switch("blue")).unwrap();
     assert_eq!(*seen.lock().unwrap(), [10_000, 0, 0, 0]);
 }
+
+/// What `f` logs, as text.
+fn logged(f: impl FnOnce()) -> String {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || Sink(sink.clone())).finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = buf.lock().unwrap().clone();
+    String::from_utf8(text).unwrap()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn traffic_changed_is_logged_after_the_change_is_applied_and_never_for_one_that_was_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _router, _blue, _green) = controller(dir.path()).await;
+    c.store.sync_fault = Some(Box::new(|| Err(std::io::Error::other("EIO"))));
+    let log = logged(|| {
+        c.apply(switch("green")).unwrap_err();
+        c.log_applied();
+    });
+    assert!(!log.contains("traffic changed"), "a change taken back is not logged as made: {log}");
+    c.store.sync_fault = None;
+    let log = logged(|| {
+        c.apply(switch("green")).unwrap();
+        // The control thread logs once the caller has its answer, not before the publish.
+        assert!(!c.unlogged.is_empty());
+    });
+    assert!(!log.contains("traffic changed"), "{log}");
+    let log = logged(|| c.log_applied());
+    assert!(log.contains("traffic changed") && log.contains("service=\"shop\""), "{log}");
+    assert!(log.contains("kind=\"switch\"") && log.contains("version=2"), "{log}");
+    assert_eq!(log.matches("traffic changed").count(), 1, "{log}");
+    assert!(logged(|| c.log_applied()).is_empty(), "each change is logged once");
+}

@@ -41,6 +41,7 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
                 config_tx.send_replace(controller.config().clone());
             }
             let _ = reply.send(result);
+            controller.log_applied();
             if applied {
                 // The old config and table are gone by now (or soon): give their memory back.
                 crate::heap::trim();
