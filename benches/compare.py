@@ -17,7 +17,6 @@ Usage:  python3 benches/compare.py [--quick] [--switchyard PATH] [--extra NAME=P
 """
 
 import argparse
-import collections
 import http.client
 import json
 import os
@@ -72,12 +71,18 @@ class Proc:
 
     def __init__(self, name, argv, port, cwd=None):
         self.name, self.port = name, port
-        self.p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # Its log is read (the last lines kept): a pipe nobody reads fills, and then
-        # writes to it block (or, for switchyard, drop lines).
-        self.log = collections.deque(maxlen=50)
-        threading.Thread(target=lambda: self.log.extend(self.p.stderr), daemon=True).start()
+        # Its log goes to an unnamed file, not to a pipe read by a thread here: that
+        # thread woke on every line (switchyard logs each switch) and took Python's
+        # lock from the harness' own client threads (switch_dip.py's probes).
+        self.errors = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=self.errors)
         wait_port(port)
+
+    @property
+    def log(self):
+        """The last 50 lines it logged (bytes). `pread`: the server shares the file offset."""
+        fd = self.errors.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).splitlines(keepends=True)[-50:]
 
     def stop(self):
         if self.p.poll() is None:
