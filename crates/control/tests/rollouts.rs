@@ -339,6 +339,22 @@ fn starts_that_cannot_be_judged_are_refused_and_change_nothing() {
     assert_eq!(r.from.weight("green"), Weight(3000));
 }
 
+/// Awaits a call to the control thread with the paused clock held still. The
+/// control thread is a real thread: while this runtime waits for its answer it is
+/// idle, and tokio would auto-advance the clock to the sampler's next ticks (on a
+/// busy machine, past the step's deadline, with no traffic recorded for them). A
+/// blocking task in flight keeps tokio from auto-advancing.
+async fn held<T>(call: impl Future<Output = T>) -> T {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let guard = tokio::task::spawn_blocking(move || {
+        let _ = wait.recv();
+    });
+    let out = call.await;
+    drop(done);
+    guard.await.unwrap();
+    out
+}
+
 /// The whole stack on tokio's paused clock: the sampler's ticks reach the control
 /// thread through the handle, and a five-step rollout with one-minute steps is
 /// promoted in (virtual) minutes that take milliseconds.
@@ -349,9 +365,8 @@ async fn the_sampler_drives_a_five_step_rollout_on_the_paused_clock() {
     std::fs::write(&path, config_text(dir.path())).unwrap();
     let (c, router) = Controller::start(switchyard_config::load(&path).unwrap(), false).unwrap();
     let handle = switchyard_control::spawn(c);
-    // Before the call: the paused clock may run on while the call awaits the control thread.
     let started = tokio::time::Instant::now();
-    let v = handle.rollout_start("shop", "green", settings(&[1, 5, 25, 50, 100]), meta("ci", "")).await.unwrap();
+    let v = held(handle.rollout_start("shop", "green", settings(&[1, 5, 25, 50, 100]), meta("ci", ""))).await.unwrap();
     assert_eq!(v.traffic.weight("green"), Weight(100));
     let mut phase = Phase::Progressing;
     for _ in 0..2000 {
@@ -363,17 +378,16 @@ async fn the_sampler_drives_a_five_step_rollout_on_the_paused_clock() {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        phase = handle.rollout("shop").await.unwrap().phase;
+        phase = held(handle.rollout("shop")).await.unwrap().phase;
         if phase != Phase::Progressing {
             break;
         }
     }
     assert_eq!(phase, Phase::Promoted);
-    // Never faster than four step intervals. (Not bounded above: while this task
-    // awaits the control thread the paused clock may run ahead on its own.)
+    // Never faster than four step intervals.
     let virtual_secs = started.elapsed().as_secs();
     assert!(virtual_secs >= 4 * 60, "four one-minute steps took {virtual_secs} virtual seconds");
-    assert_eq!(handle.service("shop").await.unwrap().traffic.weight("green"), Weight::FULL);
+    assert_eq!(held(handle.service("shop")).await.unwrap().traffic.weight("green"), Weight::FULL);
 }
 
 #[test]
