@@ -175,7 +175,9 @@ pub async fn serve(config: Config, opts: Options, on_ready: impl FnOnce(&Bound))
         (c, switchyard_cluster::Cluster::attach(c, name, &mut controller))
     });
 
-    let control = switchyard_control::spawn(controller);
+    // This runtime serves no proxy traffic: a switch is applied on the admin thread
+    // that took the call, without waking the control thread.
+    let control = switchyard_control::spawn(controller).inline();
     let cluster = cluster.map(|(c, cluster)| cluster.run(c, bound.admin, control.clone()));
     if let Some(h) = metrics.clone() {
         // Drains histogram buffers even when nobody scrapes.

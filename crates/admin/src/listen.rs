@@ -2,7 +2,8 @@
 //! timeout (also on an idle keep-alive connection), at most so many
 //! connections are open at once (at the limit it stops accepting until one
 //! closes), accept errors such as EMFILE back off instead of spinning, and a
-//! client that half-closes after its request still gets the answer.
+//! client that half-closes after its request still gets the answer. A
+//! connection is accepted once its first bytes are in (`TCP_DEFER_ACCEPT`).
 
 use crate::api::{self, AdminState};
 use hyper::server::conn::http1;
@@ -35,6 +36,7 @@ impl Default for Limits {
 /// Accepts and serves connections until `shutdown` resolves. Connections
 /// already open are left to finish.
 pub async fn run(listener: TcpListener, state: Arc<AdminState>, limits: Limits, shutdown: impl Future<Output = ()>) {
+    defer_accept(&listener);
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).half_close(true).keep_alive(true);
     let builder = Arc::new(builder);
@@ -53,5 +55,33 @@ pub async fn run(listener: TcpListener, state: Arc<AdminState>, limits: Limits, 
             }
             drop(permit);
         });
+    }
+}
+
+/// How long the kernel holds a connection that has sent nothing before handing it
+/// over anyway (then `header_timeout` runs as for any other).
+const DEFER_SECS: libc::c_int = 1;
+
+/// Wakes this thread once a call's first bytes are in, rather than at the handshake
+/// and again when they come (nginx's `listen … deferred`): a switch call costs one
+/// wake-up of the admin thread, not two, and on a host whose cores are busy each
+/// wake-up can wait a few hundred microseconds for one (`benches/switch_dip.py`).
+#[allow(unsafe_code)]
+fn defer_accept(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let seconds = DEFER_SECS;
+    // SAFETY: an open socket descriptor, and an int option value of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const seconds).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::debug!(%error, "TCP_DEFER_ACCEPT not set on the admin listener; connections are taken at the handshake");
     }
 }

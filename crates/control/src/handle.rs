@@ -1,13 +1,14 @@
 //! The control task's mailbox: a cloneable handle, and the one thread that applies
 //! commands in order. A plain thread, because each change fsyncs the state file and
-//! that must not stall the proxy's async workers.
+//! that must not stall the proxy's async workers. An `inline` handle applies its
+//! changes itself when that thread is idle, under the same lock.
 
 use crate::command::{ChangeMeta, Command, ControlError, Envelope, ReloadSource, Reply};
 use crate::controller::Controller;
 use crate::state::Event;
 use crate::view::{ServiceView, ServicesView};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use switchyard_config::Config;
 use switchyard_config::Weight;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,6 +19,10 @@ pub struct ControlHandle {
     tx: mpsc::Sender<Envelope>,
     config: watch::Receiver<Arc<Config>>,
     ticks: watch::Receiver<u64>,
+    /// The controller, locked by the control thread for each command it applies.
+    controller: Arc<Mutex<Controller>>,
+    /// Whether traffic changes are applied on the caller's thread (`inline`).
+    inline: bool,
 }
 
 /// Starts the control task; it runs until every handle is dropped. Inside a tokio
@@ -31,8 +36,11 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
     controller.ticks = Some(ticks.clone());
     let (tx, mut rx) = mpsc::channel::<Envelope>(256);
     let (config_tx, config) = watch::channel(controller.config().clone());
+    let controller = Arc::new(Mutex::new(controller));
+    let shared = controller.clone();
     let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {
         while let Some((cmd, reply)) = rx.blocking_recv() {
+            let mut controller = shared.lock().unwrap_or_else(PoisonError::into_inner);
             let reloaded = matches!(cmd, Command::Reload { .. });
             let result = controller.apply(cmd);
             let applied = reloaded && result.is_ok();
@@ -52,7 +60,7 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
         tracing::error!(error = %e, "cannot start the control thread");
     }
     forward_ticks(&tx, ticks.clone());
-    ControlHandle { tx, config, ticks }
+    ControlHandle { tx, config, ticks, controller, inline: false }
 }
 
 /// Every sampler tick becomes a `Command::Tick` for the control thread (running
@@ -90,8 +98,29 @@ impl ControlHandle {
         self.tx.is_closed()
     }
 
+    /// Applies switches, weight changes and rollbacks on the calling thread when the
+    /// control thread is idle, instead of handing them over (outside cluster mode,
+    /// whose commits wait on the store). The caller's thread then blocks for the
+    /// change's build, warm-up wait (20 ms at most) and fsync: give it only to a
+    /// runtime that serves no proxy traffic (the binary's admin runtime).
+    pub fn inline(mut self) -> ControlHandle {
+        self.inline = true;
+        self
+    }
+
     /// Sends a command and waits for its answer (given after the change is live).
     pub async fn call(&self, cmd: Command) -> Result<Reply, ControlError> {
+        let change = matches!(cmd, Command::Switch { .. } | Command::SetWeights { .. } | Command::Rollback { .. });
+        if self.inline && change {
+            // Taken only when free: a command the control thread is applying goes first.
+            if let Ok(mut controller) = self.controller.try_lock()
+                && !controller.clustered()
+            {
+                let result = controller.apply(cmd);
+                controller.log_applied();
+                return result;
+            }
+        }
         let (tx, rx) = oneshot::channel();
         self.tx.send((cmd, tx)).await.map_err(|_| ControlError::Unavailable)?;
         rx.await.map_err(|_| ControlError::Unavailable)?

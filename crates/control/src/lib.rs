@@ -1,6 +1,8 @@
 //! switchyard-control owns the one write path. Every traffic change — admin switch,
 //! weights, rollback, SIGHUP, file watch, admin reload, and later rollout steps and
-//! replicas' changes — is a `Command` applied by one control thread:
+//! replicas' changes — is a `Command` applied to the one `Controller`, one at a
+//! time under its lock: by the control thread, or (the admin API's changes, when
+//! that thread is idle) by the caller's thread:
 //! validate → build the new table → persist the state file → publish → reply.
 //! On any error the old table and state stay.
 //!

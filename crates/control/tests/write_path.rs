@@ -85,6 +85,44 @@ async fn concurrent_changes_get_consecutive_versions_and_no_lost_update() {
     assert!(history.windows(2).all(|w| w[0].version == w[1].version + 1));
 }
 
+/// `inline()` (the binary's admin API): changes applied on the callers' threads,
+/// while the control thread applies reloads and other callers' changes. One lock
+/// orders them all: consecutive versions, nothing lost, the file as the memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_applied_on_the_callers_threads_and_by_the_control_thread_are_one_sequence() {
+    let f = fixture("active = \"blue\"").await;
+    let inline = f.handle.clone().inline();
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let h = if i % 2 == 0 { inline.clone() } else { f.handle.clone() };
+        tasks.push(tokio::spawn(async move {
+            if i % 10 == 5 {
+                // A reload of the unchanged file goes through the mailbox meanwhile.
+                h.reload(ReloadSource::Admin).await.unwrap();
+            }
+            h.set_weights("shop", weights(i + 1, 99 - i), meta(&format!("c{i}"))).await.unwrap().version
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=41).collect::<Vec<u64>>());
+    let history = inline.history("shop").await.unwrap();
+    assert!(history.windows(2).all(|w| w[0].version == w[1].version + 1));
+    let last = inline.switch("shop", "green", meta("cutover")).await.unwrap();
+    assert_eq!((last.version, last.active.as_deref()), (42, Some("green")));
+    let live = f.router.load().service("shop").unwrap().pool("green").unwrap().weight;
+    assert_eq!(live, switchyard_config::Weight::FULL, "published");
+    // What a restart reads back is what was answered.
+    drop((inline, f.handle));
+    let config = switchyard_config::load(&f.path).unwrap();
+    let (restarted, _) = Controller::start(config, false).unwrap();
+    let back = spawn(restarted).service("shop").await.unwrap();
+    assert_eq!((back.version, back.traffic), (42, last.traffic));
+}
+
 #[tokio::test]
 async fn stale_if_match_is_refused_and_changes_nothing() {
     let f = fixture("active = \"blue\"").await;

@@ -98,7 +98,8 @@ impl Warming {
     }
 
     /// Blocks until every connection is open (or failed), at most `at_most`;
-    /// returns how many opened by then, of how many. Never call it on a runtime's thread.
+    /// returns how many opened by then, of how many. Never call it on the
+    /// thread of a runtime that serves requests (the dials run there).
     pub fn wait(&self, at_most: Duration) -> (usize, usize) {
         let until = Instant::now() + at_most;
         let mut left = self.state.left.lock().unwrap_or_else(PoisonError::into_inner);
