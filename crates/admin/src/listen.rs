@@ -60,12 +60,14 @@ pub async fn run(listener: TcpListener, state: Arc<AdminState>, limits: Limits, 
 
 /// How long the kernel holds a connection that has sent nothing before handing it
 /// over anyway (then `header_timeout` runs as for any other).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const DEFER_SECS: libc::c_int = 1;
 
 /// Wakes this thread once a call's first bytes are in, rather than at the handshake
 /// and again when they come (nginx's `listen … deferred`): a switch call costs one
 /// wake-up of the admin thread, not two, and on a host whose cores are busy each
 /// wake-up can wait a few hundred microseconds for one (`benches/switch_dip.py`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(unsafe_code)]
 fn defer_accept(listener: &TcpListener) {
     use std::os::fd::AsRawFd;
@@ -85,3 +87,7 @@ fn defer_accept(listener: &TcpListener) {
         tracing::debug!(%error, "TCP_DEFER_ACCEPT not set on the admin listener; connections are taken at the handshake");
     }
 }
+
+/// Elsewhere the option does not exist: connections are taken at the handshake.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn defer_accept(_: &TcpListener) {}

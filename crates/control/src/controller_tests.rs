@@ -110,3 +110,29 @@ async fn traffic_changed_is_logged_after_the_change_is_applied_and_never_for_one
     assert_eq!(log.matches("traffic changed").count(), 1, "{log}");
     assert!(logged(|| c.log_applied()).is_empty(), "each change is logged once");
 }
+
+/// A change applied on a caller's thread (`inline`) that panics half-way (here
+/// after the publish, before the state is updated) leaves the controller unsure:
+/// every call after it is refused, on both paths, rather than served from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_change_panicked_on_a_callers_thread_every_call_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _router, _blue, _green) = controller(dir.path()).await;
+    // Once: a later change would go through.
+    let mut armed = true;
+    c.store.sync_fault = Some(Box::new(move || {
+        assert!(!std::mem::take(&mut armed), "a bug half-way through a change");
+        Ok(())
+    }));
+    let handle = crate::spawn(c);
+    let inline = handle.clone().inline();
+    let h = inline.clone();
+    let panicked = tokio::spawn(async move { h.switch("shop", "green", ChangeMeta::default()).await }).await;
+    assert!(panicked.unwrap_err().is_panic());
+    let next = inline.switch("shop", "green", ChangeMeta::default()).await;
+    assert!(matches!(next, Err(ControlError::Unavailable)), "{next:?}");
+    let read = handle.services().await;
+    assert!(matches!(read, Err(ControlError::Unavailable)), "{:?}", read.map(|_| ()));
+    let queued = handle.switch("shop", "blue", ChangeMeta::default()).await;
+    assert!(matches!(queued, Err(ControlError::Unavailable)), "{queued:?}");
+}

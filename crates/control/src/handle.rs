@@ -8,7 +8,7 @@ use crate::controller::Controller;
 use crate::state::Event;
 use crate::view::{ServiceView, ServicesView};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, TryLockError};
 use switchyard_config::Config;
 use switchyard_config::Weight;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,7 +40,9 @@ pub fn spawn(mut controller: Controller) -> ControlHandle {
     let shared = controller.clone();
     let spawned = std::thread::Builder::new().name("switchyard-control".into()).spawn(move || {
         while let Some((cmd, reply)) = rx.blocking_recv() {
-            let mut controller = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            // A change that panicked half-way on a caller's thread left the controller
+            // unsure: stop, and every call from then on is refused as unavailable.
+            let Ok(mut controller) = shared.lock() else { break };
             let reloaded = matches!(cmd, Command::Reload { .. });
             let result = controller.apply(cmd);
             let applied = reloaded && result.is_ok();
@@ -99,7 +101,8 @@ impl ControlHandle {
     }
 
     /// Applies switches, weight changes and rollbacks on the calling thread when the
-    /// control thread is idle, instead of handing them over (outside cluster mode,
+    /// controller's lock is free (the control thread is not applying a command),
+    /// instead of handing them over (outside cluster mode,
     /// whose commits wait on the store). The caller's thread then blocks for the
     /// change's build, warm-up wait (20 ms at most) and fsync: give it only to a
     /// runtime that serves no proxy traffic (the binary's admin runtime).
@@ -113,12 +116,14 @@ impl ControlHandle {
         let change = matches!(cmd, Command::Switch { .. } | Command::SetWeights { .. } | Command::Rollback { .. });
         if self.inline && change {
             // Taken only when free: a command the control thread is applying goes first.
-            if let Ok(mut controller) = self.controller.try_lock()
-                && !controller.clustered()
-            {
-                let result = controller.apply(cmd);
-                controller.log_applied();
-                return result;
+            match self.controller.try_lock() {
+                Ok(mut controller) if !controller.clustered() => {
+                    let result = controller.apply(cmd);
+                    controller.log_applied();
+                    return result;
+                }
+                Err(TryLockError::Poisoned(_)) => return Err(ControlError::Unavailable),
+                _ => {}
             }
         }
         let (tx, rx) = oneshot::channel();
