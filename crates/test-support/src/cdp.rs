@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -61,6 +62,8 @@ impl Browser {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            // Its own process group, so the renderers and helpers it starts stop with it.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
@@ -103,11 +106,22 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Stops the browser and every process it started (its process group, whose id
+    /// is the browser's pid), then removes the profile. Killing the browser alone
+    /// left its helpers writing into the profile after it was removed.
     fn drop(&mut self) {
+        stop_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+#[allow(unsafe_code)] // kill(2) of a process group has no safe std equivalent
+fn stop_group(pid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: a plain syscall; the group is the one `launch` created for this child.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
 }
 
 /// One tab.
