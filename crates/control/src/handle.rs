@@ -1,7 +1,7 @@
 //! The control task's mailbox: a cloneable handle, and the one thread that applies
 //! commands in order. A plain thread, because each change fsyncs the state file and
 //! that must not stall the proxy's async workers. An `inline` handle applies its
-//! changes itself when that thread is idle, under the same lock.
+//! changes itself when that thread is not applying one, under the same lock.
 
 use crate::command::{ChangeMeta, Command, ControlError, Envelope, ReloadSource, Reply};
 use crate::controller::Controller;
@@ -100,12 +100,12 @@ impl ControlHandle {
         self.tx.is_closed()
     }
 
-    /// Applies switches, weight changes and rollbacks on the calling thread when the
-    /// controller's lock is free (the control thread is not applying a command),
-    /// instead of handing them over (outside cluster mode,
-    /// whose commits wait on the store). The caller's thread then blocks for the
-    /// change's build, warm-up wait (20 ms at most) and fsync: give it only to a
-    /// runtime that serves no proxy traffic (the binary's admin runtime).
+    /// Applies switches, weight changes and rollbacks on the calling thread, instead
+    /// of handing them over, when the controller's lock is free (the control thread
+    /// is not applying a command) and outside cluster mode (whose commits wait on
+    /// the store). The caller's thread then blocks for the change's build, warm-up
+    /// wait (20 ms at most) and fsync: give it only to a runtime that serves no
+    /// proxy traffic (the binary's admin runtime).
     pub fn inline(mut self) -> ControlHandle {
         self.inline = true;
         self

@@ -63,6 +63,16 @@ async fn three_changes_then_three_rollbacks_return_to_start_and_a_fourth_is_refu
     assert_eq!(history[5].actor, "api");
 }
 
+/// The versions concurrent changes were answered with, in order.
+async fn sorted_versions(tasks: Vec<tokio::task::JoinHandle<u64>>) -> Vec<u64> {
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap());
+    }
+    versions.sort_unstable();
+    versions
+}
+
 #[tokio::test]
 async fn concurrent_changes_get_consecutive_versions_and_no_lost_update() {
     let f = fixture("active = \"blue\"").await;
@@ -74,11 +84,7 @@ async fn concurrent_changes_get_consecutive_versions_and_no_lost_update() {
             h.set_weights("shop", weights(i + 1, 99 - i), meta(&format!("c{i}"))).await.unwrap().version
         }));
     }
-    let mut versions = Vec::new();
-    for t in tasks {
-        versions.push(t.await.unwrap());
-    }
-    versions.sort_unstable();
+    let versions = sorted_versions(tasks).await;
     assert_eq!(versions, (2..=51).collect::<Vec<u64>>());
     let history = f.handle.history("shop").await.unwrap();
     assert_eq!(history.len(), 50);
@@ -103,11 +109,7 @@ async fn changes_applied_on_the_callers_threads_and_by_the_control_thread_are_on
             h.set_weights("shop", weights(i + 1, 99 - i), meta(&format!("c{i}"))).await.unwrap().version
         }));
     }
-    let mut versions = Vec::new();
-    for t in tasks {
-        versions.push(t.await.unwrap());
-    }
-    versions.sort_unstable();
+    let versions = sorted_versions(tasks).await;
     assert_eq!(versions, (2..=41).collect::<Vec<u64>>());
     let history = inline.history("shop").await.unwrap();
     assert!(history.windows(2).all(|w| w[0].version == w[1].version + 1));
