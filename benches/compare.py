@@ -224,9 +224,11 @@ http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_
 class HAProxy:
     kind = "haproxy"
 
-    def __init__(self, tmp, workers, blue, green):
+    def __init__(self, tmp, workers, blue, green, api="unix"):
         self.name = "haproxy"
-        self.port = free_port()
+        self.port, self.admin = free_port(), free_port()
+        # Its runtime API on a unix socket, or on TCP as switchyard's admin API is.
+        self.api = api
         d = tempfile.mkdtemp(dir=tmp)
         self.sock = os.path.join(d, "admin.sock")
         conf = os.path.join(d, "haproxy.cfg")
@@ -235,6 +237,7 @@ class HAProxy:
   nbthread {workers}
   maxconn 9000
   stats socket {self.sock} level admin
+  stats socket ipv4@127.0.0.1:{self.admin} level admin
 defaults
   mode http
   timeout connect 1s
@@ -252,8 +255,12 @@ backend app
         self.proc = Proc("haproxy", [which("haproxy"), "-f", conf, "-db"], self.port)
 
     def cmd(self, line):
-        with socket.socket(socket.AF_UNIX) as s:
+        if self.api == "tcp":
+            s = socket.create_connection(("127.0.0.1", self.admin), timeout=5)
+        else:
+            s = socket.socket(socket.AF_UNIX)
             s.connect(self.sock)
+        with s:
             s.sendall((line + "\n").encode())
             while s.recv(4096):
                 pass
