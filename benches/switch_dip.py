@@ -162,11 +162,15 @@ def run(proxy, seconds, conns, rate, tmp):
         "dip": statistics.median(dip(t) for t in switches),
         "dip_ref": statistics.median(dip(t) for t in refs),
         "first_p50": statistics.median(firsts),
-        "first_p90": sorted(firsts)[int(len(firsts) * 0.9)],
+        "first_p90": p90(firsts),
         "call_p50": statistics.median(calls),
         "rate": median / BUCKET,
         "firsts": firsts,
     }
+
+
+def p90(xs):
+    return sorted(xs)[int(len(xs) * 0.9)]
 
 
 def median_difference(xs, ys, draws=2000):
@@ -249,9 +253,11 @@ def main():
     lines += ["", "Every probed switch pooled: first target answer on a fresh connection (ms).", "",
               "| proxy | probed switches | p50 | p90 | p50 minus HAProxy's (95 % interval) |", "|---|---|---|---|---|"]
     for name, xs in pooled.items():
-        d, lo, hi = median_difference(xs, pooled["haproxy"])
-        vs = "—" if name == "haproxy" else f"{d:+.2f} ({lo:+.2f} to {hi:+.2f})"
-        lines.append(f"| {name} | {len(xs)} | {statistics.median(xs):.2f} | {sorted(xs)[int(len(xs) * 0.9)]:.2f} | {vs} |")
+        vs = "—"
+        if name != "haproxy":
+            d, lo, hi = median_difference(xs, pooled["haproxy"])
+            vs = f"{d:+.2f} ({lo:+.2f} to {hi:+.2f})"
+        lines.append(f"| {name} | {len(xs)} | {statistics.median(xs):.2f} | {p90(xs):.2f} | {vs} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
